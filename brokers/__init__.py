@@ -1,0 +1,31 @@
+"""One adapter per broker (Kafka, SQS, RabbitMQ, NATS) behind one small interface. Knows nothing of Django.
+
+Import an adapter from its module (`from brokers.kafka import KafkaAdapter`) or build the configured ones with
+`brokers.registry.build_adapters`; the shared types live in `brokers.base` and are re-exported here.
+"""
+
+from brokers.base import (
+    BrokerAdapter,
+    BrokerError,
+    BrokerUnavailable,
+    Destination,
+    DestinationNotFound,
+    Health,
+    Message,
+    OutgoingMessage,
+    PublishError,
+    PublishResult,
+)
+
+__all__ = [
+    "BrokerAdapter",
+    "BrokerError",
+    "BrokerUnavailable",
+    "Destination",
+    "DestinationNotFound",
+    "Health",
+    "Message",
+    "OutgoingMessage",
+    "PublishError",
+    "PublishResult",
+]

@@ -1,0 +1,236 @@
+"""The one small interface every broker adapter implements, and the types it speaks.
+
+Adapters are plain Python (no Django): the console, Celery tasks and the outbox relay all hold one per broker and call
+it from threads and forked workers, so each adapter creates its clients lazily and again after a fork (see `Lazy`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+# Every call that only asks a broker about itself gives up after this many seconds, so a dead broker turns the
+# dashboard's health cell red instead of hanging the page.
+HEALTH_TIMEOUT = 3.0
+
+
+class BrokerError(Exception):
+    """Something a broker refused or could not do."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker could not be reached (connection refused, timed out, dropped)."""
+
+
+class DestinationNotFound(BrokerError):
+    """The topic, queue or stream does not exist."""
+
+
+class PublishError(BrokerError):
+    """Some messages of a publish were not confirmed by the broker.
+
+    `failures` pairs each unconfirmed message with the reason; `results` holds the confirmations of the others, so a
+    caller such as the outbox relay can mark those as sent and retry only the failures.
+    """
+
+    def __init__(
+        self, message: str, failures: Sequence[tuple[OutgoingMessage, str]] = (), results: Sequence[PublishResult] = ()
+    ):
+        self.failures = list(failures)
+        self.results = list(results)
+        if self.failures:
+            shown = "; ".join(f"{m.destination}: {reason}" for m, reason in self.failures[:5])
+            more = f" (and {len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+            message = f"{message}: {shown}{more}"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Health:
+    broker: str
+    reachable: bool
+    version: str | None
+    latency_ms: float | None
+    destinations: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    kind: str  # "topic" | "queue" | "stream" | "exchange"
+
+
+@dataclass
+class OutgoingMessage:
+    destination: str
+    body: bytes
+    key: bytes | str | None = None
+    headers: Mapping[str, str | bytes] | None = None
+
+
+@dataclass
+class PublishResult:
+    destination: str
+    message_id: str | None
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class Message:
+    """Something read from a broker. Headers are always bytes, whatever the broker stores."""
+
+    destination: str
+    body: bytes
+    key: bytes | None
+    headers: dict[str, bytes] = field(default_factory=dict)
+    message_id: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    timestamp: datetime | None = None  # tz-aware UTC
+    delivery_count: int | None = None
+    ack_token: Any = None  # e.g. SQS receipt handle, RabbitMQ delivery tag
+
+
+class BrokerAdapter(ABC):
+    name: str  # "kafka" | "sqs" | "rabbitmq" | "nats"
+
+    def health(self) -> Health:
+        """Never raises: an unreachable broker gives reachable=False and the error text."""
+        started = time.perf_counter()
+        try:
+            version, destinations = self._probe()
+        except Exception as exc:  # noqa: BLE001 - health reports every failure instead of raising it
+            return Health(self.name, False, None, None, None, _describe(exc))
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return Health(self.name, True, version, latency_ms, destinations, None)
+
+    @abstractmethod
+    def _probe(self) -> tuple[str | None, int | None]:
+        """One cheap metadata round trip (≤ HEALTH_TIMEOUT); returns (version, number of destinations)."""
+
+    @abstractmethod
+    def list_destinations(self) -> list[Destination]: ...
+
+    @abstractmethod
+    def ensure_destination(self, name: str, **options: Any) -> None:
+        """Create the destination if it is missing; calling it again is harmless."""
+
+    @abstractmethod
+    def delete_destination(self, name: str) -> None:
+        """Delete the destination; a missing one is not an error (used by test cleanup)."""
+
+    def publish(
+        self,
+        destination: str,
+        body: bytes,
+        key: bytes | str | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
+    ) -> PublishResult:
+        """Publish one message and wait until the broker confirms it."""
+        return self.publish_batch([OutgoingMessage(destination, body, key, headers)])[0]
+
+    @abstractmethod
+    def publish_batch(self, messages: Iterable[OutgoingMessage]) -> list[PublishResult]:
+        """Send all messages without waiting between them, then wait for every confirmation.
+
+        Returns the results in the order of `messages`; raises PublishError if any was not confirmed.
+        """
+
+    @abstractmethod
+    def read(self, destination: str, max_messages: int = 10, timeout: float = 5.0) -> list[Message]:
+        """Read messages without consuming them (for browsing and tests)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A client created on first use, and created again in a forked child.
+
+    Celery's prefork pool forks after the parent may already have used an adapter. A child must not use, nor close,
+    the parent's sockets or threads (closing would send a goodbye on a socket the parent still uses), so the child
+    just forgets the inherited client and makes its own.
+    """
+
+    def __init__(self, factory: Callable[[], T], closer: Callable[[T], None] | None = None):
+        self._factory = factory
+        self._closer = closer
+        self._value: T | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._value is None or self._pid != os.getpid():
+            with self._lock:
+                if self._value is None or self._pid != os.getpid():
+                    self._value = self._factory()
+                    self._pid = os.getpid()
+        return self._value
+
+    def peek(self) -> T | None:
+        """The client this process already made, if any, without making one."""
+        return self._value if self._pid == os.getpid() else None
+
+    def reset(self) -> None:
+        """Close (if this process made it) and forget the client; the next get() makes a new one."""
+        value, self._value = self._value, None
+        if value is not None and self._pid == os.getpid() and self._closer is not None:
+            try:
+                self._closer(value)
+            except Exception:  # noqa: BLE001 - a client that fails to close is gone all the same
+                pass
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text}"
+
+
+def header_bytes(value: str | bytes | None) -> bytes:
+    if value is None:
+        return b""
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def key_bytes(key: bytes | str | None) -> bytes | None:
+    if key is None:
+        return None
+    return key.encode() if isinstance(key, str) else bytes(key)
+
+
+def check_tcp(addresses: Iterable[str], what: str) -> None:
+    """Raise BrokerUnavailable unless one "host:port" accepts a TCP connection.
+
+    Client libraries keep retrying a refused connection until their timeout and then give a vague error; this gives
+    the health check a quick, clear answer for the common "the broker is down" case.
+    """
+    errors = []
+    for address in addresses:
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=HEALTH_TIMEOUT).close()
+            return
+        except (OSError, ValueError) as exc:
+            errors.append(f"{address.strip()}: {exc}")
+    raise BrokerUnavailable(f"{what} does not accept connections (" + "; ".join(errors) + ")")

@@ -1,0 +1,253 @@
+"""NATS JetStream through nats-py, behind the same synchronous interface as the other adapters.
+
+nats-py is asyncio-only. The adapter owns a private event loop running in a daemon thread, and every public method
+submits a coroutine to it with run_coroutine_threadsafe and waits for the result, so Django views and Celery tasks can
+call it like any blocking client, from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+import urllib.parse
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+import nats
+from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
+
+from brokers.base import (
+    HEALTH_TIMEOUT,
+    BrokerAdapter,
+    BrokerError,
+    BrokerUnavailable,
+    Destination,
+    DestinationNotFound,
+    Lazy,
+    Message,
+    OutgoingMessage,
+    PublishError,
+    PublishResult,
+    check_tcp,
+    header_bytes,
+    key_bytes,
+)
+
+logger = logging.getLogger(__name__)
+
+KEY_HEADER = "x-key"
+# NATS header values are text lines: bytes that are not UTF-8 (or hold a line break) travel base64-encoded under the
+# header's name plus this suffix, and are decoded back on read. (Not ";b64": nats-py only accepts RFC 7230 token
+# characters in header names, and ";" is not one.)
+B64_SUFFIX = "~b64"
+REQUEST_TIMEOUT = 10.0
+
+
+class _Connection:
+    """The loop thread and the client living on it."""
+
+    def __init__(self, url: str):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="nats-adapter-loop", daemon=True)
+        self.thread.start()
+        try:
+            self.client = self.run(self._connect(url), HEALTH_TIMEOUT + 1)
+        except BaseException:
+            self.stop()
+            raise
+        self.jsm = self.client.jsm()
+        self.js = self.client.jetstream()
+
+    async def _connect(self, url: str):
+        async def log_error(exc: Exception) -> None:
+            logger.debug("NATS client error: %s", exc)
+
+        # Reconnect forever once connected (a long-lived console outlives broker restarts); the first connection is
+        # bounded by wait_for instead, since nats-py retries a refused first connection too.
+        connect = nats.connect(
+            url, connect_timeout=HEALTH_TIMEOUT, max_reconnect_attempts=-1, reconnect_time_wait=1, error_cb=log_error
+        )
+        return await asyncio.wait_for(connect, HEALTH_TIMEOUT)
+
+    def run(self, coro: Coroutine, timeout: float = REQUEST_TIMEOUT):
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:  # ours, or one inside the coroutine (asyncio's is the same class)
+            future.cancel()
+            raise BrokerUnavailable(f"NATS did not answer within {timeout:g} s") from exc
+        except (OSError, NatsTimeout, NoServersError, ConnectionClosedError) as exc:
+            raise BrokerUnavailable(f"NATS: {exc or type(exc).__name__}") from exc
+
+    def stop(self) -> None:
+        if getattr(self, "client", None) is not None and not self.client.is_closed:
+            try:
+                self.run(self.client.close(), 5)
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail; the loop goes anyway
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+class NatsAdapter(BrokerAdapter):
+    """Publishes to subjects; lists, ensures, reads and deletes streams."""
+
+    name = "nats"
+
+    def __init__(self, url: str):
+        self.url = url
+        self._connection = Lazy(lambda: _Connection(url), _Connection.stop)
+
+    def __repr__(self) -> str:
+        return f"<NatsAdapter {self.url}>"
+
+    def _conn(self) -> _Connection:
+        connection = self._connection.get()
+        if connection.client.is_closed:
+            self._connection.reset()
+            connection = self._connection.get()
+        return connection
+
+    def _run(self, make_coro, timeout: float = REQUEST_TIMEOUT):
+        connection = self._conn()
+        try:
+            return connection.run(make_coro(connection), timeout)
+        except NotFoundError as exc:
+            raise DestinationNotFound(exc.description or str(exc)) from exc
+        except APIError as exc:
+            raise BrokerError(f"NATS: {exc.description or exc}") from exc
+
+    def _probe(self) -> tuple[str | None, int | None]:
+        servers = [urllib.parse.urlsplit(u.strip()).netloc.rpartition("@")[2] for u in self.url.split(",")]
+        check_tcp(servers, f"NATS at {self.url}")
+        account = self._run(lambda c: c.jsm.account_info(), HEALTH_TIMEOUT)
+        version = self._conn().client.connected_server_version
+        return f"{version.major}.{version.minor}.{version.patch}", account.streams
+
+    def list_destinations(self) -> list[Destination]:
+        streams = self._run(lambda c: c.jsm.streams_info())
+        return sorted((Destination(s.config.name, "stream") for s in streams), key=lambda d: d.name)
+
+    def ensure_destination(self, name: str, subjects: list[str] | None = None, **config: Any) -> None:
+        """Create stream `name` capturing `subjects` (default: the name itself and everything below it)."""
+
+        async def ensure(c: _Connection) -> None:
+            try:
+                await c.jsm.stream_info(name)
+            except NotFoundError:
+                await c.jsm.add_stream(name=name, subjects=subjects or [name, f"{name}.>"], **config)
+
+        self._run(ensure)
+
+    def delete_destination(self, name: str) -> None:
+        try:
+            self._run(lambda c: c.jsm.delete_stream(name))
+        except DestinationNotFound:
+            pass
+
+    def publish_batch(self, messages: Iterable[OutgoingMessage]) -> list[PublishResult]:
+        """Send every JetStream publish at once and gather the acks.
+
+        The header x-event-id becomes Nats-Msg-Id, so a retried publish of the same event within the stream's
+        duplicate window is acknowledged without being stored twice.
+        """
+        messages = list(messages)
+
+        async def publish_all(c: _Connection) -> list:
+            return await asyncio.gather(
+                *(c.js.publish(m.destination, m.body, headers=_nats_headers(m)) for m in messages),
+                return_exceptions=True,
+            )
+
+        acks = self._run(publish_all, REQUEST_TIMEOUT + 5)
+        results, failures = [], []
+        for message, ack in zip(messages, acks, strict=True):
+            if isinstance(ack, BaseException):
+                failures.append((message, _publish_failure(ack)))
+            else:
+                event_id = (message.headers or {}).get("x-event-id")
+                message_id = header_bytes(event_id).decode(errors="replace") if event_id else None
+                results.append(PublishResult(message.destination, message_id, offset=ack.seq))
+        if failures:
+            raise PublishError("NATS did not confirm every message", failures, results)
+        return results
+
+    def read(self, destination: str, max_messages: int = 10, timeout: float = 5.0) -> list[Message]:
+        """Get messages by sequence number from the start of stream `destination`; nothing is consumed.
+
+        Each message's destination is its subject (not the stream), so it can be published again as it was.
+        """
+
+        async def read_stream(c: _Connection) -> list[Message]:
+            state = (await c.jsm.stream_info(destination)).state
+            found: list[Message] = []
+            seq = state.first_seq
+            while len(found) < max_messages and seq <= state.last_seq:
+                # Ask for a window at once; sequences deleted from the middle of the stream answer "not found".
+                window = range(seq, min(state.last_seq, seq + max_messages - len(found) - 1) + 1)
+                raws = await asyncio.gather(*(c.jsm.get_msg(destination, s) for s in window), return_exceptions=True)
+                for raw in raws:
+                    if isinstance(raw, NotFoundError):
+                        continue
+                    if isinstance(raw, BaseException):
+                        raise raw
+                    found.append(_to_message(raw))
+                seq = window.stop
+            return found[:max_messages]
+
+        return self._run(read_stream, timeout)
+
+    def close(self) -> None:
+        self._connection.reset()
+
+
+def _nats_headers(message: OutgoingMessage) -> dict[str, str] | None:
+    raw = {name: header_bytes(value) for name, value in (message.headers or {}).items()}
+    if message.key is not None:
+        raw[KEY_HEADER] = key_bytes(message.key)
+    headers = {}
+    for name, value in raw.items():
+        try:
+            text = value.decode()
+            if "\r" in text or "\n" in text:
+                raise UnicodeDecodeError("utf-8", value, 0, 1, "line break")
+            headers[name] = text
+        except UnicodeDecodeError:
+            headers[name + B64_SUFFIX] = base64.b64encode(value).decode()
+    if "x-event-id" in headers:
+        headers["Nats-Msg-Id"] = headers["x-event-id"]
+    return headers or None
+
+
+def _to_message(raw) -> Message:
+    headers: dict[str, bytes] = {}
+    for name, value in (raw.headers or {}).items():
+        if name.endswith(B64_SUFFIX):
+            headers[name.removesuffix(B64_SUFFIX)] = base64.b64decode(value)
+        else:
+            headers[name] = value.encode()
+    key = headers.pop(KEY_HEADER, None)
+    if "Nats-Msg-Id" in headers and headers["Nats-Msg-Id"] == headers.get("x-event-id"):
+        del headers["Nats-Msg-Id"]  # added by publish; not part of what the publisher sent
+    return Message(
+        destination=raw.subject,
+        body=raw.data or b"",
+        key=key,
+        headers=headers,
+        message_id=headers.get("x-event-id", b"").decode() or None,
+        offset=raw.seq,
+        timestamp=raw.time,
+    )
+
+
+def _publish_failure(exc: BaseException) -> str:
+    if isinstance(exc, NoStreamResponseError | NoRespondersError):
+        return "no stream captures this subject"
+    if isinstance(exc, APIError):
+        return exc.description or str(exc)
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,273 @@
+"""RabbitMQ through kombu's py-amqp transport, plus the management HTTP API when one is configured."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import amqp
+import kombu
+from kombu.exceptions import OperationalError
+
+from brokers.base import (
+    HEALTH_TIMEOUT,
+    BrokerAdapter,
+    BrokerError,
+    BrokerUnavailable,
+    Destination,
+    DestinationNotFound,
+    Lazy,
+    Message,
+    OutgoingMessage,
+    PublishError,
+    PublishResult,
+    header_bytes,
+    key_bytes,
+)
+
+KEY_HEADER = "x-key"
+CONFIRM_TIMEOUT = 30.0
+_CONNECTION_ERRORS = (
+    OSError,
+    OperationalError,
+    amqp.exceptions.ConnectionError,
+    amqp.exceptions.RecoverableConnectionError,
+)
+
+
+class RabbitMQAdapter(BrokerAdapter):
+    """Publishes to "exchange/routing-key"; a destination without a slash is a queue on the default exchange.
+
+    Without a management_url, list_destinations() can only return the queues this adapter declared with
+    ensure_destination(): AMQP 0-9-1 itself has no way to list queues.
+    """
+
+    name = "rabbitmq"
+
+    def __init__(self, url: str, management_url: str | None = None):
+        self.url = url
+        self.management_url = management_url.rstrip("/") if management_url else None
+        self._connection = Lazy(self._connect, lambda c: c.release())
+        # A py-amqp connection is not thread-safe; every operation holds this lock for its short channel's life.
+        self._lock = threading.RLock()
+        self._declared: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<RabbitMQAdapter {kombu.Connection(self.url).as_uri()}>"
+
+    def _connect(self) -> kombu.Connection:
+        connection = kombu.Connection(self.url, connect_timeout=HEALTH_TIMEOUT)
+        # kombu's connect() sleeps 2 s before a retry; give up after HEALTH_TIMEOUT instead, so health stays quick.
+        connection.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=HEALTH_TIMEOUT
+        )
+        return connection
+
+    @contextmanager
+    def _channel(self) -> Iterator[amqp.Channel]:
+        """A fresh channel: closing it requeues anything left unacknowledged, and a channel error loses only it."""
+        with self._lock:
+            channel = None
+            try:
+                cached = self._connection.peek() is not None
+                try:
+                    channel = self._connection.get().channel()
+                except _CONNECTION_ERRORS:
+                    if not cached:
+                        raise
+                    # The cached connection may have died since its last use (broker restart): one fresh try.
+                    self._connection.reset()
+                    channel = self._connection.get().channel()
+                yield channel
+            except amqp.exceptions.NotFound as exc:
+                raise DestinationNotFound(str(exc)) from exc
+            except amqp.exceptions.ChannelError as exc:
+                raise BrokerError(str(exc)) from exc
+            except _CONNECTION_ERRORS as exc:
+                self._connection.reset()
+                raise BrokerUnavailable(f"RabbitMQ: {exc}") from exc
+            finally:
+                if channel is not None and channel.is_open:
+                    try:
+                        channel.close()
+                    except Exception:  # noqa: BLE001 - the connection is reset on the next failure anyway
+                        pass
+
+    def _probe(self) -> tuple[str | None, int | None]:
+        with self._channel():  # opening a channel is one round trip on the (cached) connection
+            properties = self._connection.get().connection.server_properties
+        version = properties.get("version")
+        version = version.decode() if isinstance(version, bytes) else version
+        return version, len(self._management_queues()) if self.management_url else None
+
+    def list_destinations(self) -> list[Destination]:
+        names = self._management_queues() if self.management_url else sorted(self._declared)
+        return [Destination(name, "queue") for name in names]
+
+    def _management_queues(self) -> list[str]:
+        parts = urllib.parse.urlsplit(self.management_url)
+        amqp_parts = urllib.parse.urlsplit(self.url)
+        vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
+        user = parts.username or amqp_parts.username or "guest"
+        password = parts.password or amqp_parts.password or "guest"
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        request = urllib.request.Request(
+            f"{base}/api/queues/{urllib.parse.quote(vhost, safe='')}?columns=name",
+            headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
+                return sorted(queue["name"] for queue in json.load(response))
+        except OSError as exc:
+            raise BrokerUnavailable(f"RabbitMQ management API at {base}: {exc}") from exc
+
+    def ensure_destination(
+        self, name: str, durable: bool = True, arguments: dict | None = None, **options: Any
+    ) -> None:
+        """Declare a queue. Declaring an existing queue with other arguments fails with PRECONDITION_FAILED."""
+        with self._channel() as channel:
+            channel.queue_declare(name, durable=durable, auto_delete=False, arguments=arguments)
+        self._declared.add(name)
+
+    def delete_destination(self, name: str) -> None:
+        with self._channel() as channel:
+            channel.queue_delete(name)  # deleting a missing queue is not an error in RabbitMQ
+        self._declared.discard(name)
+
+    def publish_batch(self, messages: Iterable[OutgoingMessage]) -> list[PublishResult]:
+        """Publish with publisher confirms: send everything, then wait for the broker's acks.
+
+        Messages are mandatory, so one the broker cannot route to any queue (e.g. a missing queue on the default
+        exchange) comes back as a basic.return and counts as a failure instead of vanishing.
+        """
+        messages = list(messages)
+        if not messages:
+            return []
+        outcome: dict[int, str | None] = {}  # delivery tag -> None when confirmed, else the reason
+        returned: dict[str, str] = {}  # message id -> reason
+
+        def settle(reason: str | None):
+            def callback(delivery_tag: int, multiple: bool) -> None:
+                tags = range(1, delivery_tag + 1) if multiple else [delivery_tag]
+                for tag in tags:
+                    outcome.setdefault(tag, reason)
+
+            return callback
+
+        def on_return(exc, exchange, routing_key, message) -> None:
+            returned[message.properties.get("message_id")] = f"unroutable ({exc.reply_text})"
+
+        results = []
+        with self._channel() as channel:
+            channel.confirm_select()
+            channel.events["basic_ack"].add(settle(None))
+            channel.events["basic_nack"].add(settle("rejected by the broker (nack)"))
+            channel.events["basic_return"].add(on_return)
+            for message in messages:
+                exchange, routing_key = _split(message.destination)
+                headers = {k: header_bytes(v) for k, v in (message.headers or {}).items()}
+                if message.key is not None:
+                    headers[KEY_HEADER] = key_bytes(message.key)
+                event_id = headers.get("x-event-id")
+                message_id = event_id.decode(errors="replace") if event_id else uuid.uuid4().hex
+                amqp_message = amqp.Message(
+                    message.body,
+                    application_headers=headers,
+                    message_id=message_id,
+                    delivery_mode=2,  # persistent
+                    timestamp=int(time.time()),
+                    content_type="application/octet-stream",
+                )
+                channel.basic_publish(amqp_message, exchange=exchange, routing_key=routing_key, mandatory=True)
+                results.append(PublishResult(message.destination, message_id))
+
+            connection = self._connection.get()
+            deadline = time.monotonic() + CONFIRM_TIMEOUT
+            while len(outcome) < len(messages) and time.monotonic() < deadline:
+                try:
+                    connection.drain_events(timeout=max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+
+        failures, confirmed = [], []
+        for tag, (message, result) in enumerate(zip(messages, results, strict=True), start=1):
+            reason = returned.get(result.message_id) or outcome.get(tag, "no confirmation in time")
+            if reason:
+                failures.append((message, reason))
+            else:
+                confirmed.append(result)
+        if failures:
+            raise PublishError("RabbitMQ did not confirm every message", failures, confirmed)
+        return results
+
+    def read(self, destination: str, max_messages: int = 10, timeout: float = 5.0) -> list[Message]:
+        """basic_get up to max_messages, then reject them all with requeue, so the queue is left as it was.
+
+        Stops as soon as the queue reports itself empty (the broker's count is exact, unlike Kafka's or SQS's), so
+        the timeout only bounds a very slow broker.
+        """
+        found: list[Message] = []
+        deadline = time.monotonic() + timeout
+        with self._channel() as channel:
+            while len(found) < max_messages and time.monotonic() < deadline:
+                raw = channel.basic_get(destination, no_ack=False)
+                if raw is None:
+                    break
+                found.append(_to_message(destination, raw))
+            # Holding them unacknowledged is what made basic_get return the next one each time; give them all back.
+            for message in found:
+                channel.basic_reject(message.ack_token, requeue=True)
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.reset()
+
+
+def _split(destination: str) -> tuple[str, str]:
+    """'exchange/routing-key' -> (exchange, routing key); a bare name is a queue on the default exchange."""
+    if "/" not in destination:
+        return "", destination
+    exchange, _, routing_key = destination.partition("/")
+    return exchange, routing_key
+
+
+def _to_message(queue: str, raw: amqp.Message) -> Message:
+    headers = {name: _as_bytes(value) for name, value in (raw.properties.get("application_headers") or {}).items()}
+    key = headers.pop(KEY_HEADER, None)
+    timestamp = raw.properties.get("timestamp")
+    if isinstance(timestamp, int):
+        timestamp = datetime.fromtimestamp(timestamp, UTC)
+    elif isinstance(timestamp, datetime):
+        timestamp = timestamp.replace(tzinfo=UTC)  # py-amqp gives naive UTC
+    delivery_count = headers.get("x-delivery-count")  # only quorum queues count deliveries
+    return Message(
+        destination=queue,
+        body=bytes(raw.body),
+        key=key,
+        headers=headers,
+        message_id=raw.properties.get("message_id"),
+        timestamp=timestamp,
+        delivery_count=int(delivery_count) if delivery_count else None,
+        ack_token=raw.delivery_info["delivery_tag"],
+    )
+
+
+def _as_bytes(value: Any) -> bytes:
+    # py-amqp returns a long string as str when it is valid UTF-8 and as bytes otherwise; RabbitMQ's own headers
+    # (x-death, x-delivery-count) may be numbers or tables, shown as text.
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    return str(value).encode()

@@ -1,0 +1,138 @@
+"""JSON API for the platform: operations, audit, brokers, the caller's identity."""
+
+import uuid
+
+from django.http import JsonResponse
+
+from console import brokers
+from console.access import OPERATOR, VIEWER, has_role, role_of
+from console.actions import Conflict, do_control_operation, do_start_operation
+from console.auth import ApiError, api, json_body
+from console.forms import AuditFilterForm, audit_queryset
+from console.models import Operation
+from console.operations import KINDS, ParameterError, get_kind
+
+PAGE_SIZE = 100
+
+
+def require_reason_and_key(body: dict) -> tuple[str, str]:
+    """Every API action carries a non-empty reason and an idempotency key; say exactly which is missing."""
+    fields: dict[str, list[str]] = {}
+    reason = body.get("reason")
+    key = body.get("idempotency_key")
+    if not isinstance(reason, str) or not reason.strip():
+        fields["reason"] = ["a reason is required"]
+    if not isinstance(key, str) or not key.strip() or len(key) > 200:
+        fields["idempotency_key"] = ["an idempotency_key (1 to 200 characters) is required"]
+    if fields:
+        raise ApiError(400, "invalid request", fields)
+    return reason.strip(), key.strip()
+
+
+def _operation(operation_id) -> Operation:
+    try:
+        uuid.UUID(str(operation_id))
+    except ValueError:
+        raise ApiError(404, "no such operation") from None
+    op = Operation.objects.select_related("requested_by").filter(pk=operation_id).first()
+    if op is None:
+        raise ApiError(404, "no such operation")
+    return op
+
+
+@api(methods=("GET", "POST"), role=VIEWER)
+def operations(request):
+    if request.method == "POST":
+        return _start_operation(request)
+    ops = Operation.objects.select_related("requested_by").order_by("-created_at")
+    for name in ("status", "kind"):
+        if request.GET.get(name):
+            ops = ops.filter(**{name: request.GET[name]})
+    return JsonResponse({"operations": [op.as_json() for op in ops[:PAGE_SIZE]]})
+
+
+def _start_operation(request):
+    if not has_role(request.user, OPERATOR):
+        raise ApiError(403, "the operator role is required")
+    body = json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    reason, key = require_reason_and_key(body)
+    kind = get_kind(body.get("kind", ""))
+    if kind is None or not kind.startable:
+        startable = sorted(k.name for k in KINDS.values() if k.startable)
+        raise ApiError(400, "invalid request", {"kind": [f"must be one of: {', '.join(startable)}"]})
+    params = body.get("parameters", {})
+    if not isinstance(params, dict):
+        raise ApiError(400, "invalid request", {"parameters": ["must be an object"]})
+    try:
+        params = kind.validate(params)
+        op, created = do_start_operation(request.user, kind.name, params, reason, key, via=request.auth_via or "api")
+    except ParameterError as e:
+        raise ApiError(400, "invalid parameters", e.fields) from e
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    return JsonResponse(op.as_json(), status=201 if created else 200)
+
+
+@api(role=VIEWER)
+def operation(request, operation_id):
+    return JsonResponse(_operation(operation_id).as_json())
+
+
+@api(methods=("POST",), role=OPERATOR)
+def operation_control(request, operation_id, action):
+    if action not in ("pause", "resume", "cancel"):
+        raise ApiError(404, f"unknown action {action!r}; use pause, resume or cancel")
+    op = _operation(operation_id)
+    body = json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    reason, key = require_reason_and_key(body)
+    try:
+        op = do_control_operation(request.user, op.pk, action, reason, key, via=request.auth_via or "api")
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    return JsonResponse(op.as_json())
+
+
+@api(role=VIEWER)
+def audit(request):
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        raise ApiError(400, "invalid filter", {k: list(v) for k, v in form.errors.items()})
+    entries = form.filter(audit_queryset())
+    if form.cleaned_data.get("before"):
+        entries = entries.filter(id__lt=form.cleaned_data["before"])
+    page = list(entries[:PAGE_SIZE])
+    return JsonResponse(
+        {"entries": [e.as_json() for e in page], "next_before": page[-1].id if len(page) == PAGE_SIZE else None}
+    )
+
+
+@api(role=VIEWER)
+def brokers_list(request):
+    out = []
+    for name, health in brokers.health_all().items():
+        if health is None:
+            out.append({"name": name, "configured": False})
+        else:
+            out.append(
+                {
+                    "name": name,
+                    "configured": True,
+                    "reachable": health.reachable,
+                    "version": health.version,
+                    "latency_ms": health.latency_ms,
+                    "destinations": health.destinations,
+                    "error": health.error,
+                }
+            )
+    return JsonResponse({"brokers": out})
+
+
+@api(role=VIEWER)
+def me(request):
+    return JsonResponse(
+        {"username": request.user.get_username(), "role": role_of(request.user), "via": request.auth_via}
+    )

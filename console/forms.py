@@ -1,0 +1,54 @@
+from django import forms
+
+from console.models import AuditEntry
+
+
+class ReasonForm(forms.Form):
+    """Every operator action carries a reason and the idempotency key the page was rendered with."""
+
+    reason = forms.CharField(max_length=2000, required=True, widget=forms.TextInput(attrs={"size": 40}))
+    idempotency_key = forms.CharField(max_length=200, widget=forms.HiddenInput)
+
+
+class StartOperationForm(ReasonForm):
+    kind = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    items = forms.IntegerField(min_value=1, max_value=10_000, initial=20, required=False)
+    delay_ms = forms.IntegerField(min_value=0, max_value=5_000, initial=100, required=False)
+
+
+class ControlForm(ReasonForm):
+    action = forms.ChoiceField(choices=[(a, a) for a in ("pause", "resume", "cancel")])
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False)
+    action = forms.CharField(required=False)
+    target_type = forms.CharField(required=False)
+    target_id = forms.CharField(required=False)
+    since = forms.DateTimeField(required=False)
+    until = forms.DateTimeField(required=False)
+    before = forms.IntegerField(required=False, widget=forms.HiddenInput)  # keyset cursor: entries with id < before
+
+    def filter(self, qs):
+        data = self.cleaned_data
+        if data.get("actor"):
+            qs = qs.filter(actor__username=data["actor"])
+        if data.get("action"):
+            qs = qs.filter(action__startswith=data["action"])
+        if data.get("target_type"):
+            qs = qs.filter(target_type=data["target_type"])
+        if data.get("target_id"):
+            qs = qs.filter(target_id=data["target_id"])
+        if data.get("since"):
+            qs = qs.filter(created_at__gte=data["since"])
+        if data.get("until"):
+            qs = qs.filter(created_at__lt=data["until"])
+        return qs
+
+
+def audit_queryset():
+    return AuditEntry.objects.select_related("actor").order_by("-id")

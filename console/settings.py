@@ -1,0 +1,220 @@
+"""Switchyard settings: one env-driven file.
+
+Every setting comes from an environment variable with a default that lets `make run` and the tests start with no
+extra configuration. The typed helpers below fail loudly (ImproperlyConfigured) on a value they cannot parse, so a
+typo in a deployment stops the process at start-up rather than misbehaving later.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envstr(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def envsecret(name: str, default: str | None = None) -> str | None:
+    """Like envstr, but NAME_FILE (a mounted secret) wins over NAME."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as e:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {e}") from e
+    return envstr(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
+
+
+def envint(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as e:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from e
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}")
+    return number
+
+
+def envlist(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = envbool("DEBUG", False)
+TESTING = envbool("SWITCHYARD_TESTING", False)
+SECRET_KEY = envsecret("SECRET_KEY")
+if not SECRET_KEY:
+    if not (DEBUG or TESTING):
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "switchyard-insecure-development-key-do-not-deploy"
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+# Namespaces the Celery queue and Channels groups, so two consoles (or two test runs) can share one Redis.
+NAMESPACE = envstr("SWITCHYARD_NAMESPACE", "switchyard")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "channels",
+    "console",
+    "sagas",
+    "dlq",
+    "outbox",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "console.auth.ApiTokenMiddleware",
+    "console.auth.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+ASGI_APPLICATION = "console.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "console.access.roles",
+            ],
+        },
+    }
+]
+
+DATABASE_URL = envsecret("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/switchyard")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgresql://...)")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = envsecret("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # socket_timeout: with redis-py 8 the default makes idle WebSockets drop after ~5 s.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
+            "prefix": f"{NAMESPACE}:asgi",
+        },
+    }
+}
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = NAMESPACE
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE: dict = {}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# In DEBUG and tests WhiteNoise serves straight from the finders; no collectstatic step needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept default-compatible.
+X_FRAME_OPTIONS = "DENY"
+
+# Brokers: a broker whose variable is unset is simply not configured.
+KAFKA_BOOTSTRAP_SERVERS = envstr("KAFKA_BOOTSTRAP_SERVERS")
+SQS_ENDPOINT_URL = envstr("SQS_ENDPOINT_URL")
+AWS_REGION = envstr("AWS_REGION", "us-east-1")
+AWS_ACCESS_KEY_ID = envsecret("AWS_ACCESS_KEY_ID")
+AWS_SECRET_ACCESS_KEY = envsecret("AWS_SECRET_ACCESS_KEY")
+RABBITMQ_URL = envsecret("RABBITMQ_URL")
+RABBITMQ_MANAGEMENT_URL = envsecret("RABBITMQ_MANAGEMENT_URL")
+NATS_URL = envstr("NATS_URL")
+
+BROKERS: dict[str, dict] = {}
+if KAFKA_BOOTSTRAP_SERVERS:
+    BROKERS["kafka"] = {"bootstrap_servers": KAFKA_BOOTSTRAP_SERVERS}
+if SQS_ENDPOINT_URL or AWS_ACCESS_KEY_ID:
+    BROKERS["sqs"] = {
+        "endpoint_url": SQS_ENDPOINT_URL,
+        "region": AWS_REGION,
+        "access_key_id": AWS_ACCESS_KEY_ID,
+        "secret_access_key": AWS_SECRET_ACCESS_KEY,
+    }
+if RABBITMQ_URL:
+    BROKERS["rabbitmq"] = {"url": RABBITMQ_URL, "management_url": RABBITMQ_MANAGEMENT_URL}
+if NATS_URL:
+    BROKERS["nats"] = {"url": NATS_URL}
+
+# Operations: how many per-item errors one operation keeps (the rest are counted, not stored).
+OPERATION_MAX_ERRORS = envint("OPERATION_MAX_ERRORS", 200, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+if TESTING:
+    # Fast hashing for the test world (also in the live daphne the browser tests log in to). Never in production:
+    # SWITCHYARD_TESTING is set only by tests/env.py.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,23 @@
+from celery import shared_task
+from django.db import close_old_connections
+
+from console import operations
+
+
+@shared_task(name="console.run_operation", ignore_result=True)
+def run_operation(operation_id: str) -> None:
+    # A long-lived worker must not reuse a connection the database has dropped.
+    close_old_connections()
+    try:
+        operations.execute(operation_id)
+    finally:
+        close_old_connections()
+
+
+@shared_task(name="console.requeue_stale_operations", ignore_result=True)
+def requeue_stale_operations() -> None:
+    """A worker killed mid-operation leaves it `running` with an old heartbeat: hand it to a live worker."""
+    from console.actions import requeue_stale
+
+    for operation_id in requeue_stale():
+        run_operation.delay(str(operation_id))

@@ -1,0 +1,38 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from console import api, views
+
+handler403 = "console.views.permission_denied"
+handler404 = "console.views.not_found"
+handler500 = "console.views.server_error"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("operations/", views.operations, name="operations"),
+    path("operations/start", views.operation_start, name="operation_start"),
+    path("operations/<uuid:operation_id>/", views.operation, name="operation"),
+    path("operations/<uuid:operation_id>/control", views.operation_control, name="operation_control"),
+    path("audit/", views.audit, name="audit"),
+    path("audit/export.jsonl", views.audit_export, name="audit_export"),
+    path("brokers/", views.brokers_page, name="brokers"),
+    path("tokens/", views.tokens, name="tokens"),
+    path("tokens/create", views.token_create, name="token_create"),
+    path("tokens/<int:token_id>/revoke", views.token_revoke, name="token_revoke"),
+    # Each capability brings its own pages and API under its own prefix.
+    path("", include("sagas.urls")),
+    path("", include("dlq.urls")),
+    path("", include("outbox.urls")),
+    path("", include("monitoring.urls")),
+    path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics_view, name="metrics"),
+    path("api/v1/me", api.me, name="api_me"),
+    path("api/v1/operations", api.operations, name="api_operations"),
+    path("api/v1/operations/<str:operation_id>", api.operation, name="api_operation"),
+    path("api/v1/operations/<str:operation_id>/<str:action>", api.operation_control, name="api_operation_control"),
+    path("api/v1/audit", api.audit, name="api_audit"),
+    path("api/v1/brokers", api.brokers_list, name="api_brokers"),
+    path("api/<path:rest>", views.raise_404),
+]

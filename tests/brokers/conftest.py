@@ -1,0 +1,116 @@
+"""Real brokers for the adapter tests: noida-db, tansu and moto started here (unless the environment names running
+ones), RabbitMQ and NATS from the machine. Every test gets destinations with unique names and deletes them."""
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from brokers.base import BrokerAdapter
+from brokers.kafka import KafkaAdapter
+from brokers.nats import NatsAdapter
+from brokers.rabbitmq import RabbitMQAdapter
+from brokers.sqs import SqsAdapter
+from tools import services
+
+ADAPTERS = ["kafka-noida", "kafka-tansu", "sqs", "rabbitmq", "nats"]
+# tansu takes session.timeout.ms / 2 to complete a consumer-group join; 6 s keeps joins near 3 s.
+TANSU_CONFIG = {"session.timeout.ms": 6000}
+
+
+def _service_or_env(variable: str, start: Callable[[], services.Service]) -> Iterator[str]:
+    if os.environ.get(variable):
+        yield os.environ[variable]
+        return
+    service = start()
+    try:
+        yield service.url
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def service_logs(tmp_path_factory) -> str:
+    return tmp_path_factory.mktemp("service-logs")
+
+
+@pytest.fixture(scope="session")
+def noida_bootstrap(service_logs) -> Iterator[str]:
+    yield from _service_or_env("KAFKA_BOOTSTRAP_SERVERS", lambda: services.start_noida(log_dir=service_logs))
+
+
+@pytest.fixture(scope="session")
+def tansu_bootstrap(service_logs) -> Iterator[str]:
+    yield from _service_or_env("TANSU_BOOTSTRAP_SERVERS", lambda: services.start_tansu(log_dir=service_logs))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(service_logs) -> Iterator[str]:
+    yield from _service_or_env("SQS_ENDPOINT_URL", lambda: services.start_moto(log_dir=service_logs))
+
+
+def _system_url(variable: str, default: str) -> str:
+    url = os.environ.get(variable) or default
+    if not services.is_reachable(url):
+        pytest.fail(f"{variable} ({url}) does not answer; this machine is expected to run it")
+    return url
+
+
+@pytest.fixture
+def noida_kafka_adapter(noida_bootstrap) -> Iterator[KafkaAdapter]:
+    with KafkaAdapter(noida_bootstrap) as adapter:
+        yield adapter
+
+
+@pytest.fixture
+def tansu_kafka_adapter(tansu_bootstrap) -> Iterator[KafkaAdapter]:
+    with KafkaAdapter(tansu_bootstrap, TANSU_CONFIG) as adapter:
+        yield adapter
+
+
+@pytest.fixture(params=["noida", "tansu"])
+def kafka_adapter(request) -> KafkaAdapter:
+    return request.getfixturevalue(f"{request.param}_kafka_adapter")
+
+
+@pytest.fixture
+def sqs_adapter(moto_endpoint) -> Iterator[SqsAdapter]:
+    with SqsAdapter(moto_endpoint, "us-east-1", "test", "test") as adapter:
+        yield adapter
+
+
+@pytest.fixture
+def rabbitmq_adapter() -> Iterator[RabbitMQAdapter]:
+    url = _system_url("RABBITMQ_URL", services.SYSTEM_URLS["RABBITMQ_URL"])
+    with RabbitMQAdapter(url, os.environ.get("RABBITMQ_MANAGEMENT_URL") or None) as adapter:
+        yield adapter
+
+
+@pytest.fixture
+def nats_adapter() -> Iterator[NatsAdapter]:
+    with NatsAdapter(_system_url("NATS_URL", services.SYSTEM_URLS["NATS_URL"])) as adapter:
+        yield adapter
+
+
+@pytest.fixture(params=ADAPTERS)
+def any_adapter(request) -> BrokerAdapter:
+    name = request.param.replace("-", "_").removeprefix("kafka_") + ("_kafka" if "kafka" in request.param else "")
+    return request.getfixturevalue(f"{name}_adapter")
+
+
+@pytest.fixture
+def new_destination() -> Iterator[Callable[..., str]]:
+    """new_destination(adapter, **options) -> a freshly ensured destination with a unique name, deleted afterwards."""
+    made: list[tuple[BrokerAdapter, str]] = []
+
+    def make(adapter: BrokerAdapter, suffix: str = "", **options) -> str:
+        # Letters, digits and "-" only: valid as a topic, SQS queue, RabbitMQ queue and NATS stream name alike.
+        name = f"sy-{uuid.uuid4().hex[:12]}{suffix}"
+        adapter.ensure_destination(name, **options)
+        made.append((adapter, name))
+        return name
+
+    yield make
+    for adapter, name in made:
+        adapter.delete_destination(name)

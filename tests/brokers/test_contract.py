@@ -1,0 +1,118 @@
+"""The same checks against every adapter, each on a real broker (Kafka on both noida-db and tansu)."""
+
+import socket
+import time
+import uuid
+
+import pytest
+
+from brokers.base import DestinationNotFound, OutgoingMessage
+from brokers.kafka import KafkaAdapter
+from brokers.nats import NatsAdapter
+from brokers.rabbitmq import RabbitMQAdapter
+from brokers.sqs import SqsAdapter
+from tools.services import free_port
+
+KINDS = {"kafka": "topic", "sqs": "queue", "rabbitmq": "queue", "nats": "stream"}
+BODY = b"\x00\xff\xfe not UTF-8: \xc3\x28 end"
+HEADERS = {"x-event-id": "evt-0001", "x-trace": "trace-abc", "x-signature": b"\xff\x00\xfe\x80"}
+
+
+def test_it_reports_health_with_latency(any_adapter):
+    health = any_adapter.health()
+
+    assert health.reachable, health.error
+    assert health.broker == any_adapter.name
+    assert health.error is None
+    assert 0 < health.latency_ms < 3000
+    if any_adapter.name != "sqs":
+        assert health.version
+    if any_adapter.name != "rabbitmq":  # RabbitMQ counts queues only through the management API
+        assert isinstance(health.destinations, int)
+
+
+def test_it_lists_an_ensured_destination(any_adapter, new_destination):
+    name = new_destination(any_adapter)
+    any_adapter.ensure_destination(name)  # a second time is harmless
+
+    listed = {d.name: d.kind for d in any_adapter.list_destinations()}
+
+    assert listed[name] == KINDS[any_adapter.name]
+
+
+def test_it_reads_back_body_key_and_headers(any_adapter, new_destination):
+    name = new_destination(any_adapter)
+
+    result = any_adapter.publish(name, BODY, key=b"order-42", headers=HEADERS)
+    [message] = any_adapter.read(name, max_messages=10, timeout=10)
+
+    assert result.destination == name
+    assert message.body == BODY
+    assert message.key == b"order-42"
+    assert message.headers == {k: v.encode() if isinstance(v, str) else v for k, v in HEADERS.items()}
+    assert message.destination == name
+    assert message.timestamp is not None and message.timestamp.utcoffset().total_seconds() == 0
+
+
+def test_it_confirms_a_batch_and_reads_all_of_it_back(any_adapter, new_destination):
+    name = new_destination(any_adapter)
+    sent = [OutgoingMessage(name, f"message {i}".encode(), key=f"key-{i % 5}") for i in range(50)]
+
+    results = any_adapter.publish_batch(sent)
+    # Until the count or the timeout: tansu's high watermark (and so end-of-partition) is not to be trusted.
+    read = any_adapter.read(name, max_messages=50, timeout=15)
+
+    assert len(results) == 50 and all(r.destination == name for r in results)
+    assert sorted(m.body for m in read) == sorted(m.body for m in sent)
+    assert {m.body: m.key for m in read} == {m.body: m.key.encode() for m in sent}
+
+
+def test_it_refuses_to_read_a_missing_destination_without_creating_it(any_adapter):
+    name = f"sy-missing-{uuid.uuid4().hex[:8]}"
+
+    with pytest.raises(DestinationNotFound):
+        any_adapter.read(name, timeout=2)
+
+    assert name not in {d.name for d in any_adapter.list_destinations()}
+
+
+@pytest.mark.parametrize("broker", ["kafka", "sqs", "rabbitmq", "nats"])
+def test_it_reports_an_unreachable_broker_without_raising(broker):
+    port = free_port()
+    adapter = {
+        "kafka": lambda: KafkaAdapter(f"127.0.0.1:{port}"),
+        "sqs": lambda: SqsAdapter(f"http://127.0.0.1:{port}", "us-east-1", "test", "test"),
+        "rabbitmq": lambda: RabbitMQAdapter(f"amqp://guest:guest@127.0.0.1:{port}//"),
+        "nats": lambda: NatsAdapter(f"nats://127.0.0.1:{port}"),
+    }[broker]()
+    started = time.monotonic()
+
+    health = adapter.health()
+
+    assert time.monotonic() - started <= 5
+    assert not health.reachable
+    assert health.error
+    assert health.latency_ms is None
+    adapter.close()
+
+
+@pytest.mark.parametrize("broker", ["kafka", "sqs", "rabbitmq", "nats"])
+def test_it_gives_up_on_a_broker_that_accepts_but_never_answers(broker):
+    with socket.socket() as silent:  # the kernel completes the TCP handshake; nothing ever replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        adapter = {
+            "kafka": lambda: KafkaAdapter(f"127.0.0.1:{port}"),
+            "sqs": lambda: SqsAdapter(f"http://127.0.0.1:{port}", "us-east-1", "test", "test"),
+            "rabbitmq": lambda: RabbitMQAdapter(f"amqp://guest:guest@127.0.0.1:{port}//"),
+            "nats": lambda: NatsAdapter(f"nats://127.0.0.1:{port}"),
+        }[broker]()
+        started = time.monotonic()
+
+        health = adapter.health()
+
+        assert time.monotonic() - started <= 5
+        assert not health.reachable
+        assert health.error
+        adapter.close()

@@ -1,0 +1,93 @@
+"""`make run`: start what the machine lacks, migrate, create the admin login, then run the console until Ctrl-C.
+
+1. tools.services starts each missing service (or every one that has an embedded form, with --embedded).
+2. The database named in DATABASE_URL is created if missing, then migrated.
+3. `ensure_admin` creates the `admin` login and prints its password once.
+4. honcho runs the Procfile (daphne, Celery worker and beat, the demo traffic, ...) with those variables.
+5. On Ctrl-C or SIGTERM honcho stops its processes, then the services started in step 1 are stopped.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tools.services import ensure_services
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_database(url: str) -> None:
+    """CREATE DATABASE for DATABASE_URL's name when it does not exist (connecting to the `postgres` database)."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(url)
+    name = params.get("dbname") or "postgres"
+    admin = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            print(f"created database {name}", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--embedded", action="store_true", help="start embedded services even where system ones run")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--procfile", default=str(ROOT / "Procfile"))
+    parser.add_argument("--run-dir", default=str(ROOT / ".run"), help="data and logs of the embedded services")
+    args = parser.parse_args(argv)
+
+    run_dir = Path(args.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env, services = ensure_services(embedded=args.embedded, workdir=run_dir)
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    try:
+        child_env = {**os.environ, **env}
+        child_env.setdefault("DEBUG", "1")
+        child_env.update(SWITCHYARD_PORT=str(args.port), SWITCHYARD_HOST=args.host, SWITCHYARD_RUN_DIR=str(run_dir))
+        child_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{child_env.get('PATH', '')}"
+        ensure_database(child_env["DATABASE_URL"])
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        subprocess.run([*manage, "migrate", "--no-input"], env=child_env, check=True, cwd=ROOT)
+        subprocess.run([*manage, "ensure_admin"], env=child_env, check=True, cwd=ROOT)
+        print(f"\nSwitchyard: http://{args.host}:{args.port}/  (Ctrl-C stops everything)\n", flush=True)
+        honcho = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "start", "-f", args.procfile, "-d", str(ROOT)],
+            env=child_env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        while honcho.poll() is None and not stopping:
+            try:
+                honcho.wait(0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        if honcho.poll() is None:
+            # honcho forwards SIGTERM to every process it runs and waits for them.
+            os.killpg(honcho.pid, signal.SIGTERM)
+            try:
+                honcho.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(honcho.pid, signal.SIGKILL)
+                honcho.wait()
+        return 0 if stopping else (honcho.returncode or 0)
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
