@@ -15,6 +15,7 @@ from brokers.base import (
     OutgoingMessage,
     PublishError,
     PublishResult,
+    Subscription,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "OutgoingMessage",
     "PublishError",
     "PublishResult",
+    "Subscription",
 ]

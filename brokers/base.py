@@ -149,6 +149,13 @@ class BrokerAdapter(ABC):
     def read(self, destination: str, max_messages: int = 10, timeout: float = 5.0) -> list[Message]:
         """Read messages without consuming them (for browsing and tests)."""
 
+    def subscribe(self, destination: str, group: str, **options: Any) -> Subscription:
+        """Consume `destination` as consumer group `group`, acknowledging only what the caller acks.
+
+        Adapters that cannot consume yet say so; the caller shows the error instead of guessing.
+        """
+        raise BrokerError(f"the {self.name} adapter does not support subscribe()")
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -160,6 +167,34 @@ class BrokerAdapter(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
+
+
+class Subscription(ABC):
+    """A consumer for at-least-once processing: poll, write what was read to the database, commit, then ack.
+
+    Nothing is acknowledged on its own (no auto-commit): a consumer killed between poll and ack gets the same
+    messages again, so whoever processes them must be idempotent.
+    """
+
+    @abstractmethod
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Message]:
+        """Up to max_messages, waiting at most `timeout` seconds for the first."""
+
+    @abstractmethod
+    def ack(self, messages: Sequence[Message]) -> None:
+        """Acknowledge (commit offsets / delete / ack) — call only after the database commit that recorded them."""
+
+    def nack(self, messages: Sequence[Message]) -> None:
+        """Give messages back for redelivery. Default: do nothing, so they come back after the broker's timeout."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
 
 T = TypeVar("T")

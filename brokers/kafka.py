@@ -32,6 +32,7 @@ from brokers.base import (
     OutgoingMessage,
     PublishError,
     PublishResult,
+    Subscription,
     check_tcp,
     header_bytes,
 )
@@ -213,9 +214,62 @@ class KafkaAdapter(BrokerAdapter):
             consumer.close()
         return sorted(found, key=lambda m: (m.partition, m.offset))
 
+    def subscribe(self, destination: str, group: str, **options: Any) -> KafkaSubscription:
+        """A consumer-group member with auto-commit off: offsets move only in ack(), after the caller's commit.
+
+        options: `from_beginning` (default True: a new group starts at the earliest offset) and any librdkafka
+        consumer setting (e.g. {"session.timeout.ms": 6000}).
+        """
+        from_beginning = options.pop("from_beginning", True)
+        config = self._client_config(
+            exclude=PRODUCER_ONLY,
+            **{
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest" if from_beginning else "latest",
+                **options,
+            },
+        )
+        consumer = Consumer(config)
+        consumer.subscribe([destination])
+        return KafkaSubscription(consumer, destination)
+
     def close(self) -> None:
         self._producer.reset()
         self._admin.reset()
+
+
+class KafkaSubscription(Subscription):
+    def __init__(self, consumer: Consumer, destination: str):
+        self._consumer = consumer
+        self.destination = destination
+
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Message]:
+        found = []
+        for msg in self._consumer.consume(num_messages=max_messages, timeout=timeout):
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise BrokerError(f"consuming {self.destination!r}: {msg.error().str()}")
+            found.append(_to_message(msg))
+        return found
+
+    def ack(self, messages) -> None:
+        """Commit, per partition, the offset after the highest message given (Kafka acks by position)."""
+        highest: dict[tuple[str, int], int] = {}
+        for m in messages:
+            key = (m.destination, m.partition)
+            highest[key] = max(highest.get(key, -1), m.offset)
+        if not highest:
+            return
+        offsets = [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in highest.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            raise BrokerError(f"committing offsets on {self.destination!r}: {exc.args[0].str()}") from exc
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def _to_message(msg) -> Message:

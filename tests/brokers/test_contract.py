@@ -116,3 +116,28 @@ def test_it_gives_up_on_a_broker_that_accepts_but_never_answers(broker):
         assert not health.reachable
         assert health.error
         adapter.close()
+
+
+def test_it_redelivers_what_a_kafka_subscriber_did_not_ack(kafka_adapter):
+    """At-least-once: offsets move only in ack(); a new member of the group gets the unacked messages again."""
+    topic = f"sub-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    kafka_adapter.ensure_destination(topic)
+    kafka_adapter.publish_batch([OutgoingMessage(topic, f"m{i}".encode()) for i in range(4)])
+    options = {"session.timeout.ms": 6000}
+
+    def drain(sub, want):
+        got, deadline = [], time.monotonic() + 30
+        while len(got) < want and time.monotonic() < deadline:
+            got.extend(sub.poll(10, 1.0))
+        return got
+
+    with kafka_adapter.subscribe(topic, group, **options) as sub:
+        first = drain(sub, 4)
+        assert [m.body for m in first] == [b"m0", b"m1", b"m2", b"m3"]
+        sub.ack(first[:2])
+    with kafka_adapter.subscribe(topic, group, **options) as sub:
+        again = drain(sub, 2)
+        assert [m.body for m in again] == [b"m2", b"m3"]
+        sub.ack(again)
+    kafka_adapter.delete_destination(topic)
