@@ -184,7 +184,7 @@ class Subscription(ABC):
     def ack(self, messages: Sequence[Message]) -> None:
         """Acknowledge (commit offsets / delete / ack) — call only after the database commit that recorded them."""
 
-    def nack(self, messages: Sequence[Message]) -> None:
+    def nack(self, messages: Sequence[Message]) -> None:  # noqa: B027 - optional: a no-op is a valid default
         """Give messages back for redelivery. Default: do nothing, so they come back after the broker's timeout."""
 
     @abstractmethod
