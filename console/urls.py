@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
@@ -26,6 +27,8 @@ urlpatterns = [
     path("", include("dlq.urls")),
     path("", include("outbox.urls")),
     path("", include("monitoring.urls")),
+    # Django's admin: where admins manage users and their role groups (staff only).
+    path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
     path("api/v1/me", api.me, name="api_me"),

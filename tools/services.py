@@ -399,7 +399,10 @@ def _run(args: argparse.Namespace) -> int:
     if not command:
         print("services: run needs a command after --", file=sys.stderr)
         return 2
-    env, services = _start(args, Path(args.workdir) if args.workdir else Path(".run") / "services")
+    # A fresh directory per run: two runs at once (parallel test sessions) must not share noida's data dir.
+    temporary = not args.workdir
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="switchyard-services-"))
+    env, services = _start(args, workdir)
     try:
         child = subprocess.Popen(command, env={**os.environ, **env})
         # Let the child have Ctrl-C (it is in our process group); SIGTERM is passed on to it.
@@ -408,6 +411,8 @@ def _run(args: argparse.Namespace) -> int:
         return child.wait()
     finally:
         stop_all(services)
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
