@@ -269,3 +269,63 @@ def check_tcp(addresses: Iterable[str], what: str) -> None:
         except (OSError, ValueError) as exc:
             errors.append(f"{address.strip()}: {exc}")
     raise BrokerUnavailable(f"{what} does not accept connections (" + "; ".join(errors) + ")")
+
+
+# --- monitoring (issue #6): what the consumer-lag and queue-depth methods return ---
+
+
+@dataclass(frozen=True)
+class ConsumerGroup:
+    """A Kafka consumer group as the broker describes it (tansu: state "UNKNOWN" and no members, see kafka.py)."""
+
+    name: str
+    state: str
+    members: int
+    simple: bool = False
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    """Committed and end (high-watermark) offsets of one partition for one group; committed None = never committed."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        # A group that never committed has consumed nothing it can prove; count the whole partition as lag.
+        return max(0, self.end - (self.committed if self.committed is not None and self.committed >= 0 else 0))
+
+
+@dataclass(frozen=True)
+class OffsetChange:
+    topic: str
+    partition: int
+    old: int | None
+    new: int
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """A queue's backlog. None = this broker cannot tell (e.g. delayed messages on RabbitMQ)."""
+
+    name: str
+    ready: int
+    in_flight: int | None = None
+    delayed: int | None = None
+    consumers: int | None = None
+    oldest_age_seconds: float | None = None
+    publish_rate: float | None = None
+    deliver_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class JetStreamConsumer:
+    stream: str
+    name: str
+    pending: int
+    ack_pending: int
+    redelivered: int
+    waiting: int

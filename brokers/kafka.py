@@ -13,23 +13,27 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
+    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from brokers.base import (
     HEALTH_TIMEOUT,
     BrokerAdapter,
     BrokerError,
     BrokerUnavailable,
+    ConsumerGroup,
     Destination,
     DestinationNotFound,
     Lazy,
     Message,
+    OffsetChange,
     OutgoingMessage,
+    PartitionOffsets,
     PublishError,
     PublishResult,
     Subscription,
@@ -237,6 +241,141 @@ class KafkaAdapter(BrokerAdapter):
     def close(self) -> None:
         self._producer.reset()
         self._admin.reset()
+
+    # --- monitoring (issue #6) ---
+
+    def consumer_groups(self) -> list[ConsumerGroup]:
+        """Every consumer group with its state and member count (list + describe, two round trips).
+
+        tansu answers describe-groups with state UNKNOWN and no members even for an active group, so a caller must not
+        treat members == 0 as proof that nobody consumes there (see reset_offsets).
+        """
+        admin = self._admin.get()
+        try:
+            listed = admin.list_consumer_groups(request_timeout=REQUEST_TIMEOUT).result()
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"Kafka at {self.bootstrap_servers}: {exc.args[0].str()}") from exc
+        names = sorted({g.group_id for g in listed.valid})
+        if not names:
+            return []
+        groups = []
+        futures = admin.describe_consumer_groups(names, request_timeout=REQUEST_TIMEOUT)
+        for name in names:
+            try:
+                d = futures[name].result()
+                state = getattr(d.state, "name", str(d.state))
+                groups.append(ConsumerGroup(name, state, len(d.members), bool(d.is_simple_consumer_group)))
+            except KafkaException:
+                groups.append(ConsumerGroup(name, "UNKNOWN", 0))
+        return groups
+
+    def group_offsets(self, group: str, topics: Iterable[str] | None = None) -> list[PartitionOffsets]:
+        """Committed and end offsets of every partition `group` has committed on (or of every partition of `topics`).
+
+        End offsets come from ListOffsets(latest) — one request for all partitions. tansu's watermarks can be off after
+        batched produces; callers show what the broker says.
+        """
+        committed = self.committed_offsets(group)
+        if topics is not None:
+            metadata = self._metadata(timeout=REQUEST_TIMEOUT).topics
+            for topic in topics:
+                if topic not in metadata:
+                    raise DestinationNotFound(f"no Kafka topic {topic!r}")
+                for p in metadata[topic].partitions:
+                    committed.setdefault((topic, p), None)
+            committed = {k: v for k, v in committed.items() if k[0] in set(topics)}
+        ends = self.end_offsets(list(committed))
+        return [
+            PartitionOffsets(t, p, off if off is not None and off >= 0 else None, ends[(t, p)])
+            for (t, p), off in sorted(committed.items())
+            if (t, p) in ends
+        ]
+
+    def committed_offsets(self, group: str) -> dict[tuple[str, int], int | None]:
+        """Committed offset per (topic, partition) of `group`; None where nothing was committed."""
+        request = [ConsumerGroupTopicPartitions(group)]
+        try:
+            answer = self._admin.get().list_consumer_group_offsets(request, request_timeout=REQUEST_TIMEOUT)[group]
+            answer = answer.result()
+        except KafkaException as exc:
+            raise BrokerError(f"offsets of group {group!r}: {exc.args[0].str()}") from exc
+        return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in answer.topic_partitions or []}
+
+    def end_offsets(self, partitions: Iterable[tuple[str, int]], spec: str = "latest") -> dict[tuple[str, int], int]:
+        """ListOffsets for many partitions at once; spec "latest", "earliest" or a timestamp in ms (int)."""
+        partitions = list(partitions)
+        if not partitions:
+            return {}
+        if spec == "latest":
+            offset_spec = OffsetSpec.latest()
+        elif spec == "earliest":
+            offset_spec = OffsetSpec.earliest()
+        else:
+            offset_spec = OffsetSpec.for_timestamp(int(spec))
+        futures = self._admin.get().list_offsets(
+            {TopicPartition(t, p): offset_spec for t, p in partitions}, request_timeout=REQUEST_TIMEOUT
+        )
+        result = {}
+        for tp, future in futures.items():
+            try:
+                result[(tp.topic, tp.partition)] = future.result().offset
+            except KafkaException as exc:
+                # A group keeps offsets for topics deleted since; those partitions have no end and are left out.
+                if exc.args[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE):
+                    continue
+                if "No leaders found" in exc.args[0].str():
+                    continue
+                raise BrokerError(f"end offset of {tp.topic}[{tp.partition}]: {exc.args[0].str()}") from exc
+        return result
+
+    def reset_offsets(
+        self, group: str, topic: str, to: str, value: int | None = None, dry_run: bool = True
+    ) -> list[OffsetChange]:
+        """Move `group`'s committed offsets on every partition of `topic`: to "earliest", "latest", "timestamp" (ms
+        since the epoch in `value`; partitions with nothing newer go to the end) or "offset" (`value`, clamped to
+        the partition's range). Returns old → new per partition; with dry_run nothing is written.
+
+        Refused while the group has members: Kafka itself rejects an offset commit for an active group, and a running
+        consumer would overwrite the reset with its next commit. tansu reports no members ever, so there the broker's
+        own refusal (or none) is all we have.
+        """
+        if to not in ("earliest", "latest", "timestamp", "offset"):
+            raise ValueError(f"unknown reset target {to!r}")
+        if to in ("timestamp", "offset") and value is None:
+            raise ValueError(f"a reset to {to} needs a value")
+        members = {g.name: g.members for g in self.consumer_groups()}.get(group, 0)
+        if members:
+            raise BrokerError(f"group {group!r} has {members} active member(s); stop its consumers first")
+        current = self.group_offsets(group, topics=[topic])
+        keys = [(o.topic, o.partition) for o in current]
+        earliest = self.end_offsets(keys, "earliest")
+        latest = {(o.topic, o.partition): o.end for o in current}
+        if to == "earliest":
+            targets = earliest
+        elif to == "latest":
+            targets = latest
+        elif to == "timestamp":
+            found = self.end_offsets(keys, str(value))
+            targets = {k: latest[k] if found[k] < 0 else found[k] for k in keys}
+        else:
+            targets = {k: min(max(int(value), earliest[k]), latest[k]) for k in keys}
+        changes = [OffsetChange(o.topic, o.partition, o.committed, targets[(o.topic, o.partition)]) for o in current]
+        if dry_run or not changes:
+            return changes
+        request = [ConsumerGroupTopicPartitions(group, [TopicPartition(c.topic, c.partition, c.new) for c in changes])]
+        try:
+            self._admin.get().alter_consumer_group_offsets(request, request_timeout=REQUEST_TIMEOUT)[group].result()
+        except KafkaException as exc:
+            raise BrokerError(f"resetting offsets of group {group!r}: {exc.args[0].str()}") from exc
+        return changes
+
+    def commit_offsets(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit offsets for a group without joining it (benchmarks and tests set up lag this way)."""
+        request = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for (t, p), o in offsets.items()])]
+        try:
+            self._admin.get().alter_consumer_group_offsets(request, request_timeout=REQUEST_TIMEOUT)[group].result()
+        except KafkaException as exc:
+            raise BrokerError(f"committing offsets of group {group!r}: {exc.args[0].str()}") from exc
 
 
 class KafkaSubscription(Subscription):

@@ -27,11 +27,13 @@ from brokers.base import (
     BrokerUnavailable,
     Destination,
     DestinationNotFound,
+    JetStreamConsumer,
     Lazy,
     Message,
     OutgoingMessage,
     PublishError,
     PublishResult,
+    Subscription,
     check_tcp,
     header_bytes,
     key_bytes,
@@ -205,6 +207,47 @@ class NatsAdapter(BrokerAdapter):
     def close(self) -> None:
         self._connection.reset()
 
+    def subscribe(self, destination: str, group: str, **options: Any) -> NatsSubscription:
+        """A durable pull consumer `group` on stream `destination`, explicit acks, from the start of the stream.
+
+        options: `ack_wait` (seconds before an unacked message is redelivered, default 30), `max_deliver` (default
+        unlimited), `filter_subject`.
+        """
+        config = {
+            "durable_name": group,
+            "ack_policy": "explicit",
+            "deliver_policy": "all",
+            "ack_wait": float(options.get("ack_wait", 30)),
+            "max_deliver": int(options.get("max_deliver", -1)),
+        }
+        if options.get("filter_subject"):
+            config["filter_subject"] = options["filter_subject"]
+
+        async def bind(c: _Connection):
+            await c.jsm.add_consumer(destination, **config)
+            return await c.js.pull_subscribe_bind(durable=group, stream=destination)
+
+        return NatsSubscription(self, self._run(bind), destination)
+
+    def consumer_info(self, stream: str) -> list[JetStreamConsumer]:
+        """Every consumer of stream `stream`: pending (not yet delivered), ack pending, redelivered, waiting pulls."""
+
+        async def info(c: _Connection) -> list[JetStreamConsumer]:
+            consumers = await c.jsm.consumers_info(stream)
+            return [
+                JetStreamConsumer(
+                    stream=stream,
+                    name=ci.name,
+                    pending=ci.num_pending or 0,
+                    ack_pending=ci.num_ack_pending or 0,
+                    redelivered=ci.num_redelivered or 0,
+                    waiting=ci.num_waiting or 0,
+                )
+                for ci in consumers
+            ]
+
+        return self._run(info)
+
 
 def _nats_headers(message: OutgoingMessage) -> dict[str, str] | None:
     raw = {name: header_bytes(value) for name, value in (message.headers or {}).items()}
@@ -220,7 +263,8 @@ def _nats_headers(message: OutgoingMessage) -> dict[str, str] | None:
         except UnicodeDecodeError:
             headers[name + B64_SUFFIX] = base64.b64encode(value).decode()
     if "x-event-id" in headers:
-        headers["Nats-Msg-Id"] = headers["x-event-id"]
+        # A caller's own Nats-Msg-Id wins: a replay re-sends an event on purpose and must not be deduplicated.
+        headers.setdefault("Nats-Msg-Id", headers["x-event-id"])
     return headers or None
 
 
@@ -251,3 +295,58 @@ def _publish_failure(exc: BaseException) -> str:
     if isinstance(exc, APIError):
         return exc.description or str(exc)
     return str(exc) or type(exc).__name__
+
+
+class NatsSubscription(Subscription):
+    """fetch() from a durable pull consumer; ack = a confirmed ack (ack_sync), nack = nak (redeliver now)."""
+
+    def __init__(self, adapter: NatsAdapter, subscription, destination: str):
+        self._adapter = adapter
+        self._subscription = subscription
+        self.destination = destination
+
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Message]:
+        async def fetch(c: _Connection) -> list:
+            try:
+                return await self._subscription.fetch(max_messages, timeout=max(timeout, 0.05))
+            except (NatsTimeout, TimeoutError):  # nothing arrived in time (nats-py raises either)
+                return []
+
+        return [_fetched_to_message(raw) for raw in self._adapter._run(fetch, timeout + REQUEST_TIMEOUT)]
+
+    def ack(self, messages) -> None:
+        async def ack_all(c: _Connection) -> None:
+            await asyncio.gather(*(m.ack_token.ack_sync(timeout=REQUEST_TIMEOUT) for m in messages))
+
+        if messages:
+            self._adapter._run(ack_all, REQUEST_TIMEOUT + 5)
+
+    def nack(self, messages) -> None:
+        async def nak_all(c: _Connection) -> None:
+            await asyncio.gather(*(m.ack_token.nak() for m in messages))
+
+        if messages:
+            self._adapter._run(nak_all)
+
+    def close(self) -> None:
+        try:
+            self._adapter._run(lambda c: self._subscription.unsubscribe())
+        except Exception:  # noqa: BLE001 - the durable consumer stays on the server either way
+            pass
+
+
+def _fetched_to_message(raw) -> Message:
+    message = _to_message(_RawView(raw))
+    message.delivery_count = raw.metadata.num_delivered
+    message.message_id = message.message_id or str(raw.metadata.sequence.stream)
+    message.ack_token = raw
+    return message
+
+
+class _RawView:
+    """A fetched Msg seen through the fields _to_message reads from a stored message."""
+
+    def __init__(self, raw):
+        self.subject, self.data, self.headers = raw.subject, raw.data, raw.headers
+        self.seq = raw.metadata.sequence.stream
+        self.time = raw.metadata.timestamp

@@ -30,6 +30,8 @@ from brokers.base import (
     OutgoingMessage,
     PublishError,
     PublishResult,
+    QueueDepth,
+    Subscription,
     header_bytes,
     key_bytes,
 )
@@ -233,6 +235,81 @@ class RabbitMQAdapter(BrokerAdapter):
         with self._lock:
             self._connection.reset()
 
+    def subscribe(self, destination: str, group: str, **options: Any) -> RabbitMQSubscription:
+        """Consume queue `destination` with manual acks on a connection of its own (a consumer holds its channel).
+
+        RabbitMQ has no groups: every subscriber of a queue competes for its messages. Unacked messages go back to
+        the queue when the subscription's connection closes or dies.
+        """
+        return RabbitMQSubscription(self._connect(), destination)
+
+    def bind_queue(self, queue: str, exchange: str, routing_key: str = "", exchange_type: str = "direct") -> None:
+        """Declare exchange `exchange` (durable) and bind `queue` to it, e.g. a dead-letter queue to its DLX."""
+        with self._channel() as channel:
+            channel.exchange_declare(exchange, exchange_type, durable=True, auto_delete=False)
+            channel.queue_bind(queue, exchange, routing_key)
+
+    def queue_arguments(self) -> dict[str, dict]:
+        """Every queue's declared arguments (x-dead-letter-exchange, ...) from the management API; {} without one."""
+        if not self.management_url:
+            return {}
+        parts = urllib.parse.urlsplit(self.management_url)
+        amqp_parts = urllib.parse.urlsplit(self.url)
+        vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
+        user = parts.username or amqp_parts.username or "guest"
+        password = parts.password or amqp_parts.password or "guest"
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        request = urllib.request.Request(
+            f"{base}/api/queues/{urllib.parse.quote(vhost, safe='')}?columns=name,arguments",
+            headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
+                return {queue["name"]: queue.get("arguments") or {} for queue in json.load(response)}
+        except OSError as exc:
+            raise BrokerUnavailable(f"RabbitMQ management API at {base}: {exc}") from exc
+
+    def queue_depth(self, name: str) -> QueueDepth:
+        """Ready and consumers from a passive declare; unacked and rates only from the management API.
+
+        A passive declare is one AMQP round trip and needs no plugin, but AMQP reports only ready messages and
+        consumers; unacked counts and publish / deliver rates exist only in the management API.
+        """
+        try:
+            with self._channel() as channel:
+                ok = channel.queue_declare(name, passive=True)
+        except amqp.exceptions.NotFound as exc:
+            raise DestinationNotFound(f"no RabbitMQ queue {name!r}") from exc
+        depth = QueueDepth(name, ready=ok.message_count, consumers=ok.consumer_count)
+        if not self.management_url:
+            return depth
+        parts = urllib.parse.urlsplit(self.management_url)
+        amqp_parts = urllib.parse.urlsplit(self.url)
+        vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
+        user = parts.username or amqp_parts.username or "guest"
+        password = parts.password or amqp_parts.password or "guest"
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        request = urllib.request.Request(
+            f"{base}/api/queues/{urllib.parse.quote(vhost, safe='')}/{urllib.parse.quote(name, safe='')}",
+            headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
+                info = json.load(response)
+        except OSError:
+            return depth  # the counts from AMQP stand; rates are a nicety
+        stats = info.get("message_stats") or {}
+        return QueueDepth(
+            name,
+            ready=int(info.get("messages_ready", depth.ready)),
+            in_flight=int(info.get("messages_unacknowledged", 0)),
+            consumers=int(info.get("consumers", depth.consumers or 0)),
+            publish_rate=(stats.get("publish_details") or {}).get("rate"),
+            deliver_rate=(stats.get("deliver_get_details") or {}).get("rate"),
+        )
+
 
 def _split(destination: str) -> tuple[str, str]:
     """'exchange/routing-key' -> (exchange, routing key); a bare name is a queue on the default exchange."""
@@ -271,3 +348,50 @@ def _as_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode()
     return str(value).encode()
+
+
+class RabbitMQSubscription(Subscription):
+    """basic_get with manual acks; ack = basic_ack, nack = reject with requeue, reject = to the queue's DLX."""
+
+    def __init__(self, connection: kombu.Connection, queue: str):
+        self._connection = connection
+        self._channel = connection.channel()
+        self.destination = queue
+
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Message]:
+        found: list[Message] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(found) < max_messages:
+                raw = self._channel.basic_get(self.destination, no_ack=False)
+                if raw is not None:
+                    found.append(_to_message(self.destination, raw))
+                    continue
+                if found or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)  # AMQP's basic_get cannot wait; a short nap keeps an idle poll cheap
+        except amqp.exceptions.NotFound as exc:
+            raise DestinationNotFound(str(exc)) from exc
+        except _CONNECTION_ERRORS as exc:
+            raise BrokerUnavailable(f"RabbitMQ: {exc}") from exc
+        return found
+
+    def ack(self, messages) -> None:
+        for message in messages:
+            self._channel.basic_ack(message.ack_token)
+
+    def nack(self, messages) -> None:
+        for message in messages:
+            self._channel.basic_reject(message.ack_token, requeue=True)
+
+    def reject(self, messages) -> None:
+        """Refuse without requeue: RabbitMQ dead-letters them through the queue's x-dead-letter-exchange."""
+        for message in messages:
+            self._channel.basic_reject(message.ack_token, requeue=False)
+
+    def close(self) -> None:
+        try:
+            if self._channel.is_open:
+                self._channel.close()
+        finally:
+            self._connection.release()

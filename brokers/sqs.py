@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,9 +28,12 @@ from brokers.base import (
     OutgoingMessage,
     PublishError,
     PublishResult,
+    QueueDepth,
+    Subscription,
     key_bytes,
 )
 
+SQS_WORKERS = 6  # concurrent calls for a batch of more than 10 (moto and SQS both serve requests in parallel)
 MAX_ATTRIBUTES = 10  # SQS rejects a message with more message attributes
 KEY_ATTRIBUTE = "x-key"
 # SQS bodies are XML text: a body that is not valid UTF-8 (or holds characters XML forbids) travels base64-encoded,
@@ -62,6 +66,11 @@ class SqsAdapter(BrokerAdapter):
         # that; the health check has its own client that gives up within HEALTH_TIMEOUT.
         self._client = client(read_timeout=30, attempts=3)
         self._health_client = client(read_timeout=HEALTH_TIMEOUT, attempts=1)
+        # Batches of more than 10 go as concurrent calls of 10 from a small pool, each thread with its own client
+        # (clients are thread-safe, the session that makes them is not: creation holds _urls_lock).
+        self._new_client = lambda: client(read_timeout=30, attempts=3)
+        self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
         self._urls: dict[str, str] = {}
         self._urls_lock = threading.Lock()
 
@@ -140,12 +149,12 @@ class SqsAdapter(BrokerAdapter):
             except BrokerError as exc:
                 failures.update((index, str(exc)) for index, _ in entries)
                 continue
-            for start in range(0, len(entries), 10):  # SendMessageBatch takes at most 10 entries
-                chunk = [entry for _, entry in entries[start : start + 10]]
-                try:
-                    response = self._call("send_message_batch", QueueUrl=url, Entries=chunk)
-                except BrokerError as exc:
-                    failures.update((int(entry["Id"]), str(exc)) for entry in chunk)
+            # SendMessageBatch takes at most 10 entries; the chunks go concurrently.
+            chunks = [[entry for _, entry in entries[start : start + 10]] for start in range(0, len(entries), 10)]
+            send = lambda c, chunk, url=url: c.send_message_batch(QueueUrl=url, Entries=chunk)  # noqa: E731
+            for chunk, response in zip(chunks, self._concurrently(send, chunks), strict=True):
+                if isinstance(response, BrokerError):
+                    failures.update((int(entry["Id"]), str(response)) for entry in chunk)
                     continue
                 for ok in response.get("Successful", []):
                     results[int(ok["Id"])] = PublishResult(queue, ok["MessageId"])
@@ -209,6 +218,70 @@ class SqsAdapter(BrokerAdapter):
     def close(self) -> None:
         self._client.close()
         self._health_client.close()
+
+    def subscribe(self, destination: str, group: str, **options: Any) -> SqsSubscription:
+        """Receive from queue `destination`; ack() deletes. SQS has no groups: every subscriber shares the queue.
+
+        options: `visibility_timeout` (seconds a received message stays hidden before it is redelivered, default
+        30) — an unacked message from a killed consumer comes back after it.
+        """
+        return SqsSubscription(self, destination, int(options.get("visibility_timeout", 30)))
+
+    def queue_attributes(self, name: str) -> dict[str, str]:
+        """All attributes of queue `name` (RedrivePolicy, MessageRetentionPeriod, ApproximateNumberOfMessages, ...)."""
+        return self._call("get_queue_attributes", QueueUrl=self._queue_url(name), AttributeNames=["All"]).get(
+            "Attributes", {}
+        )
+
+    def dead_letter_source_queues(self, name: str) -> list[str]:
+        """Names of the queues whose RedrivePolicy sends their failures to queue `name`."""
+        urls = self._call("list_dead_letter_source_queues", QueueUrl=self._queue_url(name)).get("queueUrls", [])
+        return sorted(url.rsplit("/", 1)[-1] for url in urls)
+
+    def _thread_client(self):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            with self._urls_lock:
+                client = self._local.client = self._new_client()
+        return client
+
+    def _concurrently(self, call, items: list) -> list:
+        """call(client, item) for each item, SQS_WORKERS at a time; each result is the response or the BrokerError."""
+
+        def one(item):
+            try:
+                return self._call("__call__", _Bound(call, self._thread_client(), item))
+            except BrokerError as exc:
+                return exc
+
+        if len(items) <= 1:
+            return [one(item) for item in items]
+        if self._pool is None:
+            with self._urls_lock:
+                self._pool = self._pool or ThreadPoolExecutor(SQS_WORKERS, thread_name_prefix="sqs")
+        return list(self._pool.map(one, items))
+
+    def queue_depth(self, name: str) -> QueueDepth:
+        """Visible, in flight and delayed counts (SQS's approximate attributes).
+
+        SQS keeps no "oldest message" attribute for standard queues (CloudWatch's ApproximateAgeOfOldestMessage is
+        not in the API), so the age is unknown here: None rather than a guess.
+        """
+        a = self._call(
+            "get_queue_attributes",
+            QueueUrl=self._queue_url(name),
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        ).get("Attributes", {})
+        return QueueDepth(
+            name,
+            ready=int(a.get("ApproximateNumberOfMessages", 0)),
+            in_flight=int(a.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            delayed=int(a.get("ApproximateNumberOfMessagesDelayed", 0)),
+        )
 
 
 def _attribute(value: bytes) -> dict:
@@ -280,3 +353,66 @@ def _to_message(queue: str, raw: dict) -> Message:
         delivery_count=int(system["ApproximateReceiveCount"]) if "ApproximateReceiveCount" in system else None,
         ack_token=raw["ReceiptHandle"],
     )
+
+
+class _Bound:
+    """call(client, item) as a zero-argument callable, so _call() maps its boto3 errors like any other."""
+
+    def __init__(self, call, client, item):
+        self.call, self.client, self.item = call, client, item
+
+    def __call__(self):
+        return self.call(self.client, self.item)
+
+
+class SqsSubscription(Subscription):
+    """Long-poll receive in rounds of up to 10; ack = DeleteMessageBatch, nack = make visible again at once."""
+
+    def __init__(self, adapter: SqsAdapter, destination: str, visibility_timeout: int):
+        self._adapter = adapter
+        self.destination = destination
+        self._url = adapter._queue_url(destination)
+        self._visibility_timeout = visibility_timeout
+
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Message]:
+        found: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < max_messages:
+            remaining = deadline - time.monotonic()
+            # Wait for the first message; after that take only what is already there.
+            wait = 0 if found else max(0, min(20, math.floor(remaining)))
+            response = self._adapter._call(
+                "receive_message",
+                QueueUrl=self._url,
+                MaxNumberOfMessages=min(10, max_messages - len(found)),
+                VisibilityTimeout=self._visibility_timeout,
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            raw = response.get("Messages", [])
+            found += [_to_message(self.destination, m) for m in raw]
+            if not raw and (found or time.monotonic() >= deadline):
+                break
+            if not raw:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return found
+
+    def ack(self, messages) -> None:
+        handles = [m.ack_token for m in messages]
+        batches = [
+            [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])]
+            for start in range(0, len(handles), 10)
+        ]
+        delete = lambda c, entries: c.delete_message_batch(QueueUrl=self._url, Entries=entries)  # noqa: E731
+        for response in self._adapter._concurrently(delete, batches):
+            if isinstance(response, BrokerError):
+                raise response
+            if response.get("Failed"):
+                raise BrokerError(f"SQS did not delete {len(response['Failed'])} message(s) of {self.destination!r}")
+
+    def nack(self, messages) -> None:
+        self._adapter._make_visible(self._url, [m.ack_token for m in messages])
+
+    def close(self) -> None:
+        pass

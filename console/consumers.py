@@ -1,50 +1,95 @@
 """WebSocket consumers: one per stream. Each re-checks the user's role on connect and answers every broadcast
 payload with a server-rendered fragment that htmx's ws extension swaps in by id (hx-swap-oob)."""
 
-from asgiref.sync import async_to_sync
-from channels.generic.websocket import WebsocketConsumer
+import asyncio
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from console.access import VIEWER, has_role, roles
 from console.live import group_name
 
+RENDER_TTL = 30.0
+# (event loop, broadcast id, role context) -> (expiry on the monotonic clock, future of the rendered fragment).
+_renders: dict[tuple, tuple[float, asyncio.Future]] = {}
 
-class StreamConsumer(WebsocketConsumer):
+
+class StreamConsumer(AsyncWebsocketConsumer):
+    """Async so that a broadcast to many sockets costs one render: every socket of this process awaits the same
+    render of (stream, payload, role context) and only that one render hops to the database thread. Channels runs
+    sync consumers' handlers on ONE thread, so with per-socket renders 100 open pages meant 100 renders in a row."""
+
     stream: str = ""
     role: str = VIEWER
 
-    def connect(self):
+    async def connect(self):
         user = self.scope.get("user")
-        if user is None or not has_role(user, self.role):
+        allowed = user is not None and await database_sync_to_async(has_role)(user, self.role)
+        if not allowed:
             # 4403: the close code browsers see for "forbidden"; an anonymous socket never joins a group.
-            self.close(code=4403)
+            await self.close(code=4403)
             return
+        self._roles = await database_sync_to_async(self._role_context)()
         self.group = group_name(self.stream)
-        async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
-        self.accept()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
 
-    def disconnect(self, code):
+    async def disconnect(self, code):
         if hasattr(self, "group"):
-            async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
+            await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    def receive(self, text_data=None, bytes_data=None):
+    async def receive(self, text_data=None, bytes_data=None):
         # The channel is server → browser only; anything the browser sends is ignored.
         return
 
-    def live_event(self, event):
-        html = self.render(event["payload"])
-        if html:
-            self.send(text_data=html)
+    async def live_event(self, event):
+        html = await self._shared_render(event)
+        # A list is sent as separate messages: the browser parses each on its own (table rows that must be
+        # appended and rows swapped by id cannot share one fragment: the HTML parser re-nests them).
+        for part in [html] if isinstance(html, str) else html or []:
+            if part:
+                await self.send(text_data=part)
 
-    def render(self, payload: dict) -> str:
-        """The fragment for one payload; each stream's consumer overrides this. Empty means send nothing."""
+    async def _shared_render(self, event: dict) -> str:
+        # Fragments only vary with the payload and the role (templates see `can_act` etc., never the user), so one
+        # render per broadcast (broadcast() stamps each with an id) and role serves every socket of this process.
+        # Keyed on the broadcast, not the payload: the same payload sent again later must re-read the database.
+        if not event.get("id"):
+            return await database_sync_to_async(self.render)(event["payload"])
+        loop = asyncio.get_running_loop()
+        key = (id(loop), event["id"], tuple(sorted(self._roles.items())))
+        now = time.monotonic()
+        for stale in [k for k, (expires, _) in _renders.items() if expires < now]:
+            del _renders[stale]
+        entry = _renders.get(key)
+        if entry is not None:
+            return await asyncio.shield(entry[1])
+        future = loop.create_future()
+        _renders[key] = (now + RENDER_TTL, future)
+        try:
+            html = await database_sync_to_async(self.render)(event["payload"])
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # retrieved: the sockets waiting on it see it; nobody else should log it
+            raise
+        future.set_result(html)
+        return html
+
+    def render(self, payload: dict) -> str | list[str]:
+        """The fragment for one payload (or a list of fragments, each sent as its own message); each stream's
+        consumer overrides this. Empty means send nothing."""
         return ""
 
-    def template_context(self) -> dict:
+    def _role_context(self) -> dict:
         class _Request:
             user = self.scope["user"]
 
         return roles(_Request)
+
+    def template_context(self) -> dict:
+        return dict(self._roles)
 
 
 class OperationsConsumer(StreamConsumer):

@@ -4,7 +4,10 @@ Path: Celery worker or web process → Redis (channels-redis) → daphne's consu
 htmx ws extension swaps the server-rendered fragment in by id.
 """
 
+import asyncio
 import logging
+import threading
+import uuid
 from typing import Literal, NotRequired, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -39,7 +42,22 @@ def broadcast(stream: Stream, payload: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    # The id lets each daphne process render the fragment once for all its sockets (console/consumers.py).
+    message = {"type": "live.event", "payload": payload, "id": uuid.uuid4().hex}
+
+    def send() -> None:
+        try:
+            async_to_sync(layer.group_send)(group_name(stream), message)
+        except Exception:
+            log.warning("live broadcast to %s failed", stream, exc_info=True)
+
     try:
-        async_to_sync(layer.group_send)(group_name(stream), {"type": "live.event", "payload": payload})
-    except Exception:
-        log.warning("live broadcast to %s failed", stream, exc_info=True)
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send()
+        return
+    # This thread runs an event loop (a sync caller under an async host, e.g. Playwright's sync API in the browser
+    # tests), where async_to_sync refuses to run: send from a short-lived thread instead.
+    sender = threading.Thread(target=send, name="live-broadcast")
+    sender.start()
+    sender.join(timeout=5)

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "dlq",
     "outbox",
     "monitoring",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -218,3 +219,65 @@ if TESTING:
     # Fast hashing for the test world (also in the live daphne the browser tests log in to). Never in production:
     # SWITCHYARD_TESTING is set only by tests/env.py.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- outbox ---
+# Payloads larger than this travel as a claim check (a reference to an OutboxPayload row), not as bytes.
+OUTBOX_CLAIM_CHECK_BYTES = envint("OUTBOX_CLAIM_CHECK_BYTES", 256 * 1024, minimum=1)
+# A row that failed this many times becomes `failed` and keeps blocking its key until retried or skipped.
+OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
+OUTBOX_BACKOFF_BASE_MS = envint("OUTBOX_BACKOFF_BASE_MS", 500, minimum=1)
+OUTBOX_BACKOFF_MAX_MS = envint("OUTBOX_BACKOFF_MAX_MS", 300_000, minimum=1)
+OUTBOX_BATCH_SIZE = envint("OUTBOX_BATCH_SIZE", 500, minimum=1)
+# The relay wakes on NOTIFY; this is the fallback poll when no notification comes (e.g. a backoff expires).
+OUTBOX_POLL_MS = envint("OUTBOX_POLL_MS", 1000, minimum=10)
+OUTBOX_RETENTION_HOURS = envint("OUTBOX_RETENTION_HOURS", 24, minimum=1)
+
+# --- sagas ---
+# The Kafka topic `manage.py ingest_saga_events` consumes, and its consumer group.
+SAGA_EVENTS_TOPIC = envstr("SAGA_EVENTS_TOPIC", "switchyard.saga-events")
+SAGA_INGEST_GROUP = envstr("SAGA_INGEST_GROUP", "switchyard-saga-ingest")
+# A saga's context JSON larger than this is replaced by a marker saying how large it was.
+SAGA_CONTEXT_MAX_BYTES = envint("SAGA_CONTEXT_MAX_BYTES", 16_384, minimum=256)
+# Running or compensating in the same state for longer than this counts as stuck on the dashboard.
+SAGA_STUCK_AFTER_SECONDS = envint("SAGA_STUCK_AFTER_SECONDS", 900, minimum=1)
+# SDK steps: attempts per execute / compensate, and the first retry delay (doubled each time, with jitter).
+SAGA_STEP_ATTEMPTS = envint("SAGA_STEP_ATTEMPTS", 3, minimum=1)
+SAGA_RETRY_BASE_SECONDS = envint("SAGA_RETRY_BASE_SECONDS", 2, minimum=0)
+# Modules that define SDK sagas (sdk.define); every web and worker process imports them at start-up.
+SAGA_DEFINITION_MODULES = envlist("SAGA_DEFINITION_MODULES", [])
+
+# --- dlq ---
+# Kafka topics matching these patterns (fnmatch) are dead-letter queues; the suffixes map a DLQ back to its origin.
+DLQ_KAFKA_PATTERNS = envlist("DLQ_KAFKA_PATTERNS", ["*.DLQ", "*-dlt", "*.DLT"])
+DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_dead_letter"])
+# RabbitMQ queues and NATS streams to ingest besides what discovery finds (comma-separated names).
+DLQ_RABBITMQ_QUEUES = envlist("DLQ_RABBITMQ_QUEUES", [])
+DLQ_NATS_STREAMS = envlist("DLQ_NATS_STREAMS", ["DLQ"])
+# Bodies larger than this are stored outside the row (bytes).
+DLQ_INLINE_BODY_MAX = envint("DLQ_INLINE_BODY_MAX", 256 * 1024, minimum=1024)
+# Loop guard: a dead letter replayed this many times needs an explicit override to be replayed again.
+DLQ_MAX_REPLAYS = envint("DLQ_MAX_REPLAYS", 3, minimum=1)
+# Archived and discarded dead letters are purged after this many days.
+DLQ_RETENTION_DAYS = envint("DLQ_RETENTION_DAYS", 14, minimum=1)
+# Seconds between ingest rounds when every source is idle, and between discovery runs.
+DLQ_INGEST_IDLE_SECONDS = envint("DLQ_INGEST_IDLE_SECONDS", 1, minimum=0)
+DLQ_DISCOVERY_SECONDS = envint("DLQ_DISCOVERY_SECONDS", 60, minimum=5)
+CELERY_BEAT_SCHEDULE["dlq-purge"] = {"task": "dlq.tasks.purge", "schedule": 3600}
+
+# --- monitoring ---
+# Seconds between sampler passes (consumer groups, queues, JetStream consumers, Celery, outbox).
+SAMPLER_INTERVAL_SECONDS = envint("SAMPLER_INTERVAL_SECONDS", 15, minimum=1)
+# Width of the sliding window the status rules look at (Burrow: 10 commits × 60 s).
+MONITORING_STATUS_WINDOW_SECONDS = envint("MONITORING_STATUS_WINDOW_SECONDS", 600, minimum=1)
+# History: per-partition rows are kept this long; target rows older than DOWNSAMPLE_AFTER keep one per 5 minutes.
+MONITORING_PARTITION_RETENTION_SECONDS = envint("MONITORING_PARTITION_RETENTION_SECONDS", 86_400, minimum=60)
+MONITORING_DOWNSAMPLE_AFTER_SECONDS = envint("MONITORING_DOWNSAMPLE_AFTER_SECONDS", 3_600, minimum=60)
+MONITORING_RETENTION_SECONDS = envint("MONITORING_RETENTION_SECONDS", 7 * 86_400, minimum=3_600)
+# A partition row is stored when its offsets change, and at least this often while they do not (ADR 0041).
+MONITORING_PARTITION_HEARTBEAT_SECONDS = envint("MONITORING_PARTITION_HEARTBEAT_SECONDS", 300, minimum=1)
+# RabbitMQ queues to watch besides those the management API lists (AMQP alone cannot list queues).
+MONITORING_RABBITMQ_QUEUES = envlist("MONITORING_RABBITMQ_QUEUES", [])
+# Alert e-mails come from this address (Django's EMAIL_* settings choose the backend).
+ALERT_EMAIL_FROM = envstr("ALERT_EMAIL_FROM", "switchyard@localhost")
+CELERY_BEAT_SCHEDULE["monitoring-sample"] = {"task": "monitoring.tasks.sample", "schedule": SAMPLER_INTERVAL_SECONDS}
+CELERY_BEAT_SCHEDULE["monitoring-downsample"] = {"task": "monitoring.tasks.downsample", "schedule": 300}

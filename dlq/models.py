@@ -1,1 +1,237 @@
-from django.db import models  # noqa: F401
+"""Dead letters copied out of the brokers' DLQs, grouped by fingerprint, replayed through operations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
+from django.db import models
+from django.urls import reverse
+
+from dlq import headers as h
+
+BROKERS = [("kafka", "Kafka"), ("sqs", "SQS"), ("rabbitmq", "RabbitMQ"), ("nats", "NATS JetStream")]
+
+
+class DeadLetterSource(models.Model):
+    """One broker DLQ that Switchyard ingests: found by discovery or added by an admin."""
+
+    class Kind(models.TextChoices):
+        DISCOVERED = "discovered"
+        MANUAL = "manual"
+
+    broker = models.CharField(max_length=20, choices=BROKERS)
+    destination = models.CharField(max_length=500)  # the DLQ: topic, queue or stream
+    origin = models.CharField(max_length=500, blank=True)  # where its messages came from, when the broker says
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.MANUAL)
+    enabled = models.BooleanField(default=True)
+    # Per-framework differences: {"headers": {"exception_type": [...]}, "suffix": ".DLQ", "visibility_timeout": 30}
+    conventions = models.JSONField(default=dict, blank=True)
+    retention_seconds = models.IntegerField(null=True, blank=True)  # the broker's own retention of the DLQ
+    last_ingest_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["broker", "destination"], name="dlq_source_unique")]
+        ordering = ["broker", "destination"]
+
+    def __str__(self) -> str:
+        return f"{self.broker}:{self.destination}"
+
+    def default_origin(self) -> str:
+        """The origin a message without origin headers came from: the configured one, else the name minus suffix."""
+        if self.origin:
+            return self.origin
+        for suffix in self.conventions.get("suffixes") or settings.DLQ_SUFFIXES:
+            if self.destination.endswith(suffix):
+                return self.destination[: -len(suffix)]
+        return ""
+
+
+class DeadLetter(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new"
+        REPLAYED = "replayed"
+        ARCHIVED = "archived"
+        DISCARDED = "discarded"
+
+    source = models.ForeignKey(DeadLetterSource, on_delete=models.PROTECT, related_name="dead_letters")
+    origin = models.CharField(max_length=500, blank=True)
+    message_id = models.CharField(max_length=300)  # broker message id; Kafka: "partition:offset"; NATS: sequence
+    partition = models.IntegerField(null=True, blank=True)
+    offset = models.BigIntegerField(null=True, blank=True)
+    key = models.BinaryField(null=True, blank=True)
+    headers = models.JSONField(default=dict)  # name -> text, or {"base64": ...} for bytes that are not text
+    body = models.BinaryField(null=True, blank=True)  # None when the body is in DeadLetterBody (too big for a row)
+    body_size = models.IntegerField(default=0)
+    body_text = models.TextField(blank=True)  # a text prefix of the body for full-text search
+    content_type = models.CharField(max_length=200, blank=True)
+    message_type = models.CharField(max_length=300, blank=True)
+    exception_type = models.CharField(max_length=300, blank=True)
+    exception_message = models.TextField(blank=True)
+    stacktrace = models.TextField(blank=True)
+    reason = models.CharField(max_length=100, blank=True)
+    correlation_id = models.CharField(max_length=200, blank=True)
+    first_failure_at = models.DateTimeField()
+    last_failure_at = models.DateTimeField()
+    delivery_count = models.IntegerField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=40, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW, db_index=True)
+    replay_count = models.IntegerField(default=0)
+    # Set when this dead letter is a replayed message that failed again (read from x-switchyard-replay-of).
+    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="refailures")
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    ingested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "message_id"], name="dlq_dead_letter_unique")]
+        indexes = [
+            GinIndex(fields=["headers"], name="dlq_headers_gin"),
+            GinIndex(SearchVector("body_text", config="simple"), name="dlq_body_search"),
+            models.Index(fields=["fingerprint", "-id"], name="dlq_group_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dead letter {self.pk} from {self.origin or self.source}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("dlq_detail", args=[self.pk])
+
+    @staticmethod
+    def compute_fingerprint(exception_type: str, message_type: str, origin: str) -> str:
+        raw = json.dumps([exception_type, message_type, origin])
+        return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:16]
+
+    def fingerprint_value(self) -> str:
+        """exception type + message type + origin: the same failure of the same message from the same place."""
+        return self.compute_fingerprint(self.exception_type, self.message_type, self.origin)
+
+    def body_bytes(self) -> bytes:
+        if self.body is not None:
+            return bytes(self.body)
+        large = DeadLetterBody.objects.filter(dead_letter=self).values_list("data", flat=True).first()
+        return bytes(large) if large is not None else b""
+
+    def header_bytes(self) -> dict[str, bytes]:
+        return h.decode_headers(self.headers)
+
+    def key_bytes(self) -> bytes | None:
+        return bytes(self.key) if self.key is not None else None
+
+    def event_id(self) -> str:
+        """The producing event's id (`x-event-id`, which the outbox relay sets), if the message carries one."""
+        value = next((v for k, v in self.headers.items() if k.lower() == h.EVENT_ID), "")
+        return value if isinstance(value, str) else ""
+
+    def saga(self):
+        """The saga this message belongs to, by correlation id (the most recent one, ids can be reused)."""
+        from sagas.models import SagaInstance  # models only: the arrow from dlq to sagas stays at the data
+
+        if not self.correlation_id:
+            return None
+        return SagaInstance.objects.filter(correlation_id=self.correlation_id).order_by("-started_at").first()
+
+    def outbox_event(self):
+        """The outbox event that produced this message, by its x-event-id header."""
+        from outbox.models import OutboxEvent
+
+        try:
+            event_id = uuid.UUID(self.event_id())
+        except ValueError:
+            return None
+        return OutboxEvent.objects.filter(event_id=event_id).defer("payload").first()
+
+    def is_json(self) -> bool:
+        return "json" in self.content_type.lower() or self.body_text[:1] in ("{", "[")
+
+    def can_replay(self, override: bool = False) -> bool:
+        return replayable(self.status, self.replay_count, override)
+
+    def replay_destination(self) -> tuple[str, str]:
+        """(broker, destination) a replay goes to by default: the origin on the source's broker."""
+        return self.source.broker, self.origin
+
+    def as_json(self, full: bool = False) -> dict:
+        data = {
+            "id": self.pk,
+            "source": str(self.source),
+            "broker": self.source.broker,
+            "origin": self.origin,
+            "message_id": self.message_id,
+            "partition": self.partition,
+            "offset": self.offset,
+            "content_type": self.content_type,
+            "message_type": self.message_type,
+            "exception_type": self.exception_type,
+            "exception_message": self.exception_message[:500],
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+            "replay_count": self.replay_count,
+            "delivery_count": self.delivery_count,
+            "body_size": self.body_size,
+            "first_failure_at": self.first_failure_at.isoformat(),
+            "last_failure_at": self.last_failure_at.isoformat(),
+            "ingested_at": self.ingested_at.isoformat() if self.ingested_at else None,
+        }
+        if full:
+            data["headers"] = self.headers
+            data["stacktrace"] = self.stacktrace
+            data["correlation_id"] = self.correlation_id
+            data["replay_of"] = self.replay_of_id
+            data["body_text"] = self.body_text[:100_000]
+        return data
+
+
+def replayable(status: str, replay_count: int, override: bool = False) -> bool:
+    """The loop guard: a dead letter replayed DLQ_MAX_REPLAYS times goes again only with an explicit override."""
+    return status in (DeadLetter.Status.NEW, DeadLetter.Status.REPLAYED) and (
+        override or replay_count < settings.DLQ_MAX_REPLAYS
+    )
+
+
+class DeadLetterBody(models.Model):
+    """Bodies over DLQ_INLINE_BODY_MAX live here, so list queries never drag megabytes through the row."""
+
+    dead_letter = models.OneToOneField(DeadLetter, on_delete=models.CASCADE, primary_key=True, related_name="large")
+    data = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"body of dead letter {self.dead_letter_id}"
+
+
+class ReplayRecord(models.Model):
+    """One replay of one dead letter: the history shown on its detail page and the loop guard's count."""
+
+    dead_letter = models.ForeignKey(DeadLetter, on_delete=models.CASCADE, related_name="replays")
+    operation = models.ForeignKey("console.Operation", null=True, blank=True, on_delete=models.SET_NULL)
+    broker = models.CharField(max_length=20)
+    destination = models.CharField(max_length=500)
+    dry_run = models.BooleanField(default=False)
+    edited = models.BooleanField(default=False)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["operation", "dead_letter"], name="dlq_replay_op")]
+
+    def __str__(self) -> str:
+        return f"replay of {self.dead_letter_id} to {self.broker}:{self.destination}"
+
+
+class ProcessedMessage(models.Model):
+    """consumer_kit's idempotency table: a handler's transaction inserts its message id here, once."""
+
+    consumer = models.CharField(max_length=200)
+    message_id = models.CharField(max_length=300)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["consumer", "message_id"], name="dlq_processed_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer}: {self.message_id}"

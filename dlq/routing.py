@@ -1,1 +1,5 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from dlq.consumers import DeadLettersConsumer
+
+websocket_urlpatterns: list = [path("ws/dlq/", DeadLettersConsumer.as_asgi())]

@@ -1,8 +1,21 @@
 from django.urls import path
 
-from console.views import not_yet
+from dlq import api, views
 
-# Placeholder until issue #4 lands: the page says so and shows no made-up data.
 urlpatterns = [
-    path("dead-letters/", not_yet, {"section": "dlq", "issue": 4}, name="dlq"),
+    path("dead-letters/", views.inbox, name="dlq"),
+    path("dead-letters/groups/", views.groups, name="dlq_groups"),
+    path("dead-letters/sources/", views.sources, name="dlq_sources"),
+    path("dead-letters/sources/save", views.source_save, name="dlq_source_save"),
+    path("dead-letters/replay", views.replay, name="dlq_replay"),
+    path("dead-letters/status", views.set_status, name="dlq_status"),
+    path("dead-letters/<int:dead_letter_id>/", views.detail, name="dlq_detail"),
+    path("dead-letters/<int:dead_letter_id>/edit-replay", views.edit_replay, name="dlq_edit_replay"),
+    path("api/v1/dead-letters", api.dead_letters, name="api_dead_letters"),
+    path("api/v1/dead-letters/replay", api.replay, name="api_dead_letters_replay"),
+    path("api/v1/dead-letters/archive", api.set_status, {"status": "archived"}, name="api_dead_letters_archive"),
+    path("api/v1/dead-letters/discard", api.set_status, {"status": "discarded"}, name="api_dead_letters_discard"),
+    path("api/v1/dead-letters/<int:dead_letter_id>", api.dead_letter, name="api_dead_letter"),
+    path("api/v1/dead-letters/<int:dead_letter_id>/edit-replay", api.edit_replay, name="api_dead_letter_edit"),
+    path("api/v1/dead-letter-groups", api.dead_letter_groups, name="api_dead_letter_groups"),
 ]

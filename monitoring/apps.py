@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     verbose_name = "Consumers, lag and depth"
+
+    def ready(self):
+        from console.dashboard import register_tile
+        from console.metrics import register_family
+        from monitoring import dashboard, metrics, operations  # noqa: F401 - registers the offset-reset kind
+
+        register_tile(dashboard.consumer_tiles)
+        register_family(metrics.consumer_families)

@@ -1,1 +1,5 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from monitoring.consumers import ConsumersConsumer
+
+websocket_urlpatterns = [path("ws/consumers/", ConsumersConsumer.as_asgi())]

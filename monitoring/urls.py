@@ -1,8 +1,19 @@
 from django.urls import path
 
-from console.views import not_yet
+from monitoring import api, views
 
-# Placeholder until issue #6 lands: the page says so and shows no made-up data.
 urlpatterns = [
-    path("consumers/", not_yet, {"section": "consumers", "issue": 6}, name="consumers"),
+    path("consumers/", views.consumers, name="consumers"),
+    path("consumers/alerts/", views.alerts, name="alerts"),
+    path("consumers/alerts/create", views.alert_rule_create, name="alert_rule_create"),
+    path("consumers/alerts/<int:rule_id>/edit", views.alert_rule_update, name="alert_rule_update"),
+    path("consumers/alerts/<int:rule_id>/delete", views.alert_rule_delete, name="alert_rule_delete"),
+    path("consumers/kafka/<path:group>/reset", views.offset_reset, name="offset_reset"),
+    path("consumers/<str:broker>/<path:name>/", views.consumer_detail, name="consumer_detail"),
+    path("api/v1/consumers", api.consumers, name="api_consumers"),
+    path("api/v1/consumers/kafka/<path:group>/reset", api.offset_reset, name="api_offset_reset"),
+    path("api/v1/consumers/<str:broker>/<path:name>/history", api.consumer_history, name="api_consumer_history"),
+    path("api/v1/consumers/<str:broker>/<path:name>", api.consumer, name="api_consumer"),
+    path("api/v1/alert-rules", api.alert_rules, name="api_alert_rules"),
+    path("api/v1/alert-rules/<int:rule_id>", api.alert_rule, name="api_alert_rule"),
 ]

@@ -3,3 +3,11 @@ from django.apps import AppConfig
 
 class OutboxConfig(AppConfig):
     name = "outbox"
+
+    def ready(self):
+        from console.dashboard import register_tile
+        from console.metrics import register_family
+        from outbox import stats
+
+        register_tile(stats.tiles)
+        register_family(stats.metric_families)

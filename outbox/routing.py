@@ -1,1 +1,5 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from outbox.consumers import OutboxConsumer
+
+websocket_urlpatterns = [path("ws/outbox/", OutboxConsumer.as_asgi())]

@@ -1,5 +1,20 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class SagasConfig(AppConfig):
     name = "sagas"
+
+    def ready(self):
+        from console.dashboard import register_tile
+        from console.metrics import register_family
+        from sagas import operations  # noqa: F401 - registers the "saga-action" kind
+        from sagas.dashboard import saga_families, saga_tiles
+
+        register_tile(saga_tiles)
+        register_family(saga_families)
+        # Workers must know the SDK sagas they run: import the modules that call sdk.define().
+        for module in getattr(settings, "SAGA_DEFINITION_MODULES", []):
+            import_module(module)

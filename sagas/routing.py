@@ -1,1 +1,5 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from sagas.consumers import SagasConsumer
+
+websocket_urlpatterns = [path("ws/sagas/", SagasConsumer.as_asgi())]

@@ -1,8 +1,18 @@
 from django.urls import path
 
-from console.views import not_yet
+from sagas import api, views
 
-# Placeholder until issue #3 lands: the page says so and shows no made-up data.
 urlpatterns = [
-    path("sagas/", not_yet, {"section": "sagas", "issue": 3}, name="sagas"),
+    path("sagas/", views.saga_list, name="sagas"),
+    path("sagas/bulk/preview", views.bulk_preview, name="saga_bulk_preview"),
+    path("sagas/bulk/start", views.bulk_start, name="saga_bulk_start"),
+    path("sagas/<str:saga_id>/", views.saga_detail, name="saga"),
+    path("sagas/<str:saga_id>/preview", views.saga_preview, name="saga_preview"),
+    path("sagas/<str:saga_id>/actions/<str:action>", views.saga_action, name="saga_action"),
+    path("api/v1/schema/saga-event.json", api.schema, name="api_saga_event_schema"),
+    path("api/v1/saga-events", api.saga_events, name="api_saga_events"),
+    path("api/v1/sagas", api.sagas, name="api_sagas"),
+    path("api/v1/sagas/bulk/<str:action>", api.bulk_action, name="api_saga_bulk_action"),
+    path("api/v1/sagas/<str:saga_id>", api.saga, name="api_saga"),
+    path("api/v1/sagas/<str:saga_id>/actions/<str:action>", api.saga_action, name="api_saga_action"),
 ]

@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     try:
         child_env = {**os.environ, **env}
         child_env.setdefault("DEBUG", "1")
+        # The demo's RabbitMQ dead-letter queue (AMQP cannot list queues, so discovery is told its name).
+        child_env.setdefault("DLQ_RABBITMQ_QUEUES", "demo-shipping_error")
         child_env.update(SWITCHYARD_PORT=str(args.port), SWITCHYARD_HOST=args.host, SWITCHYARD_RUN_DIR=str(run_dir))
         child_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{child_env.get('PATH', '')}"
         ensure_database(child_env["DATABASE_URL"])

@@ -1,0 +1,245 @@
+"""Outbox relay throughput and latency against Kafka, in one run on the same rows and broker.
+
+    .venv/bin/python -m tools.services run -- .venv/bin/python bench/outbox_relay.py [--events 10000]
+
+1. The seed's poller: one produce, flush and UPDATE per row (timed without its 5 s sleep).
+2. Our relay: Relay.run_once() until the backlog is empty.
+3. A raw confluent-kafka producer sending the same messages (produce all, flush once): the ceiling.
+4. Commit → broker confirmation latency at a steady 1,000 events/s through the relay loop (LISTEN/NOTIFY).
+
+Uses its own database (sy_bench_outbox, dropped and created here); never the test databases.
+"""
+
+import argparse
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ.setdefault("SWITCHYARD_TESTING", "1")
+BENCH_DB = "sy_bench_outbox"
+
+
+def _use_bench_database() -> None:
+    import psycopg
+
+    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/switchyard")
+    server = base.rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    os.environ["DATABASE_URL"] = f"{server}/{BENCH_DB}"
+
+
+def _drop_bench_database() -> None:
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    server = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def seed(uri: str, events: int, keys: int) -> None:
+    from outbox.models import OutboxEvent
+
+    OutboxEvent.objects.all().delete()
+    pad = "p" * 150
+    rows = [
+        OutboxEvent(
+            destination=uri,
+            key=f"agg-{i % keys}",
+            order_key=f"agg-{i % keys}",
+            event_type="order.updated",
+            payload=f'{{"seq":{i},"pad":"{pad}"}}'.encode(),
+        )
+        for i in range(events)
+    ]
+    OutboxEvent.objects.bulk_create(rows, batch_size=5000)
+
+
+def seed_poller(adapter) -> float:
+    """The seed's loop body, minus its sleep: oldest pending row, publish and wait, UPDATE, next."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from outbox.models import OutboxEvent
+
+    started = time.perf_counter()
+    while True:
+        row = OutboxEvent.objects.filter(status="pending").order_by("id").first()
+        if row is None:
+            break
+        message = row.to_message()
+        adapter.publish(message.destination, message.body, message.key, message.headers)  # produce + flush
+        with transaction.atomic():
+            OutboxEvent.objects.filter(pk=row.pk).update(status="published", published_at=timezone.now())
+    return time.perf_counter() - started
+
+
+def our_relay(batch_size: int) -> float:
+    from outbox.relay import Relay
+
+    relay = Relay(batch_size=batch_size)
+    started = time.perf_counter()
+    while relay.run_once():
+        pass
+    elapsed = time.perf_counter() - started
+    relay.close()
+    return elapsed
+
+
+def raw_producer(bootstrap: str, messages) -> float:
+    from confluent_kafka import Producer
+
+    from brokers.kafka import PRODUCER_DEFAULTS
+
+    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS})
+    producer.produce(messages[0].destination, b"warm-up")
+    producer.flush()
+    started = time.perf_counter()
+    for m in messages:
+        while True:
+            try:
+                producer.produce(m.destination, m.body, m.key, headers=list(m.headers.items()))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush()
+    return time.perf_counter() - started
+
+
+def _relay_child(topic: str) -> None:
+    import signal
+
+    from console import brokers
+    from outbox.relay import Relay, serve
+
+    # The producer's start-up and first metadata fetch (about a second) happen once per process, not per event.
+    brokers.get("kafka").publish(topic, b"warm-up")
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    serve(stop, Relay(), purge_every=3600)
+
+
+def steady_latency(uri: str, rate: int, seconds: float, keys: int) -> dict:
+    """Publish `rate` events/s with outbox.publish() in small transactions (one every 10 ms) while a relay process
+    (the same serve() loop as `manage.py outbox_relay`, forked so it has its own interpreter) relays them;
+    percentiles of latency_ms as the relay recorded it: commit → broker confirmation."""
+    import multiprocessing
+    import signal
+
+    from django.db import connection, transaction
+
+    from outbox import publish
+    from outbox.models import OutboxEvent
+
+    OutboxEvent.objects.all().delete()
+    connection.close()  # the child must not share this process's socket
+    topic = uri.partition("://")[2]
+    child = multiprocessing.get_context("fork").Process(target=_relay_child, args=(topic,), daemon=True)
+    child.start()
+    time.sleep(2.0)
+    per_tick, tick = rate // 100, 0.01
+    started = time.perf_counter()
+    sent = 0
+    committed: list[tuple[list[int], float]] = []  # (row ids, wall-clock commit time)
+    while time.perf_counter() - started < seconds:
+        with transaction.atomic():
+            ids = []
+            for _ in range(per_tick):
+                ids.append(publish(uri, f"agg-{sent % keys}", "order.updated", {"seq": sent}).pk)
+                sent += 1
+        committed.append((ids, time.time()))
+        next_at = started + (sent // per_tick) * tick
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    achieved = sent / (time.perf_counter() - started)
+    deadline = time.monotonic() + 30
+    while OutboxEvent.objects.exclude(status="published").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGTERM)
+    child.join(10)
+    # Commit (measured here, right after COMMIT returned) → broker confirmation (the relay's published_at, taken
+    # when the batch's confirmations were in; same host clock).
+    confirmed = {pk: at.timestamp() for pk, at in OutboxEvent.objects.values_list("pk", "published_at")}
+    latencies = sorted((confirmed[pk] - at) * 1000 for ids, at in committed for pk in ids)
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    return {"sent": sent, "rate": achieved, "p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "max": latencies[-1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--seed-events", type=int, default=1_000, help="rows for the (slow) seed poller")
+    parser.add_argument("--keys", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--steady-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        sys.exit("KAFKA_BOOTSTRAP_SERVERS is not set: run through `python -m tools.services run --`")
+    _use_bench_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from console import brokers
+    from outbox.models import OutboxEvent
+
+    call_command("migrate", verbosity=0)
+    adapter = brokers.get("kafka")
+    topic = f"sy-bench-outbox-{uuid.uuid4().hex[:6]}"
+    adapter.ensure_destination(topic, partitions=6)
+    uri = f"kafka://{topic}"
+    try:
+        adapter.publish(topic, b"warm-up")
+        seed(uri, args.seed_events, args.keys)
+        seed_s = seed_poller(adapter)
+        seed_rate = args.seed_events / seed_s
+
+        seed(uri, args.events, args.keys)
+        relay_s = our_relay(args.batch_size)
+        assert not OutboxEvent.objects.exclude(status="published").exists()
+        relay_rate = args.events / relay_s
+
+        seed(uri, args.events, args.keys)
+        messages = [row.to_message() for row in OutboxEvent.objects.order_by("id")]
+        raw_s = raw_producer(bootstrap, messages)
+        raw_rate = args.events / raw_s
+
+        head = f"outbox relay bench: Kafka {bootstrap}, {args.keys} keys, ~200-byte payloads, batch {args.batch_size}"
+        print(head)
+        print(f"seed poller (produce+flush+UPDATE per row, no sleep): {args.seed_events} rows, {seed_rate:,.0f} ev/s")
+        print(f"our relay:                                            {args.events} rows, {relay_rate:,.0f} ev/s")
+        print(f"raw confluent-kafka producer (same messages, no DB):  {args.events} msgs, {raw_rate:,.0f} ev/s")
+        print(f"relay / seed = {relay_rate / seed_rate:.1f}x (target >= 20x)")
+        print(f"relay / raw  = {relay_rate / raw_rate:.2f} (target >= 0.5)")
+
+        lat = steady_latency(uri, 1000, args.steady_seconds, args.keys)
+        print(
+            f"steady load: asked 1,000 ev/s, achieved {lat['rate']:,.0f} ev/s for {args.steady_seconds:.0f} s "
+            f"({lat['sent']} events)"
+        )
+        print(
+            f"commit -> broker latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, "
+            f"p99 {lat['p99']:.1f} ms (target <= 50 ms), max {lat['max']:.1f} ms"
+        )
+    finally:
+        adapter.delete_destination(topic)
+        _drop_bench_database()
+
+
+if __name__ == "__main__":
+    main()

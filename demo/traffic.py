@@ -1,0 +1,173 @@
+"""Demo traffic: orders flow through sagas, the outbox and four brokers, and some of them break on purpose.
+
+One `tick()` = one new order:
+1. In one transaction: start a `demo.order` saga (SDK) and write outbox events for Kafka, SQS, RabbitMQ and NATS.
+2. Demo consumers (dlq.consumer_kit) drain those destinations; poison messages are retried, then dead-lettered with
+   Switchyard's failure headers, so the dead-letter inbox fills with a few groups of failures.
+3. The Kafka consumer is throttled, so its lag rises and falls on the Consumers page.
+4. Every few ticks an "external" saga (as another language would send it) arrives on the saga-events Kafka topic.
+"""
+
+import json
+import logging
+import random
+import uuid
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+
+import outbox
+from brokers.base import BrokerError, OutgoingMessage
+from console import brokers
+from dlq.consumer_kit import RetryingConsumer
+from sagas import sdk
+
+log = logging.getLogger(__name__)
+
+ORDERS_TOPIC = "demo.orders"
+NOTIFY_QUEUE = "demo-notifications"
+SHIPPING_QUEUE = "demo-shipping"
+AUDIT_STREAM = "DEMO_AUDIT"
+# Dead-letter destinations, named the way discovery finds them (Kafka `*.DLQ`, SQS RedrivePolicy, configured
+# RabbitMQ queue, the NATS `DLQ` stream).
+DLQ = {
+    "kafka": "demo.orders.DLQ",
+    "sqs": "demo-notifications-dlq",
+    "rabbitmq": "demo-shipping_error",
+    "nats": "DLQ.demo",
+}
+
+
+class PoisonMessage(Exception):
+    pass
+
+
+def setup() -> list[str]:
+    """Create the demo destinations on every configured broker; returns the brokers the demo will use."""
+    configured = brokers.configured()
+    used = []
+    if "kafka" in configured:
+        configured["kafka"].ensure_destination(ORDERS_TOPIC, partitions=3)
+        configured["kafka"].ensure_destination(DLQ["kafka"])
+        configured["kafka"].ensure_destination(settings.SAGA_EVENTS_TOPIC)
+        used.append("kafka")
+    if "sqs" in configured:
+        sqs = configured["sqs"]
+        sqs.ensure_destination(DLQ["sqs"])
+        arn = sqs.queue_attributes(DLQ["sqs"])["QueueArn"]
+        policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
+        sqs.ensure_destination(NOTIFY_QUEUE, attributes={"RedrivePolicy": policy})
+        used.append("sqs")
+    if "rabbitmq" in configured:
+        configured["rabbitmq"].ensure_destination(SHIPPING_QUEUE)
+        configured["rabbitmq"].ensure_destination(DLQ["rabbitmq"])
+        used.append("rabbitmq")
+    if "nats" in configured:
+        configured["nats"].ensure_destination(AUDIT_STREAM, subjects=["demo.audit.>"])
+        configured["nats"].ensure_destination("DLQ", subjects=["DLQ", "DLQ.>"])
+        used.append("nats")
+    return used
+
+
+def _handler(kind: str):
+    def handle(message) -> None:
+        body = json.loads(message.body)
+        if body.get("payload", {}).get("poison") == kind:
+            raise PoisonMessage(f"{kind}: cannot process order {body['payload'].get('order')}")
+
+    return handle
+
+
+class Demo:
+    def __init__(self, rng: random.Random | None = None):
+        self.rng = rng or random.Random()
+        self.order = 0
+        self.used = setup()
+        self.consumers = []
+        for broker, destination, group in (
+            ("kafka", ORDERS_TOPIC, "demo-billing"),
+            ("sqs", NOTIFY_QUEUE, "demo-mailer"),
+            ("rabbitmq", SHIPPING_QUEUE, "demo-shipping"),
+            ("nats", AUDIT_STREAM, "demo-auditor"),
+        ):
+            if broker in self.used:
+                kit = RetryingConsumer(
+                    brokers.get(broker), destination, group, _handler(broker), dead_letter_to=DLQ[broker], attempts=2
+                )
+                self.consumers.append(kit)
+
+    def tick(self) -> None:
+        self.order += 1
+        amount = self.rng.randint(10, 1000)
+        poison = self.rng.choice(self.used) if self.rng.random() < 0.15 else None
+        context = {"order": self.order, "amount": amount, "fragile": self.rng.random() < 0.2}
+        customer = f"customer-{self.rng.randint(1, 40)}"
+        payload = {"order": self.order, "amount": amount, "customer": customer, "poison": poison}
+        with transaction.atomic():
+            saga_id = sdk.start("demo.order", context, correlation_id=f"ORD-{self.order:06d}")
+            targets = {
+                "kafka": f"kafka://{ORDERS_TOPIC}",
+                "sqs": f"sqs://{NOTIFY_QUEUE}",
+                "rabbitmq": f"rabbitmq:///{SHIPPING_QUEUE}",
+                "nats": "nats://demo.audit.orders",
+            }
+            for broker in self.used:
+                outbox.publish(targets[broker], customer, "OrderPlaced", payload, correlation_id=saga_id)
+        if "kafka" in self.used and self.order % 5 == 0:
+            self._external_saga()
+
+    def _external_saga(self) -> None:
+        """A payment saga reported by a non-Python service as JSON events on the saga-events topic."""
+        saga_id = str(uuid.uuid4())
+        now = datetime.now(UTC).isoformat()
+        failed = self.rng.random() < 0.3
+        # The producer knows its saga's shape, so it says when the saga is over (saga_status wins over derivation).
+        events = [
+            {"step": "authorize", "direction": "execute", "status": "succeeded", "seq": 1},
+            {"step": "capture", "direction": "execute", "status": "failed" if failed else "succeeded", "seq": 2}
+            | ({} if failed else {"saga_status": "completed"}),
+        ]
+        if failed:
+            events.append(
+                {
+                    "step": "authorize",
+                    "direction": "compensate",
+                    "status": "failed",
+                    "seq": 3,
+                    "saga_status": "compensation_failed",
+                }
+            )
+        messages = [
+            OutgoingMessage(
+                settings.SAGA_EVENTS_TOPIC,
+                json.dumps(
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "saga_id": saga_id,
+                        "saga_type": "demo.payment",
+                        "occurred_at": now,
+                        "correlation_id": f"PAY-{self.order:06d}",
+                        **({"error": {"type": "GatewayTimeout", "message": "PSP did not answer"}} if failed else {}),
+                        **e,
+                    }
+                ).encode(),
+                key=saga_id,
+            )
+            for e in events
+        ]
+        brokers.get("kafka").publish_batch(messages)
+
+    def consume(self, budget: int) -> int:
+        """Let the demo consumers handle up to `budget` messages each; a small budget makes lag visible."""
+        handled = 0
+        for kit in self.consumers:
+            try:
+                handled += kit.run_once(max_messages=budget, timeout=0.2)
+            except BrokerError:
+                log.warning("demo consumer %s failed", kit.consumer_name, exc_info=True)
+        return handled
+
+    def close(self) -> None:
+        for kit in self.consumers:
+            kit.close()

@@ -1,0 +1,147 @@
+"""Writes on dead letters: start a replay, edit & replay, archive / discard, purge, sources. Each one audited."""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from console import brokers
+from console.actions import Conflict, do_start_operation, find_repeat, record_audit
+from console.live import broadcast
+from dlq.models import DeadLetter, DeadLetterSource, ReplayRecord
+from dlq.operations import outgoing
+
+SAMPLE = 5
+
+
+def preview(qs) -> dict:
+    """Freeze the target set: its ids in a stable order, with the count and a sample to show before starting."""
+    ids = list(qs.order_by("id").values_list("id", flat=True))
+    sample = [dl.as_json() for dl in qs.select_related("source").order_by("id")[:SAMPLE]]
+    return {"ids": ids, "count": len(ids), "sample": sample}
+
+
+def looping(ids: list[int]) -> list[int]:
+    """Targets the loop guard refuses without an override."""
+    return list(
+        DeadLetter.objects.filter(pk__in=ids, replay_count__gte=settings.DLQ_MAX_REPLAYS).values_list("id", flat=True)
+    )
+
+
+def do_replay_dead_letters(actor, params: dict, reason: str, idempotency_key: str, via: str = "web"):
+    """Start a dlq.replay operation over params["ids"] (already validated). Conflict if the loop guard refuses."""
+    if not params["override_loop_guard"]:
+        refused = looping(params["ids"])
+        if refused:
+            raise Conflict(
+                f"{len(refused)} dead letter(s) were already replayed {settings.DLQ_MAX_REPLAYS} times "
+                f"(e.g. {', '.join(map(str, refused[:5]))}); set override_loop_guard to replay them again"
+            )
+    return do_start_operation(actor, "dlq.replay", params, reason, idempotency_key, via)
+
+
+def _diff(before: str, after: str) -> str:
+    return "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), "before", "after", lineterm=""))[
+        :20_000
+    ]
+
+
+def do_edit_and_replay(
+    actor, dl: DeadLetter, body: bytes, headers: dict[str, str], reason: str, idempotency_key: str, via: str = "web"
+) -> ReplayRecord:
+    """Send an edited copy to the origin now, then record it; the body and header diffs go into the audit entry."""
+    repeat = find_repeat(actor, idempotency_key)
+    if repeat is not None:
+        return ReplayRecord.objects.get(pk=repeat.result["replay"])
+    if not dl.can_replay():
+        raise Conflict(f"a {dl.status} dead letter replayed {dl.replay_count} times cannot be replayed again here")
+    broker, destination = dl.replay_destination()
+    if not destination:
+        raise Conflict("no origin is known for this dead letter")
+    message = outgoing(dl, body, "edit", broker, destination, {k: v.encode() for k, v in headers.items()})
+    brokers.get(broker).publish_batch([message])
+    old_headers = json.dumps(dl.headers, indent=1, sort_keys=True, ensure_ascii=False)
+    new_headers = json.dumps(headers, indent=1, sort_keys=True, ensure_ascii=False)
+    with transaction.atomic(durable=True):
+        record = ReplayRecord.objects.create(
+            dead_letter=dl, broker=broker, destination=destination, edited=True, actor=actor
+        )
+        DeadLetter.objects.filter(pk=dl.pk).update(
+            status=DeadLetter.Status.REPLAYED, replay_count=F("replay_count") + 1, status_changed_at=timezone.now()
+        )
+        record_audit(
+            actor,
+            "dead_letter.edit_replay",
+            "dead_letter",
+            dl.pk,
+            reason=reason,
+            parameters={
+                "destination": f"{broker}:{destination}",
+                "body_diff": _diff(dl.body_bytes().decode(errors="replace"), body.decode(errors="replace")),
+                "headers_diff": _diff(old_headers, new_headers),
+            },
+            result={"replay": record.pk},
+            idempotency_key=idempotency_key,
+            via=via,
+        )
+        transaction.on_commit(lambda: broadcast("dlq", {"type": "dead_letters", "ids": []}))
+    return record
+
+
+def do_set_status(actor, ids: list[int], status: str, reason: str, idempotency_key: str, via: str = "web") -> int:
+    """Archive or discard; both are purged after DLQ_RETENTION_DAYS."""
+    repeat = find_repeat(actor, idempotency_key)
+    if repeat is not None:
+        return repeat.result.get("changed", 0)
+    with transaction.atomic(durable=True):
+        changed = (
+            DeadLetter.objects.filter(pk__in=ids)
+            .exclude(status=status)
+            .update(status=status, status_changed_at=timezone.now())
+        )
+        record_audit(
+            actor,
+            f"dead_letter.{status}",
+            "dead_letter",
+            ",".join(map(str, ids[:50])),
+            reason=reason,
+            parameters={"ids": ids[:1000], "count": len(ids)},
+            result={"changed": changed},
+            idempotency_key=idempotency_key,
+            via=via,
+        )
+        transaction.on_commit(lambda: broadcast("dlq", {"type": "dead_letters", "ids": []}))
+        transaction.on_commit(lambda: broadcast("dashboard", {"type": "dashboard", "tile": "dlq"}))
+    return changed
+
+
+def purge() -> int:
+    """Delete archived and discarded dead letters older than the retention period."""
+    cutoff = timezone.now() - timezone.timedelta(days=settings.DLQ_RETENTION_DAYS)
+    done = DeadLetter.objects.filter(
+        status__in=[DeadLetter.Status.ARCHIVED, DeadLetter.Status.DISCARDED], status_changed_at__lt=cutoff
+    )
+    deleted, _ = done.delete()
+    return deleted
+
+
+def do_save_source(actor, broker: str, destination: str, origin: str, enabled: bool, reason: str, via: str = "web"):
+    with transaction.atomic(durable=True):
+        source, created = DeadLetterSource.objects.update_or_create(
+            broker=broker, destination=destination, defaults={"origin": origin, "enabled": enabled}
+        )
+        record_audit(
+            actor,
+            "dlq_source.create" if created else "dlq_source.update",
+            "dlq_source",
+            source.pk,
+            reason=reason,
+            parameters={"broker": broker, "destination": destination, "origin": origin, "enabled": enabled},
+            via=via,
+        )
+    return source

@@ -1,0 +1,162 @@
+"""JSON API: /api/v1/dead-letters (+ /<id>, /replay, /archive, /discard, /<id>/edit-replay), /dead-letter-groups."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+
+from console.access import OPERATOR, VIEWER
+from console.actions import Conflict
+from console.api import require_reason_and_key
+from console.auth import ApiError, api, json_body
+from console.operations import ParameterError
+from dlq import actions, filters, queries
+from dlq.models import DeadLetter
+from dlq.operations import validate
+
+REPLAY_OPTIONS = (
+    "rate",
+    "canary",
+    "canary_threshold",
+    "canary_mode",
+    "canary_wait_seconds",
+    "dry_run",
+    "override_loop_guard",
+    "batch",
+)
+
+
+def _filters(params) -> dict:
+    try:
+        return filters.clean(params)
+    except filters.FilterError as e:
+        raise ApiError(400, "invalid filter", e.fields) from e
+
+
+def _object(request) -> dict:
+    body = json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+@api(role=VIEWER)
+def dead_letters(request):
+    f = _filters(request.GET)
+    before = request.GET.get("before")
+    if before and not before.isdigit():
+        raise ApiError(400, "invalid filter", {"before": ["must be a dead-letter id"]})
+    rows, next_before = queries.inbox(f, int(before) if before else None, queries.PAGE_SIZE)
+    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
+    return JsonResponse(
+        {
+            "dead_letters": [dl.as_json() for dl in rows],
+            "next_before": next_before,
+            "total": total,
+            "total_is_estimate": not exact,
+        }
+    )
+
+
+@api(role=VIEWER)
+def dead_letter(request, dead_letter_id: int):
+    dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
+    data = dl.as_json(full=True)
+    data["body_base64"] = base64.b64encode(dl.body_bytes()).decode()
+    data["replays"] = [
+        {"at": r.created_at.isoformat(), "destination": f"{r.broker}:{r.destination}", "operation": str(r.operation_id)}
+        for r in dl.replays.order_by("id")
+    ]
+    return JsonResponse(data)
+
+
+@api(role=VIEWER)
+def dead_letter_groups(request):
+    rows = queries.groups(_filters(request.GET))
+    return JsonResponse({"groups": [queries.group_json(r) for r in rows]})
+
+
+def replay_params(body: dict) -> dict:
+    """ids, or a filter (or a group), frozen into ids now, plus the validated options of the operation."""
+    if "ids" in body:
+        ids = body["ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ApiError(400, "invalid request", {"ids": ["must be a list of dead-letter ids"]})
+        frozen = actions.preview(DeadLetter.objects.filter(pk__in=ids))
+    else:
+        f = body.get("filter") or {}
+        if not isinstance(f, dict):
+            raise ApiError(400, "invalid request", {"filter": ["must be an object"]})
+        if body.get("group"):
+            f = {**f, "group": body["group"]}
+        f = _filters(f)
+        if not f:
+            raise ApiError(400, "invalid request", {"ids": ["give ids, a group or a filter"]})
+        frozen = actions.preview(filters.apply(DeadLetter.objects.filter(status="new"), f))
+    if not frozen["ids"]:
+        raise ApiError(400, "invalid request", {"ids": ["no dead letters match"]})
+    params = {"ids": frozen["ids"], **{k: body[k] for k in REPLAY_OPTIONS if k in body}}
+    destination = body.get("destination")
+    if destination:
+        if not isinstance(destination, str) or ":" not in destination:
+            raise ApiError(400, "invalid request", {"destination": ["must be broker:destination, e.g. sqs:orders"]})
+        params["broker"], params["destination"] = destination.split(":", 1)
+    try:
+        return {**validate(params), "_preview": frozen}
+    except ParameterError as e:
+        raise ApiError(400, "invalid parameters", e.fields) from e
+
+
+@api(methods=("POST",), role=OPERATOR)
+def replay(request):
+    body = _object(request)
+    reason, key = require_reason_and_key(body)
+    params = replay_params(body)
+    frozen = params.pop("_preview")
+    try:
+        op, created = actions.do_replay_dead_letters(request.user, params, reason, key, via=request.auth_via or "api")
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    data = {"operation": op.as_json(), "count": frozen["count"], "sample": frozen["sample"]}
+    return JsonResponse(data, status=201 if created else 200)
+
+
+@api(methods=("POST",), role=OPERATOR)
+def set_status(request, status: str):
+    body = _object(request)
+    reason, key = require_reason_and_key(body)
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ApiError(400, "invalid request", {"ids": ["must be a non-empty list of dead-letter ids"]})
+    changed = actions.do_set_status(request.user, ids, status, reason, key, via=request.auth_via or "api")
+    return JsonResponse({"changed": changed, "status": status})
+
+
+@api(methods=("POST",), role=OPERATOR)
+def edit_replay(request, dead_letter_id: int):
+    dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
+    body = _object(request)
+    reason, key = require_reason_and_key(body)
+    new_body, headers = body.get("body"), body.get("headers", {})
+    errors = {}
+    if not isinstance(new_body, str):
+        errors["body"] = ["must be the new body as text"]
+    elif dl.is_json():
+        try:
+            json.loads(new_body)
+        except ValueError as e:
+            errors["body"] = [f"is not valid JSON: {e}"]
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        errors["headers"] = ["must be an object of text values"]
+    if errors:
+        raise ApiError(400, "invalid request", errors)
+    try:
+        record = actions.do_edit_and_replay(
+            request.user, dl, new_body.encode(), headers, reason, key, via=request.auth_via or "api"
+        )
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    return JsonResponse({"replay": record.pk, "destination": f"{record.broker}:{record.destination}"}, status=201)

@@ -1,0 +1,428 @@
+"""`dlq.replay`: send a frozen set of dead letters back to their origin (or elsewhere), paced, with a canary.
+
+Resuming re-runs `run()`: the dead letters this operation already replayed have a ReplayRecord and are skipped, so
+a resume (or a worker killed mid-run and re-claimed) re-sends at most the one batch that was in flight when it died.
+Such a duplicate carries the same x-switchyard-replay-of and operation id, so a consumer can drop it (ADR 0020).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from brokers.base import BrokerError, OutgoingMessage, PublishError
+from console import brokers
+from console.models import Operation
+from console.operations import OperationContext, ParameterError, Paused, register
+from dlq import headers as h
+from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource, ReplayRecord, replayable
+
+# A kill re-sends at most one batch: large ones are for throughput, small ones for fewer duplicates and a prompt
+# cancel. Without a rate limit the size follows the throughput seen so far: about BATCH_SECONDS of sending.
+MAX_BATCH = 5000
+MIN_BATCH = 50
+FIRST_BATCH = 500
+BATCH_SECONDS = 0.3
+# Failure headers are facts about the last failure, not part of the message: a replay sends the message as it was.
+DROPPED_HEADERS = {
+    n.lower()
+    for fact in ("exception_type", "exception_message", "stacktrace", "failed_at")
+    for n in h.DEFAULT_NAMES[fact]
+} | {"x-death", h.REPLAY_OF, h.REPLAY_OPERATION, h.REPLAY_COUNT, h.ATTEMPTS}
+DROPPED_PREFIXES = ("kafka_dlt-", "mt-fault-", "x-first-death-")
+
+
+class CanaryFailed(Exception):
+    pass
+
+
+def validate(params: dict) -> dict:
+    errors: dict[str, list[str]] = {}
+    ids = params.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        errors["ids"] = ["must be a non-empty list of dead-letter ids"]
+    clean = {"ids": ids}
+    rate = params.get("rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 100_000):
+        errors["rate"] = ["must be a number of messages per second from 0 to 100000"]
+    clean["rate"] = rate
+    for name, default, low, high in (("canary", 0, 0, 100_000), ("batch", None, 1, MAX_BATCH)):
+        value = params.get(name, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
+            errors[name] = [f"must be an integer from {low} to {high}"]
+        clean[name] = value
+    if clean["canary"] is None:
+        errors["canary"] = ["must be an integer from 0 to 100000"]
+    threshold = params.get("canary_threshold", 0.2)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        errors["canary_threshold"] = ["must be a fraction from 0 to 1"]
+    clean["canary_threshold"] = threshold
+    wait = params.get("canary_wait_seconds", 5)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= 600:
+        errors["canary_wait_seconds"] = ["must be from 0 to 600 seconds"]
+    clean["canary_wait_seconds"] = wait
+    mode = params.get("canary_mode", "auto")
+    if mode not in ("auto", "manual"):
+        errors["canary_mode"] = ["must be auto or manual"]
+    clean["canary_mode"] = mode
+    broker, destination = params.get("broker"), params.get("destination")
+    if destination is not None:
+        if not isinstance(destination, str) or not destination.strip() or len(destination) > 500:
+            errors["destination"] = ["must be a destination name"]
+        if broker not in brokers.configured():
+            errors["broker"] = [f"must be a configured broker: {', '.join(sorted(brokers.configured()))}"]
+    clean["broker"], clean["destination"] = (broker, destination) if destination else (None, None)
+    clean["dry_run"] = bool(params.get("dry_run", False))
+    clean["override_loop_guard"] = bool(params.get("override_loop_guard", False))
+    if errors:
+        raise ParameterError(errors)
+    return clean
+
+
+class Pacer:
+    """A token bucket refilled at `rate` per second: after n messages, the next may go at start + n / rate."""
+
+    def __init__(self, rate: float | None):
+        self.rate = rate
+        self.started = time.monotonic()
+        self.sent = 0
+
+    def chunk(self, batch: int) -> int:
+        # About ten sends a second, so the pace is smooth and a pause or cancel is never behind a long burst.
+        return batch if not self.rate else max(1, min(batch, math.ceil(self.rate / 10)))
+
+    def took(self, n: int, sleep) -> None:
+        self.sent += n
+        if self.rate:
+            wait = self.started + self.sent / self.rate - time.monotonic()
+            if wait > 0:
+                sleep(wait)
+
+
+def outgoing(
+    dl: DeadLetter | Target, body: bytes, op_id, broker: str, destination: str, headers: dict[str, bytes] | None = None
+):
+    base = headers if headers is not None else dl.header_bytes()
+    kept = {
+        k: v
+        for k, v in base.items()
+        if k.lower() not in DROPPED_HEADERS and not k.lower().startswith(DROPPED_PREFIXES) and not k.endswith("~b64")
+    }
+    kept[h.REPLAY_OF] = str(dl.replay_of_id or dl.pk).encode()
+    kept[h.REPLAY_OPERATION] = str(op_id).encode()
+    kept[h.REPLAY_COUNT] = str(dl.replay_count + 1).encode()
+    if broker == "nats":
+        # JetStream drops a publish whose Nats-Msg-Id (the event id) it saw in its duplicate window: make it unique.
+        kept["Nats-Msg-Id"] = f"replay-{dl.pk}-{dl.replay_count + 1}-{op_id}".encode()
+    return OutgoingMessage(destination, body, dl.key_bytes(), kept)
+
+
+@dataclass(slots=True)
+class Target:
+    """One dead letter as the replay hot path needs it: read by one query per batch, no model instances."""
+
+    pk: int
+    status: str
+    replay_count: int
+    replay_of_id: int | None
+    origin: str
+    broker: str
+    key: bytes | None
+    headers: dict
+    body: bytes
+
+    def header_bytes(self) -> dict[str, bytes]:
+        return h.decode_headers(self.headers)
+
+    def key_bytes(self) -> bytes | None:
+        return self.key
+
+    def can_replay(self, override: bool = False) -> bool:
+        return replayable(self.status, self.replay_count, override)
+
+    def replay_destination(self) -> tuple[str, str]:
+        return self.broker, self.origin
+
+
+# Bodies too large for the row come from DeadLetterBody in the same query (a left join only where body is NULL).
+LOAD_SQL = f"""
+    SELECT d.id, d.status, d.replay_count, d.replay_of_id, d.origin, s.broker, d.key, d.headers::text,
+           COALESCE(d.body, b.data)
+    FROM {DeadLetter._meta.db_table} d
+    JOIN {DeadLetterSource._meta.db_table} s ON s.id = d.source_id
+    LEFT JOIN {DeadLetterBody._meta.db_table} b ON d.body IS NULL AND b.dead_letter_id = d.id
+    WHERE d.id = ANY(%s)
+"""
+
+
+def load(ids: list[int]) -> list[Target]:
+    """The targets among `ids` that still exist, in the order of `ids`."""
+    with connection.cursor() as cursor:
+        cursor.execute(LOAD_SQL, [ids])
+        rows = {
+            r[0]: Target(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                bytes(r[6]) if r[6] is not None else None,
+                json.loads(r[7]),
+                bytes(r[8]) if r[8] is not None else b"",
+            )
+            for r in cursor.fetchall()
+        }
+    return [rows[pk] for pk in ids if pk in rows]
+
+
+@dataclass(slots=True)
+class Batch:
+    """One batch ready to go: the messages per broker, and the ids refused before sending (with the reason)."""
+
+    ids: list[int]
+    plan: dict[str, list[tuple[int, OutgoingMessage]]] = field(default_factory=dict)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+def prepare(ctx: OperationContext, ids: list[int]) -> Batch:
+    """Read one batch (bodies included) in one query and build its messages; no broker I/O."""
+    p = ctx.params
+    batch = Batch(ids)
+    found = load(ids)
+    missing = set(ids) - {t.pk for t in found}
+    batch.refused += [(pk, "dead letter no longer exists") for pk in ids if pk in missing]
+    for t in found:
+        broker, destination = (p["broker"], p["destination"]) if p["destination"] else t.replay_destination()
+        if t.status in (DeadLetter.Status.ARCHIVED, DeadLetter.Status.DISCARDED):
+            batch.refused.append((t.pk, f"{t.status}: not replayed"))
+        elif not t.can_replay(p["override_loop_guard"]):
+            batch.refused.append(
+                (t.pk, f"loop guard: already replayed {t.replay_count} times (override to replay again)")
+            )
+        elif not destination:
+            batch.refused.append((t.pk, "no origin known: choose a destination"))
+        else:
+            message = outgoing(t, t.body, ctx.operation.pk, broker, destination)
+            batch.plan.setdefault(broker, []).append((t.pk, message))
+    return batch
+
+
+def deliver(batch: Batch, dry_run: bool) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
+    """Broker I/O only (it runs beside the next batch's database read): (sent, failed), each by dead-letter id."""
+    sent: list[tuple[int, str, str]] = []
+    failed: list[tuple[int, str]] = []
+    for broker, pairs in batch.plan.items():
+        ok = pairs
+        if not dry_run:
+            try:
+                brokers.get(broker).publish_batch([m for _, m in pairs])
+            except PublishError as exc:
+                reasons = {id(m): reason for m, reason in exc.failures}
+                failed += [(pk, reasons[id(m)]) for pk, m in pairs if id(m) in reasons]
+                ok = [(pk, m) for pk, m in pairs if id(m) not in reasons]
+            except (BrokerError, brokers.NotConfigured) as exc:
+                failed += [(pk, str(exc)) for pk, _ in pairs]
+                ok = []
+        sent += [(pk, broker, m.destination) for pk, m in ok]
+    return sent, failed
+
+
+def record(ctx: OperationContext, sent: list[tuple[int, str, str]], writer: StatusWriter) -> None:
+    """One COPY of ReplayRecords per batch, committed before the next batch goes (resume skips what has a record);
+    the statuses follow in one UPDATE on the writer, beside the next batch's delivery."""
+    if not sent:
+        return
+    op, dry, now = ctx.operation, ctx.params["dry_run"], timezone.now()
+    columns = "dead_letter_id, operation_id, broker, destination, dry_run, edited, actor_id, created_at"
+    with transaction.atomic(), connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {ReplayRecord._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for pk, broker, destination in sent:
+                copy.write_row((pk, op.pk, broker, destination, dry, False, op.requested_by_id, now))
+    if not dry:
+        writer.submit([pk for pk, _, _ in sent], now)
+
+
+MARK_SQL = f"""
+    UPDATE {DeadLetter._meta.db_table} SET status = %s, replay_count = replay_count + 1, status_changed_at = %s
+    WHERE id = ANY(%s)
+"""
+# A run killed between a batch's ReplayRecords and its status UPDATE left dead letters whose status_changed_at is
+# older than their record (the UPDATE sets it to the record's created_at): apply those on resume.
+RECONCILE_SQL = f"""
+    UPDATE {DeadLetter._meta.db_table} d
+    SET status = %s, replay_count = d.replay_count + 1, status_changed_at = r.created_at
+    FROM {ReplayRecord._meta.db_table} r
+    WHERE r.operation_id = %s AND NOT r.dry_run AND r.dead_letter_id = d.id
+      AND (d.status_changed_at IS NULL OR d.status_changed_at < r.created_at)
+"""
+
+
+def mark_replayed(ids: list[int], when) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(MARK_SQL, [DeadLetter.Status.REPLAYED, when, ids])
+
+
+def reconcile(operation) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(RECONCILE_SQL, [DeadLetter.Status.REPLAYED, operation.pk])
+
+
+class StatusWriter:
+    """Runs each batch's status UPDATE on its own thread and database connection, one at a time, so Postgres
+    rewrites the (wide, GIN-indexed) rows while the next batch is read and delivered. Inside an outer transaction
+    (tests) another connection could not see the rows, so it runs inline there."""
+
+    def __init__(self):
+        self._pool = None if connection.in_atomic_block else ThreadPoolExecutor(1, thread_name_prefix="dlq-mark")
+        self._pending: Future | None = None
+
+    def submit(self, ids: list[int], when) -> None:
+        self.wait()
+        if self._pool is None:
+            mark_replayed(ids, when)
+        else:
+            self._pending = self._pool.submit(mark_replayed, ids, when)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.submit(lambda: connection.close()).result()  # the thread's own connection
+                self._pool.shutdown()
+
+
+def send(ctx: OperationContext, ids: list[int]) -> int:
+    """Replay one batch without overlap; returns how many were sent (or would be, in a dry run)."""
+    batch = prepare(ctx, ids)
+    writer = StatusWriter()
+    try:
+        return _finish(ctx, batch, deliver(batch, ctx.params["dry_run"]), writer)
+    finally:
+        writer.close()
+
+
+def _finish(ctx: OperationContext, batch: Batch, outcome, writer: StatusWriter) -> int:
+    sent, failed = outcome
+    record(ctx, sent, writer)
+    for pk, reason in batch.refused + failed:
+        ctx.error(pk, reason)
+    ctx.advance(len(batch.ids))
+    return len(sent)
+
+
+class Sizer:
+    """Batch size: fixed when asked or paced; otherwise about BATCH_SECONDS of the throughput seen so far."""
+
+    def __init__(self, fixed: int | None, pacer: Pacer):
+        self.fixed = fixed
+        self.pacer = pacer
+        self.size = fixed or FIRST_BATCH
+
+        self.paced_floor = 1
+
+    def next(self) -> int:
+        if not self.pacer.rate:
+            return self.size
+        # A tenth of a second's worth, unless one send takes longer than that: then as many as the limit allows
+        # in the time one send takes, so a slow broker (SQS on moto) still keeps up with an achievable limit.
+        return max(self.pacer.chunk(self.size), min(self.size if self.fixed else MAX_BATCH, self.paced_floor))
+
+    def saw(self, n: int, seconds: float) -> None:
+        if not n or seconds <= 0:
+            return
+        if self.pacer.rate:
+            self.paced_floor = math.ceil(self.pacer.rate * seconds * 1.2)
+        elif not self.fixed:
+            self.size = max(MIN_BATCH, min(MAX_BATCH, int(n / seconds * BATCH_SECONDS)))
+
+
+def replay_ids(ctx: OperationContext, todo: list[int], pacer: Pacer, sizer: Sizer) -> None:
+    """Send `todo` in batches. The next batch's database read overlaps the current batch's delivery wait, but a
+    batch is recorded before the next one is sent, so a kill re-sends at most the one batch in flight."""
+    dry = ctx.params["dry_run"]
+    pending: tuple[Batch, Future, float] | None = None
+    position = 0
+    writer = StatusWriter()
+    with ThreadPoolExecutor(1, thread_name_prefix="dlq-replay") as pool:
+        try:
+            while position < len(todo) or pending:
+                ctx.checkpoint()
+                upcoming = None
+                if position < len(todo):
+                    size = sizer.next()
+                    upcoming = prepare(ctx, todo[position : position + size])
+                    position += size
+                if pending:
+                    batch, future, started = pending
+                    pending = None
+                    _finish(ctx, batch, future.result(), writer)
+                    sizer.saw(len(batch.ids), time.monotonic() - started)
+                    pacer.took(len(batch.ids), ctx.sleep)
+                if upcoming:
+                    pending = (upcoming, pool.submit(deliver, upcoming, dry), time.monotonic())
+        finally:
+            if pending:  # cancelled or paused with a batch in flight: record what it sent before stopping
+                batch, future, _ = pending
+                _finish(ctx, batch, future.result(), writer)
+            writer.close()
+
+
+def _canary(ctx: OperationContext, canary_ids: list[int]) -> None:
+    """Wait for the canary's re-failures to be ingested, then stop, pause for the operator, or go on."""
+    p = ctx.params
+    ctx.sleep(p["canary_wait_seconds"])
+    refailed = DeadLetter.objects.filter(replay_of_id__in=canary_ids, ingested_at__gte=ctx.operation.started_at)
+    failures = refailed.values("replay_of_id").distinct().count()
+    rate = failures / len(canary_ids)
+    verdict = (
+        f"canary: {failures} of {len(canary_ids)} failed again ({rate:.0%}, threshold {p['canary_threshold']:.0%})"
+    )
+    if not p["dry_run"] and rate > p["canary_threshold"]:
+        raise CanaryFailed(verdict)
+    if p["canary_mode"] == "manual":
+        Operation.objects.filter(pk=ctx.operation.pk).update(message=verdict + "; resume to replay the rest")
+        ctx.flush(force=True)
+        raise Paused()
+    Operation.objects.filter(pk=ctx.operation.pk).update(message=verdict)
+
+
+@register("dlq.replay", label="Replay dead letters", startable=False, validate=validate)
+def run_replay(ctx: OperationContext) -> dict:
+    p = ctx.params
+    ids: list[int] = list(dict.fromkeys(p["ids"]))  # a repeated id is one target
+    done = set(ReplayRecord.objects.filter(operation=ctx.operation).values_list("dead_letter_id", flat=True))
+    ctx.done = len(done)
+    if done:
+        reconcile(ctx.operation)
+    ctx.set_total(len(ids))
+    todo = [i for i in ids if i not in done]
+    pacer = Pacer(p["rate"])
+    sizer = Sizer(p["batch"], pacer)
+    canary_left = max(0, p["canary"] - ctx.done)
+    started = time.monotonic()
+    if canary_left:
+        replay_ids(ctx, todo[:canary_left], pacer, sizer)
+        todo = todo[canary_left:]
+        _canary(ctx, [i for i in ids[: p["canary"]]])
+    replay_ids(ctx, todo, pacer, sizer)
+    elapsed = time.monotonic() - started
+    replayed = ReplayRecord.objects.filter(operation=ctx.operation).count()
+    return {
+        "replayed": replayed,
+        "dry_run": p["dry_run"],
+        "elapsed_seconds": round(elapsed, 3),
+        "rate": round(pacer.sent / elapsed, 2) if elapsed > 0 else None,
+    }

@@ -1,0 +1,206 @@
+"""Inbox pages: groups, list, detail, sources. Writes go through dlq.actions; replays become operations."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from console.access import ADMIN, OPERATOR, VIEWER
+from console.actions import Conflict
+from console.auth import require_role
+from console.operations import ParameterError
+from console.views import HtmxHttpRequest
+from dlq import actions, filters, queries
+from dlq.models import BROKERS, DeadLetter, DeadLetterSource
+from dlq.operations import validate
+
+BODY_SHOWN = 256 * 1024  # a 5 MB body is shown in part; the API and the hex view have it whole
+HEX_SHOWN = 16 * 1024
+
+
+def _filters_or_empty(request) -> tuple[dict, dict]:
+    try:
+        return filters.clean(request.GET), {}
+    except filters.FilterError as e:
+        return {}, e.fields
+
+
+@require_GET
+@require_role(VIEWER)
+def inbox(request: HtmxHttpRequest):
+    f, errors = _filters_or_empty(request)
+    before = request.GET.get("before")
+    rows, next_before = queries.inbox(f, int(before) if before and before.isdigit() else None)
+    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
+    query = request.GET.copy()
+    query.pop("before", None)
+    if next_before:
+        query["before"] = next_before
+    ctx = {
+        "rows": rows,
+        "f": f,
+        "errors": errors,
+        "total": total,
+        "exact": exact,
+        "next_url": "?" + query.urlencode() if next_before else None,
+        "sources": DeadLetterSource.objects.all(),
+        "statuses": DeadLetter.Status.values,
+        "key": str(uuid.uuid4()),
+        "nav": "dlq",
+    }
+    return render(request, "dlq/inbox.html" + ("#rows" if request.htmx else ""), ctx)
+
+
+@require_GET
+@require_role(VIEWER)
+def groups(request: HtmxHttpRequest):
+    f, errors = _filters_or_empty(request)
+    ctx = {"groups": queries.groups(f), "f": f, "errors": errors, "key": str(uuid.uuid4()), "nav": "dlq"}
+    return render(request, "dlq/groups.html" + ("#rows" if request.htmx else ""), ctx)
+
+
+def body_views(data: bytes) -> dict:
+    """The body as pretty JSON, text or hex — always as data for auto-escaping templates, never marked safe."""
+    shown = data[:BODY_SHOWN]
+    out = {"size": len(data), "truncated": len(data) > BODY_SHOWN, "json": None, "text": None}
+    try:
+        text = shown.decode()
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        out["text"] = text
+        if not out["truncated"]:
+            try:
+                out["json"] = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            except (ValueError, RecursionError):
+                pass  # not JSON, or nested deeper than Python's parser goes: shown as text
+    chunk = data[:HEX_SHOWN]
+    out["hex"] = "\n".join(_hex_line(i, chunk[i : i + 16]) for i in range(0, len(chunk), 16))
+    return out
+
+
+def _hex_line(offset: int, row: bytes) -> str:
+    printable = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+    return f"{offset:08x}  {row.hex(' '):<47}  {printable}"
+
+
+@require_GET
+@require_role(VIEWER)
+def detail(request, dead_letter_id: int):
+    dl = get_object_or_404(DeadLetter.objects.select_related("source", "replay_of"), pk=dead_letter_id)
+    headers = sorted(dl.headers.items())
+    ctx = {
+        "dl": dl,
+        "headers": headers,
+        "body": body_views(dl.body_bytes()),
+        "replays": dl.replays.select_related("operation", "actor").order_by("-id")[:100],
+        "refailures": dl.refailures.order_by("-id")[:20],
+        "saga": dl.saga(),
+        "event": dl.outbox_event(),
+        "key": str(uuid.uuid4()),
+        "nav": "dlq",
+    }
+    return render(request, "dlq/detail.html", ctx)
+
+
+@require_POST
+@require_role(OPERATOR)
+def replay(request):
+    """Replay ids (checkboxes), or a group / filter frozen now; then watch the operation's progress page."""
+    reason, key = request.POST.get("reason", "").strip(), request.POST.get("idempotency_key", "")
+    if not reason or not key:
+        messages.error(request, "A reason is required.")
+        return redirect(request.META.get("HTTP_REFERER") or "dlq")
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    if ids:
+        frozen = actions.preview(DeadLetter.objects.filter(pk__in=ids))
+    else:
+        try:
+            f = filters.clean(request.POST)
+        except filters.FilterError as e:
+            messages.error(request, str(e))
+            return redirect("dlq")
+        frozen = actions.preview(filters.apply(DeadLetter.objects.filter(status="new"), f))
+    raw = {"ids": frozen["ids"], "dry_run": request.POST.get("dry_run") == "on"}
+    for name, cast in (("rate", float), ("canary", int)):
+        if request.POST.get(name):
+            raw[name] = cast(request.POST[name])
+    try:
+        if not frozen["ids"]:
+            raise ParameterError({"ids": ["no dead letters to replay"]})
+        op, _ = actions.do_replay_dead_letters(request.user, validate(raw), reason, key)
+    except (ParameterError, Conflict, ValueError) as e:
+        messages.error(request, str(e))
+        return redirect("dlq")
+    return redirect("operation", operation_id=op.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def set_status(request):
+    status = request.POST.get("status")
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    if status not in ("archived", "discarded") or not ids or not request.POST.get("reason", "").strip():
+        messages.error(request, "Choose dead letters, archive or discard, and give a reason.")
+        return redirect("dlq")
+    changed = actions.do_set_status(
+        request.user, ids, status, request.POST["reason"].strip(), request.POST.get("idempotency_key", "")
+    )
+    messages.success(request, f"{changed} dead letter(s) {status}.")
+    return redirect("dlq")
+
+
+@require_POST
+@require_role(OPERATOR)
+def edit_replay(request, dead_letter_id: int):
+    dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
+    body, reason = request.POST.get("body", ""), request.POST.get("reason", "").strip()
+    try:
+        headers = json.loads(request.POST.get("headers") or "{}")
+        if dl.is_json():
+            json.loads(body)
+        if not reason or not isinstance(headers, dict):
+            raise ValueError("a reason and a JSON object of headers are required")
+        actions.do_edit_and_replay(
+            request.user,
+            dl,
+            body.encode(),
+            {k: str(v) for k, v in headers.items()},
+            reason,
+            request.POST["idempotency_key"],
+        )
+    except (ValueError, Conflict) as e:
+        messages.error(request, f"Not replayed: {e}")
+    else:
+        messages.success(request, "Edited copy replayed.")
+    return redirect("dlq_detail", dead_letter_id=dl.pk)
+
+
+@require_GET
+@require_role(VIEWER)
+def sources(request):
+    ctx = {"sources": DeadLetterSource.objects.all(), "brokers": BROKERS, "nav": "dlq"}
+    return render(request, "dlq/sources.html", ctx)
+
+
+@require_POST
+@require_role(ADMIN)
+def source_save(request):
+    broker, destination = request.POST.get("broker", ""), request.POST.get("destination", "").strip()
+    if broker not in dict(BROKERS) or not destination:
+        raise PermissionDenied("choose a broker and a destination")
+    actions.do_save_source(
+        request.user,
+        broker,
+        destination,
+        request.POST.get("origin", "").strip(),
+        request.POST.get("enabled") == "on",
+        request.POST.get("reason", ""),
+    )
+    messages.success(request, f"Source {broker}:{destination} saved.")
+    return redirect("dlq_sources")

@@ -1,0 +1,572 @@
+"""The sampler: one pass over every configured broker (plus Celery and the outbox), run by beat.
+
+sample_all() discovers targets, stores one Sample per target (and one per Kafka partition), re-evaluates statuses
+over the window and broadcasts what changed. A broker that fails marks its targets ERR instead of failing the pass.
+"""
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.apps import apps
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from brokers.base import DestinationNotFound
+from console import brokers
+from console.live import broadcast
+from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample
+from monitoring.status import Point, estimate_produce_time, evaluate, evaluate_partition
+
+log = logging.getLogger(__name__)
+Kind = ConsumerTarget.Kind
+
+SAMPLE_COLUMNS = (
+    "time",
+    "target_id",
+    "topic",
+    "partition",
+    "lag",
+    "lag_seconds",
+    "committed",
+    "end_offset",
+    "members",
+    "depth",
+    "in_flight",
+    "delayed",
+    "redelivered",
+    "oldest_age_seconds",
+    "downsampled",
+)
+
+
+@dataclass
+class Observation:
+    """What one target looked like now; `partitions` are (topic, partition, committed, end) for Kafka groups."""
+
+    broker: str
+    kind: str
+    name: str
+    lag: int | None = None
+    members: int | None = None
+    progress: int | None = None
+    details: dict = field(default_factory=dict)
+    partitions: list[tuple[str, int, int | None, int]] = field(default_factory=list)
+    depth: dict = field(default_factory=dict)  # depth / in_flight / delayed / redelivered / oldest_age_seconds
+
+
+def observe_kafka(adapter) -> list[Observation]:
+    """Committed offsets per group in parallel, then ONE ListOffsets for the union of their partitions: groups
+    sharing a topic (the usual case) would otherwise ask for the same end offsets again and again."""
+    groups = adapter.consumer_groups()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        committed = dict(
+            zip([g.name for g in groups], pool.map(lambda g: adapter.committed_offsets(g.name), groups), strict=True)
+        )
+    ends = adapter.end_offsets({tp for offsets in committed.values() for tp in offsets})
+    found = []
+    for group in groups:
+        parts = [(t, p, c, ends[(t, p)]) for (t, p), c in sorted(committed[group.name].items()) if (t, p) in ends]
+        found.append(
+            Observation(
+                "kafka",
+                Kind.GROUP,
+                group.name,
+                lag=sum(max(0, end - (c or 0)) for _, _, c, end in parts),
+                members=group.members,
+                progress=sum(c or 0 for _, _, c, _ in parts),
+                details={"state": group.state, "partitions": len(parts), "topics": sorted({p[0] for p in parts})},
+                partitions=parts,
+            )
+        )
+    return found
+
+
+def observe_queues(adapter, broker: str) -> list[Observation]:
+    names = {d.name for d in adapter.list_destinations() if d.kind == "queue"}
+    if broker == "rabbitmq":
+        # Without the management API AMQP cannot list queues: watch the configured ones as well.
+        names |= set(settings.MONITORING_RABBITMQ_QUEUES)
+    found = []
+    for name in sorted(names):
+        try:
+            d = adapter.queue_depth(name)
+        except DestinationNotFound:
+            continue
+        # SQS does not say who consumes; messages in flight are the sign that someone does.
+        attached = d.consumers if d.consumers is not None else d.in_flight
+        details = {
+            "ready": d.ready,
+            "in_flight": d.in_flight,
+            "delayed": d.delayed,
+            "consumers": d.consumers,
+            "publish_rate": d.publish_rate,
+            "deliver_rate": d.deliver_rate,
+            "oldest_age_seconds": d.oldest_age_seconds,
+        }
+        depth = {
+            "depth": d.ready,
+            "in_flight": d.in_flight,
+            "delayed": d.delayed,
+            "oldest_age_seconds": d.oldest_age_seconds,
+        }
+        found.append(Observation(broker, Kind.QUEUE, name, d.ready, attached, None, details, [], depth))
+    return found
+
+
+def observe_nats(adapter) -> list[Observation]:
+    found = []
+    for stream in adapter.list_destinations():
+        for c in adapter.consumer_info(stream.name):
+            details = {"pending": c.pending, "ack_pending": c.ack_pending, "redelivered": c.redelivered}
+            depth = {"depth": c.pending, "in_flight": c.ack_pending, "redelivered": c.redelivered}
+            # Waiting pull requests or unacked deliveries mean a client is attached.
+            found.append(
+                Observation(
+                    "nats",
+                    Kind.CONSUMER,
+                    f"{c.stream}/{c.name}",
+                    lag=c.pending + c.ack_pending,
+                    members=c.waiting + c.ack_pending,
+                    details=details,
+                    depth=depth,
+                )
+            )
+    return found
+
+
+def observe_celery() -> list[Observation]:
+    """The console's own Celery queue: kombu's Redis transport keeps it as a list named after the queue."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        depth = client.llen(queue)
+    finally:
+        client.close()
+    return [Observation("celery", Kind.QUEUE, queue, depth, None, None, {"ready": depth}, [], {"depth": depth})]
+
+
+def observe_outbox() -> list[Observation]:
+    """The outbox backlog, if the outbox app is installed: pending count and the age of the oldest pending event."""
+    if not apps.is_installed("outbox"):
+        return []
+    try:
+        from django.db.models import Count, Min
+
+        from outbox.models import OutboxEvent
+    except ImportError:
+        return []
+    row = OutboxEvent.objects.filter(status="pending").aggregate(n=Count("id"), oldest=Min("created_at"))
+    age = (timezone.now() - row["oldest"]).total_seconds() if row["oldest"] else 0.0
+    details = {"pending": row["n"], "oldest_age_seconds": round(age, 1)}
+    return [
+        Observation(
+            "outbox",
+            Kind.BACKLOG,
+            "outbox",
+            row["n"],
+            None,
+            None,
+            details,
+            [],
+            {"depth": row["n"], "oldest_age_seconds": age},
+        )
+    ]
+
+
+def observe_dlq() -> list[Observation]:
+    """Dead letters kept per DLQ source, if the dlq app is installed: the count still new (the chart's line) and the
+    total. Counted with one grouped query; the dead-letter table is indexed on status and source."""
+    if not apps.is_installed("dlq"):
+        return []
+    try:
+        from django.db.models import Count, Q
+
+        from dlq.models import DeadLetter, DeadLetterSource
+    except ImportError:
+        return []
+    counts = {
+        row["source"]: row
+        for row in DeadLetter.objects.values("source").annotate(
+            total=Count("id"), new=Count("id", filter=Q(status=DeadLetter.Status.NEW))
+        )
+    }
+    found = []
+    for source in DeadLetterSource.objects.filter(enabled=True).order_by("pk"):
+        row = counts.get(source.pk, {"total": 0, "new": 0})
+        details = {"new": row["new"], "total": row["total"], "source": f"{source.broker}:{source.destination}"}
+        name = f"{source.broker}:{source.destination}"
+        found.append(
+            Observation("dlq", Kind.BACKLOG, name, row["new"], None, None, details, [], {"depth": row["total"]})
+        )
+    return found
+
+
+def sample_all(now: datetime | None = None) -> dict:
+    """One sampling pass. Returns {"targets": n, "partitions": n, "errors": {broker: message}, "seconds": s}."""
+    started = time.perf_counter()
+    now = now or timezone.now()
+    observations: list[Observation] = []
+    errors: dict[str, str] = {}
+    sources = {name: adapter for name, adapter in brokers.configured().items()}
+
+    def run(name):
+        adapter = sources.get(name)
+        if name == "kafka":
+            return observe_kafka(adapter)
+        if name in ("sqs", "rabbitmq"):
+            return observe_queues(adapter, name)
+        if name == "nats":
+            return observe_nats(adapter)
+        if name == "celery":
+            return observe_celery()
+        return observe_outbox()
+
+    names = [*sources, "celery"]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        futures = {name: pool.submit(run, name) for name in names}
+        for name, future in futures.items():
+            try:
+                observations += future.result()
+            except Exception as e:  # noqa: BLE001 - one broker down must not stop the others being sampled
+                log.warning("sampling %s failed: %s", name, e)
+                errors[name] = f"{type(e).__name__}: {e}"[:1000]
+    # In this thread: they use the database connection.
+    for name, observe in (("outbox", observe_outbox), ("dlq", observe_dlq)):
+        try:
+            observations += observe()
+        except Exception as e:  # noqa: BLE001
+            errors[name] = f"{type(e).__name__}: {e}"[:1000]
+    changed, created = store(observations, errors, now)
+    partitions = sum(len(o.partitions) for o in observations)
+    if changed or created:
+        broadcast("consumers", {"type": "consumers", "targets": changed, "new": created})
+        broadcast("dashboard", {"type": "dashboard", "tile": "consumers"})
+    try:
+        from monitoring.alerts import evaluate_all
+
+        evaluate_all(now)
+    except Exception:  # noqa: BLE001 - alerting trouble must not lose the samples
+        log.exception("alert evaluation failed")
+    return {
+        "targets": len(observations),
+        "partitions": partitions,
+        "errors": errors,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+# One PartitionState entry per partition, a list laid out as follows (compact: a big cluster has 50k of them).
+F_COMMITTED, F_END, F_STORED, F_PRODUCED, F_PROGRESSED, F_ZERO, F_REWOUND, F_FIRST = range(8)
+
+
+def _partition_row(when, target_id, topic, partition, committed, end, seconds) -> tuple:
+    lag = max(0, end - (committed or 0))
+    return (when, target_id, topic, partition, lag, seconds, committed, end, *(None,) * 6, False)
+
+
+def _track_partitions(o: Observation, target, state: dict, seen: float | None, produce_times, now, rows: list):
+    """Advance one group's partition state by this pass; append the partition rows worth storing to `rows`.
+
+    `seen` is when the previous pass saw the group (every entry in `state` was seen then). A row is stored when the
+    partition's offsets changed since the last stored row, or every MONITORING_PARTITION_HEARTBEAT_SECONDS. When they
+    changed, the previous figures are stored too at the time they were last seen (if not stored then): the
+    interpolation of ADR 0040 needs the last time an end offset was seen, not only the first. An entry only changes
+    when something about its partition did, so a steady group's state is not rewritten.
+    Returns (new state, whether it changed, worst lag seconds, worst partition (status, reason)).
+    """
+    ts = now.timestamp()
+    heartbeat = settings.MONITORING_PARTITION_HEARTBEAT_SECONDS
+    window = settings.MONITORING_STATUS_WINDOW_SECONDS
+    if seen is None or seen > ts:
+        state = {}  # first pass, or a pass dated before the last one (tests replay history): start afresh
+    new_state, dirty, worst_seconds, worst_status = {}, len(state) != len(o.partitions), None, ("OK", "")
+    for topic, partition, committed, end in o.partitions:
+        key = f"{topic}/{partition}"
+        lag = max(0, end - (committed or 0))
+        prev = state.get(key)
+        if prev is None:
+            entry = [committed, end, None, None, ts, None, None, ts]
+        else:
+            entry = list(prev)
+            if (committed, end) != (prev[F_COMMITTED], prev[F_END]):
+                if committed != prev[F_COMMITTED]:
+                    entry[F_PROGRESSED], entry[F_PRODUCED] = ts, None
+                    if committed is not None and prev[F_COMMITTED] is not None and committed < prev[F_COMMITTED]:
+                        entry[F_REWOUND] = ts
+                if prev[F_END] - (prev[F_COMMITTED] or 0) <= 0 < lag:
+                    entry[F_ZERO] = seen  # the last time it had no lag
+                if prev[F_STORED] is not None and seen > prev[F_STORED]:
+                    when = datetime.fromtimestamp(seen, UTC)
+                    rows.append(_partition_row(when, target.pk, topic, partition, prev[F_COMMITTED], prev[F_END], None))
+                entry[F_COMMITTED], entry[F_END], entry[F_STORED] = committed, end, None
+        if lag == 0:
+            seconds = 0.0
+        else:
+            if entry[F_PRODUCED] is None:
+                entry[F_PRODUCED] = produce_times.get((target.pk, topic, partition))
+            seconds = None if entry[F_PRODUCED] is None else max(0.0, ts - entry[F_PRODUCED])
+        if seconds is not None:
+            worst_seconds = max(worst_seconds or 0.0, seconds)
+        if entry[F_STORED] is None or ts - entry[F_STORED] >= heartbeat:
+            rows.append(_partition_row(now, target.pk, topic, partition, committed, end, seconds))
+            entry[F_STORED] = ts
+        status = partition_status(entry, o.members, ts, window)
+        if RANK[status[0]] > RANK[worst_status[0]]:
+            worst_status = (status[0], f"{topic}[{partition}]: {status[1]}")
+        dirty = dirty or entry != prev
+        new_state[key] = entry
+    return new_state, dirty, worst_seconds, worst_status
+
+
+def partition_status(entry: list, members: int | None, now: float, window: float) -> tuple[str, str]:
+    lag = max(0, entry[F_END] - (entry[F_COMMITTED] or 0))
+    return evaluate_partition(
+        lag, members, now, window, entry[F_FIRST], entry[F_PROGRESSED], entry[F_ZERO], entry[F_REWOUND]
+    )
+
+
+def store(observations: list[Observation], errors: dict[str, str], now: datetime) -> tuple[list[int], list[int]]:
+    """Write the samples, update each target's status and figures; return (ids of targets whose status or figures
+    changed, ids of targets first seen in this pass) for the live page."""
+    window = settings.MONITORING_STATUS_WINDOW_SECONDS
+    existing = {(t.broker, t.name): t for t in ConsumerTarget.objects.all()}
+    new = [
+        ConsumerTarget(broker=o.broker, kind=o.kind, name=o.name)
+        for o in observations
+        if (o.broker, o.name) not in existing
+    ]
+    if new:
+        ConsumerTarget.objects.bulk_create(new, ignore_conflicts=True)
+        before = set(existing)
+        existing = {(t.broker, t.name): t for t in ConsumerTarget.objects.all()}
+        created = [t.pk for key, t in existing.items() if key not in before]
+    else:
+        created = []
+    targets = {(o.broker, o.name): existing[(o.broker, o.name)] for o in observations}
+    grouped = [o for o in observations if o.partitions]
+    states = {
+        s.target_id: s
+        for s in PartitionState.objects.filter(target_id__in=[targets[(o.broker, o.name)].pk for o in grouped])
+    }
+
+    # Lag in seconds per partition, interpolated from earlier samples of the end offset (ADR 0040); only for the
+    # lagging partitions whose estimate is not already known from an earlier pass.
+    produce_times = _produce_times(grouped, targets, {k: v.partitions for k, v in states.items()}, now)
+    rows: list = []
+    group_seconds: dict[int, float | None] = {}
+    worst: dict[int, tuple[str, str]] = {}
+    new_states, steady = [], []
+    for o in observations:
+        target = targets[(o.broker, o.name)]
+        worst_seconds = o.depth.get("oldest_age_seconds")
+        if o.partitions:
+            known = states.get(target.pk)
+            state, dirty, worst_seconds, worst[target.pk] = _track_partitions(
+                o, target, known.partitions if known else {}, known.seen_at if known else None, produce_times, now, rows
+            )
+            if dirty:
+                new_states.append(PartitionState(target=target, partitions=state, seen_at=now.timestamp()))
+            else:
+                steady.append(target.pk)
+        group_seconds[target.pk] = worst_seconds if o.lag else (0.0 if o.lag == 0 else None)
+        d = o.depth
+        rows.append(
+            (
+                now,
+                target.pk,
+                "",
+                None,
+                o.lag,
+                group_seconds[target.pk],
+                o.progress,
+                sum(p[3] for p in o.partitions) if o.partitions else None,
+                o.members,
+                d.get("depth"),
+                d.get("in_flight"),
+                d.get("delayed"),
+                d.get("redelivered"),
+                d.get("oldest_age_seconds"),
+                False,
+            )
+        )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Samples are observations we can take again: a crash may lose the last pass, never corrupt it, and not
+            # waiting for the WAL flush saves most of the commit on a big pass.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        _copy_samples(rows)
+        if new_states:
+            PartitionState.objects.bulk_create(
+                new_states, update_conflicts=True, unique_fields=["target"], update_fields=["partitions", "seen_at"]
+            )
+        PartitionState.objects.filter(target_id__in=steady).update(seen_at=now.timestamp())
+        history = _window_points([t.pk for t in targets.values()], now, window)
+        changed, dirty = [], []
+        for o in observations:
+            target = targets[(o.broker, o.name)]
+            if o.broker == "dlq":
+                # A count of dead letters, not a backlog anyone drains: the dlq_growth alert rule judges it.
+                status, reason = "OK", "dead letters kept"
+            else:
+                status, reason = evaluate(history.get(target.pk, []), now.timestamp(), window)
+            if target.pk in worst and RANK[worst[target.pk][0]] > RANK[status]:
+                status, reason = worst[target.pk]
+            before = (target.status, target.lag, target.members, target.gone, target.error)
+            fields = (target.status, target.reason, target.lag, target.lag_seconds, target.members, target.details)
+            if status != target.status:
+                target.status_since = now
+            target.status, target.reason = status, reason
+            target.lag, target.lag_seconds, target.members = o.lag, group_seconds[target.pk], o.members
+            target.details, target.error, target.gone, target.last_sampled_at = o.details, "", False, now
+            if before != (target.status, target.lag, target.members, target.gone, target.error):
+                changed.append(target.pk)
+            if fields != (target.status, target.reason, target.lag, target.lag_seconds, target.members, o.details):
+                dirty.append(target)
+        # Only last_sampled_at moved for the others: one plain UPDATE instead of a CASE per field and row.
+        ConsumerTarget.objects.filter(pk__in=[t.pk for t in targets.values()]).update(
+            last_sampled_at=now, error="", gone=False
+        )
+        ConsumerTarget.objects.bulk_update(
+            dirty, ["status", "status_since", "reason", "lag", "lag_seconds", "members", "details"], batch_size=500
+        )
+        seen = set(targets)
+        for key, target in existing.items():
+            broker = key[0]
+            if key in seen:
+                continue
+            if broker in errors:
+                # The broker did not answer: its targets are in error, not gone.
+                if target.status != "ERR" or target.error != errors[broker]:
+                    target.status, target.reason, target.error = "ERR", "the broker did not answer", errors[broker]
+                    target.status_since = now
+                    target.save(update_fields=["status", "reason", "error", "status_since"])
+                    changed.append(target.pk)
+            elif not target.gone and (broker in brokers.configured() or broker in ("celery", "outbox", "dlq")):
+                target.gone = True
+                target.save(update_fields=["gone"])
+                changed.append(target.pk)
+    return changed, created
+
+
+def _copy_samples(rows: list[tuple]) -> None:
+    """COPY is an order of magnitude faster than INSERT for the tens of thousands of partition rows a big cluster
+    gives per pass (bench/consumers.py)."""
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY monitoring_sample ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _window_points(target_ids: list[int], now: datetime, window: float) -> dict[int, list[Point]]:
+    since = datetime.fromtimestamp(now.timestamp() - window, UTC)
+    points: dict[int, list[Point]] = {}
+    rows = (
+        Sample.objects.filter(target_id__in=target_ids, partition__isnull=True, time__gte=since)
+        .order_by("target_id", "time")
+        .values_list("target_id", "time", "lag", "committed", "members")
+    )
+    for target_id, t, lag, committed, members in rows:
+        points.setdefault(target_id, []).append(Point(t.timestamp(), lag, committed, members))
+    return points
+
+
+def _produce_times(observations, targets, states, now) -> dict[tuple[int, str, int], float]:
+    """Estimated write time of the message at each lagging partition's committed offset.
+
+    One query per pass: for every lagging partition, the latest earlier sample whose end offset had not yet reached
+    the committed offset, and the first sample after it that had (falling back to this pass's end offset).
+    Partitions whose committed offset did not move keep the estimate of an earlier pass (it cannot change: later
+    samples all have end offsets past the committed one), so a steady pass asks for none.
+    """
+    ids, topics, parts, committed, ends = [], [], [], [], []
+    for o in observations:
+        pk = targets[(o.broker, o.name)].pk
+        state = states.get(pk, {})
+        for topic, partition, c, end in o.partitions:
+            known = state.get(f"{topic}/{partition}")
+            if known is not None and known[F_COMMITTED] == c and known[F_PRODUCED] is not None:
+                continue
+            if end > (c or 0):
+                ids.append(pk)
+                topics.append(topic)
+                parts.append(partition)
+                committed.append(c or 0)
+                ends.append(end)
+    if not ids:
+        return {}
+    since = datetime.fromtimestamp(now.timestamp() - settings.MONITORING_PARTITION_RETENTION_SECONDS, UTC)
+    sql = """
+        SELECT c.target_id, c.topic, c.part, c.committed, prev.time, prev.end_offset, nxt.time, nxt.end_offset
+        FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::bigint[]) AS c(target_id, topic, part, committed)
+        LEFT JOIN LATERAL (
+            SELECT s.time, s.end_offset FROM monitoring_sample s
+            WHERE s.target_id = c.target_id AND s.topic = c.topic AND s.partition = c.part
+              AND s.time >= %s AND s.end_offset <= c.committed
+            ORDER BY s.time DESC LIMIT 1
+        ) prev ON true
+        LEFT JOIN LATERAL (
+            SELECT s.time, s.end_offset FROM monitoring_sample s
+            WHERE s.target_id = c.target_id AND s.topic = c.topic AND s.partition = c.part
+              AND s.time >= coalesce(prev.time, %s) AND s.end_offset > c.committed
+            ORDER BY s.time ASC LIMIT 1
+        ) nxt ON true
+    """
+    found = {}
+    end_now = {(i, t, p): e for i, t, p, e in zip(ids, topics, parts, ends, strict=True)}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids, topics, parts, committed, since, since])
+        for target_id, topic, part, c, t0, e0, t1, e1 in cursor.fetchall():
+            before = (t0.timestamp(), e0) if t0 is not None else None
+            if t1 is not None:
+                after = (t1.timestamp(), e1)
+            elif before is not None:
+                after = (now.timestamp(), end_now[(target_id, topic, part)])
+            else:
+                continue  # first time we see this lag: no estimate yet
+            found[(target_id, topic, part)] = estimate_produce_time(c, before, after)
+    return found
+
+
+def downsample(now: datetime | None = None) -> dict:
+    """Keep history affordable:
+
+    1. Partition rows older than MONITORING_PARTITION_RETENTION_SECONDS are deleted (drill-down is for the recent past).
+    2. Target rows older than MONITORING_DOWNSAMPLE_AFTER_SECONDS keep one row per target per 5-minute bucket.
+    3. Everything older than MONITORING_RETENTION_SECONDS is deleted.
+    """
+    now = now or timezone.now()
+
+    def ago(seconds):
+        return datetime.fromtimestamp(now.timestamp() - seconds, UTC)
+
+    partitions = Sample.objects.filter(
+        partition__isnull=False, time__lt=ago(settings.MONITORING_PARTITION_RETENTION_SECONDS)
+    ).delete()[0]
+    expired = Sample.objects.filter(time__lt=ago(settings.MONITORING_RETENTION_SECONDS)).delete()[0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            DELETE FROM monitoring_sample WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, row_number() OVER (
+                        PARTITION BY target_id, floor(extract(epoch FROM time) / 300) ORDER BY time
+                    ) AS n
+                    FROM monitoring_sample
+                    WHERE partition IS NULL AND time < %s AND NOT downsampled
+                ) ranked WHERE n > 1
+            )
+            """,
+            [ago(settings.MONITORING_DOWNSAMPLE_AFTER_SECONDS)],
+        )
+        thinned = cursor.rowcount
+        cursor.execute(
+            "UPDATE monitoring_sample SET downsampled = true WHERE partition IS NULL AND time < %s AND NOT downsampled",
+            [ago(settings.MONITORING_DOWNSAMPLE_AFTER_SECONDS)],
+        )
+    return {"partitions": partitions, "expired": expired, "thinned": thinned}

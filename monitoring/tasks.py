@@ -1,0 +1,17 @@
+"""Thin Celery tasks: each calls one plain function that tests call directly."""
+
+from celery import shared_task
+
+
+@shared_task(ignore_result=True, expires=60)
+def sample():
+    from monitoring.sampler import sample_all
+
+    return sample_all()
+
+
+@shared_task(ignore_result=True)
+def downsample():
+    from monitoring.sampler import downsample as run
+
+    return run()

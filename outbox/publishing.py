@@ -1,0 +1,57 @@
+"""`outbox.publish()`: what a service calls inside its own transaction."""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from outbox.models import OutboxEvent, OutboxPayload, payload_digest, split_destination
+
+
+class OutsideTransaction(RuntimeError):
+    """publish() was called in autocommit mode: the event would not share the fate of the caller's write."""
+
+
+def publish(
+    destination: str,
+    key: str | None,
+    event_type: str,
+    payload: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    correlation_id: str = "",
+    schema_version: int = 1,
+) -> OutboxEvent:
+    """Write one event in the caller's transaction; the relay sends it after commit, never if it rolls back.
+
+    `payload` is bytes (sent base64 in the envelope) or anything JSON-serializable. Payloads larger than
+    OUTBOX_CLAIM_CHECK_BYTES are stored aside and sent as a reference. The relay is woken by a NOTIFY that a
+    statement trigger on the table issues; Postgres delivers it only at commit.
+    """
+    if not connection.in_atomic_block:
+        raise OutsideTransaction("outbox.publish() must run inside transaction.atomic()")
+    split_destination(destination)
+    if not event_type:
+        raise ValueError("event_type is required")
+    if isinstance(payload, bytes | bytearray | memoryview):
+        data, encoding = bytes(payload), OutboxEvent.Encoding.BYTES
+    else:
+        data, encoding = json.dumps(payload, separators=(",", ":")).encode(), OutboxEvent.Encoding.JSON
+    event = OutboxEvent(
+        destination=destination,
+        key=key or "",
+        event_type=event_type,
+        schema_version=schema_version,
+        headers={str(k): str(v) for k, v in (headers or {}).items()},
+        encoding=encoding,
+        correlation_id=correlation_id or "",
+    )
+    event.order_key = OutboxEvent.order_key_for(event.key, event.event_id)
+    if len(data) > settings.OUTBOX_CLAIM_CHECK_BYTES:
+        event.claim_check = OutboxPayload.objects.create(data=data, sha256=payload_digest(data))
+    else:
+        event.payload = data
+    event.save(force_insert=True)
+    return event

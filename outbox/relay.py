@@ -1,0 +1,413 @@
+"""The relay: claim a batch of outbox rows, publish it, mark it — one `run_once()` step at a time.
+
+Per-key order with several relays at once (docs/decisions/0030-outbox-ordering-and-delivery.md):
+
+1. Find the head of every key (`order_key`) among rows that still block their key (pending or failed), oldest
+   first, and keep the heads that are pending, due, and on a destination that is not paused.
+2. Take transaction-scoped advisory locks on up to a batch of those keys with pg_try_advisory_xact_lock; a key
+   another relay (or an operator action) holds is skipped, never waited for.
+3. In a new statement (so a fresh snapshot: whatever the previous holder of a key committed is visible) select the
+   open rows of the locked keys in id order, FOR UPDATE SKIP LOCKED, and keep per key only the prefix that is
+   pending and due — a failed or backing-off row stops its key.
+4. Publish in waves while holding the locks, one publish_batch per broker per wave (brokers in parallel). For SQS,
+   RabbitMQ and NATS wave n holds the n-th row of every key, so a row is sent only after the key's previous row was
+   confirmed and a failure can never let a later row of its key overtake it. Kafka's rows all go in the first
+   wave: one key is one partition, and the idempotent producer keeps a partition in order and fails the messages
+   behind a failed one; the one failure it reports synchronously per message (too large) is checked here before
+   anything is sent (MAX_MESSAGE_BYTES), for every broker.
+5. In the same transaction: mark every confirmed row published in one UPDATE, give the first failed row of a key
+   its backoff (or `failed` after OUTBOX_MAX_ATTEMPTS) in one UPDATE, leave the key's later rows pending (never
+   sent); commit, which releases the locks.
+
+A relay killed during 4 leaves its rows pending (the connection dies, the locks go): they are sent again. That is
+the at-least-once window; consumers deduplicate by event_id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from brokers.base import OutgoingMessage, PublishError
+from console import brokers
+from outbox.models import OutboxEvent, envelope_body, envelope_headers
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "switchyard_outbox"
+# Rows of one key per batch: each is a wave (a broker round trip), so a hot key cannot make one batch slow.
+MAX_WAVES = 32
+# Brokers whose client keeps a key's messages in order and fails those behind a failed one (see step 4).
+PIPELINED = {"kafka"}
+# Default per-message limits (body + key + headers): Kafka's message.max.bytes, SQS's 256 KiB, NATS's max_payload,
+# RabbitMQ 4's max_message_size. A larger row fails here with a clear reason instead of inside a client.
+MAX_MESSAGE_BYTES = {"kafka": 1_000_000, "sqs": 262_144, "nats": 1_048_576, "rabbitmq": 16 * 1024 * 1024}
+TABLE = OutboxEvent._meta.db_table
+
+# The head (oldest open row) of every key, by a loose index scan over outbox_open_by_key: one index probe per key
+# instead of sorting every open row, which matters once the backlog is large.
+_HEADS_SQL = f"""
+WITH RECURSIVE keys AS (
+    (SELECT order_key FROM {TABLE} WHERE status IN ('pending', 'failed') ORDER BY order_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT order_key FROM {TABLE}
+            WHERE status IN ('pending', 'failed') AND order_key > keys.order_key ORDER BY order_key LIMIT 1)
+    FROM keys WHERE keys.order_key IS NOT NULL
+)
+SELECT head.order_key FROM keys
+CROSS JOIN LATERAL (
+    SELECT id, order_key, destination, status, next_attempt_at FROM {TABLE}
+    WHERE status IN ('pending', 'failed') AND order_key = keys.order_key ORDER BY id LIMIT 1
+) AS head
+WHERE head.status = 'pending' AND head.next_attempt_at <= %s
+  AND head.destination NOT IN (SELECT destination FROM outbox_outboxdestinationstate WHERE paused)
+ORDER BY head.id
+LIMIT %s
+"""
+# Advisory locks are one namespace per database: the two-int form with our own first int keeps ours apart.
+LOCK_SPACE = 0x0B0C  # "outbox"
+# A function scan yields in array order and LIMIT stops it, so locks are tried oldest head first and only until
+# enough keys are held: a second relay skips the first relay's keys and takes the next ones.
+_LOCK_SQL = f"""
+SELECT k FROM unnest(%s::text[]) AS wanted(k)
+WHERE pg_try_advisory_xact_lock({LOCK_SPACE}, hashtext(k))
+LIMIT %s
+"""
+_ROWS_SQL = f"""
+SELECT id, order_key, destination, key, status, next_attempt_at <= %s AS due, attempts, created_at,
+       to_json(created_at) #>> '{{}}' AS occurred_at, event_id, event_type, schema_version, headers,
+       correlation_id, payload, encoding, claim_check_id
+FROM {TABLE}
+WHERE status IN ('pending', 'failed')
+  AND order_key = ANY(%s)
+ORDER BY id
+LIMIT %s
+FOR UPDATE SKIP LOCKED
+"""
+_MARK_PUBLISHED_SQL = f"""
+UPDATE {TABLE}
+SET status = 'published', published_at = %s, attempts = attempts + 1, last_error = '',
+    latency_ms = GREATEST(0, EXTRACT(EPOCH FROM (%s - created_at)) * 1000)
+WHERE id = ANY(%s)
+"""
+_MARK_FAILED_SQL = f"""
+UPDATE {TABLE} AS e
+SET attempts = e.attempts + 1, last_error = f.error, next_attempt_at = f.next_at,
+    status = CASE WHEN e.attempts + 1 >= %s THEN 'failed' ELSE 'pending' END
+FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS f(id, error, next_at)
+WHERE e.id = f.id
+"""
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential with full jitter, capped: spreads retries of many rows that failed together."""
+    ceiling = min(settings.OUTBOX_BACKOFF_MAX_MS, settings.OUTBOX_BACKOFF_BASE_MS * (2 ** min(attempts, 30)))
+    return timedelta(milliseconds=random.uniform(ceiling / 2, ceiling))
+
+
+def lock_keys(cursor, keys: list[str], limit: int) -> list[str]:
+    """Advisory-lock up to `limit` order keys for this transaction, without waiting; returns the ones obtained."""
+    if not keys:
+        return []
+    cursor.execute(_LOCK_SQL, [keys, limit])
+    return [k for (k,) in cursor.fetchall()]
+
+
+@dataclass(slots=True)
+class Row:
+    """A claimed row as the relay needs it: plain values and its message (no model instance on the hot path)."""
+
+    pk: int
+    order_key: str
+    destination: str
+    status: str
+    due: bool
+    attempts: int
+    created_at: datetime
+    message: OutgoingMessage
+
+    @property
+    def broker(self) -> str:
+        return self.destination.partition("://")[0]
+
+    @classmethod
+    def from_cursor(cls, values: tuple) -> Row:
+        (pk, order_key, destination, key, status, due, attempts, created_at, occurred_at, event_id, event_type,
+         schema_version, headers, correlation_id, payload, encoding, claim_check) = values  # fmt: skip
+        body = envelope_body(
+            event_id, event_type, schema_version, occurred_at, correlation_id, payload, encoding, claim_check
+        )
+        if isinstance(headers, str):  # Django's psycopg setup hands jsonb back as text
+            headers = json.loads(headers)
+        headers = envelope_headers(headers, event_id, event_type, schema_version, correlation_id)
+        message = OutgoingMessage(destination.partition("://")[2], body, key or None, headers)
+        return cls(pk, order_key, destination, status, due, attempts, created_at, message)
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    published: int = 0
+    failed: int = 0  # rows that got a backoff or became `failed`
+    deferred: int = 0  # later rows of a key whose earlier row failed in this batch (not sent; they wait)
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+class Relay:
+    def __init__(self, batch_size: int | None = None, on_batch: Callable[[BatchResult], None] | None = None):
+        self.batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+        self.on_batch = on_batch
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox-publish")
+        self.totals = BatchResult()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def run_once(self) -> bool:
+        """Relay one batch. True when it found work (the loop then goes again at once)."""
+        with transaction.atomic():
+            result = self._relay_batch()
+        self.totals.claimed += result.claimed
+        self.totals.published += result.published
+        self.totals.failed += result.failed
+        self.totals.deferred += result.deferred
+        if result.claimed and self.on_batch is not None:
+            self.on_batch(result)
+        return result.claimed > 0
+
+    def _relay_batch(self) -> BatchResult:
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            # Losing this commit in a Postgres crash only loses "published" marks, so the rows are sent again: the
+            # at-least-once contract already allows that, and not waiting for the WAL flush halves the batch's cost.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            # More heads than we lock: room to step past keys that other relays hold right now.
+            cursor.execute(_HEADS_SQL, [now, self.batch_size * 4])
+            keys = lock_keys(cursor, [k for (k,) in cursor.fetchall()], self.batch_size)
+            if not keys:
+                return BatchResult()
+            cursor.execute(_ROWS_SQL, [now, keys, self.batch_size])
+            rows = [Row.from_cursor(values) for values in cursor.fetchall()]
+        batch = _due_prefixes(rows)
+        if not batch:
+            return BatchResult()
+        errors = self._publish(batch)
+        return self._mark(batch, errors)
+
+    def _publish(self, batch: list[Row]) -> dict[int, str]:
+        """Publish the batch in waves (see the module docstring); returns {row id: error} for failed rows."""
+        errors: dict[int, str] = {}
+        broken: set[str] = set()
+        messages = {row.pk: row.message for row in batch}
+        for row in batch:
+            size = _size(messages[row.pk])
+            limit = MAX_MESSAGE_BYTES.get(row.broker)
+            if row.order_key not in broken and limit and size > limit:
+                errors[row.pk] = f"message of {size} bytes is over the {row.broker} limit of {limit} bytes"
+                broken.add(row.order_key)
+        waves: list[list[Row]] = []
+        depth: dict[str, int] = {}
+        for row in batch:
+            if row.order_key in broken:
+                continue
+            n = 0 if row.broker in PIPELINED else depth.get(row.order_key, 0)
+            depth[row.order_key] = n + 1
+            while n >= len(waves):
+                waves.append([])
+            waves[n].append(row)
+        for wave in waves:
+            errors.update(self._publish_wave([row for row in wave if row.order_key not in broken], messages))
+            broken.update(row.order_key for row in wave if row.pk in errors)
+        return errors
+
+    def _publish_wave(self, rows: list[Row], messages: dict[int, OutgoingMessage]) -> dict[int, str]:
+        by_broker: dict[str, list[tuple[Row, OutgoingMessage]]] = {}
+        for row in rows:
+            by_broker.setdefault(row.broker, []).append((row, messages[row.pk]))
+        futures = [self._pool.submit(_publish_one_broker, name, pairs) for name, pairs in by_broker.items()]
+        errors: dict[int, str] = {}
+        for future in futures:
+            errors.update(future.result())
+        return errors
+
+    def _mark(self, batch: list[Row], errors: dict[int, str]) -> BatchResult:
+        confirmed_at = timezone.now()
+        result = BatchResult(claimed=len(batch))
+        published: list[int] = []
+        failed: list[tuple[int, str, datetime]] = []
+        broken: set[str] = set()
+        for row in batch:
+            if row.order_key in broken:
+                result.deferred += 1
+            elif row.pk in errors:
+                broken.add(row.order_key)
+                failed.append((row.pk, errors[row.pk][:2000], confirmed_at + backoff(row.attempts)))
+            else:
+                published.append(row.pk)
+                result.latencies_ms.append((confirmed_at - row.created_at).total_seconds() * 1000)
+        with connection.cursor() as cursor:
+            if published:
+                cursor.execute(_MARK_PUBLISHED_SQL, [confirmed_at, confirmed_at, published])
+            if failed:
+                ids, reasons, next_at = zip(*failed, strict=True)
+                cursor.execute(
+                    _MARK_FAILED_SQL, [settings.OUTBOX_MAX_ATTEMPTS, list(ids), list(reasons), list(next_at)]
+                )
+        result.published, result.failed = len(published), len(failed)
+        return result
+
+
+def _size(message: OutgoingMessage) -> int:
+    headers = sum(len(k) + len(v if isinstance(v, bytes) else v.encode()) for k, v in (message.headers or {}).items())
+    key = len(message.key.encode() if isinstance(message.key, str) else message.key or b"")
+    return len(message.body) + key + headers
+
+
+def _due_prefixes(rows: list[Row]) -> list[Row]:
+    """Per key, the leading rows that are pending and due (at most MAX_WAVES); a failed or backing-off row ends its
+    key."""
+    stopped: set[str] = set()
+    taken: dict[str, int] = {}
+    batch = []
+    for row in rows:
+        if row.order_key in stopped:
+            continue
+        if row.status != OutboxEvent.Status.PENDING or not row.due or taken.get(row.order_key) == MAX_WAVES:
+            stopped.add(row.order_key)
+            continue
+        taken[row.order_key] = taken.get(row.order_key, 0) + 1
+        batch.append(row)
+    return batch
+
+
+def _publish_one_broker(name: str, pairs: list[tuple[Row, OutgoingMessage]]) -> dict[int, str]:
+    try:
+        adapter = brokers.get(name)
+    except brokers.NotConfigured as exc:
+        return {row.pk: str(exc) for row, _ in pairs}
+    try:
+        adapter.publish_batch([message for _, message in pairs])
+    except PublishError as exc:
+        reasons = {id(message): reason for message, reason in exc.failures}
+        return {row.pk: reasons[id(message)] for row, message in pairs if id(message) in reasons}
+    except Exception as exc:  # noqa: BLE001 - any other broker error fails the whole group, which is retried
+        log.warning("outbox: publishing to %s failed", name, exc_info=True)
+        return {row.pk: f"{type(exc).__name__}: {exc}" for row, _ in pairs}
+    return {}
+
+
+def purge(now: datetime | None = None, chunk: int = 10_000) -> int:
+    """Delete published and skipped rows older than OUTBOX_RETENTION_HOURS, and claim checks nobody needs."""
+    from outbox.models import OutboxPayload
+
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.OUTBOX_RETENTION_HOURS)
+    deleted = 0
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                f"""DELETE FROM {TABLE} WHERE id IN (
+                    SELECT id FROM {TABLE}
+                    WHERE (status = 'published' AND published_at < %s) OR (status = 'skipped' AND created_at < %s)
+                    LIMIT %s)""",
+                [cutoff, cutoff, chunk],
+            )
+            deleted += cursor.rowcount
+            if cursor.rowcount < chunk:
+                break
+    OutboxPayload.objects.filter(created_at__lt=cutoff).exclude(
+        pk__in=OutboxEvent.objects.filter(claim_check__isnull=False).values("claim_check")
+    ).delete()
+    return deleted
+
+
+class Listener:
+    """A separate autocommit psycopg connection that LISTENs for the NOTIFY the table's trigger sends on commit."""
+
+    def __init__(self):
+        import psycopg
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        self.conn = psycopg.connect(**params, autocommit=True)
+        self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        """True if a notification came within `timeout` seconds."""
+        return any(True for _ in self.conn.notifies(timeout=timeout, stop_after=1))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class LiveThrottle:
+    """Broadcast the backlog at most once a second per relay: a busy relay must not flood the channel layer."""
+
+    def __init__(self, every: float = 1.0):
+        self.every = every
+        self.last = 0.0
+
+    def __call__(self, result: BatchResult) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        from outbox.live import announce_backlog
+
+        announce_backlog()
+
+
+def serve(stop: threading.Event, relay: Relay | None = None, purge_every: float = 300.0) -> BatchResult:
+    """The thin loop around run_once(): relay while there is work, else wait for NOTIFY or the fallback poll."""
+    relay = relay or Relay(on_batch=LiveThrottle())
+    listener = None
+    last_purge = 0.0
+    try:
+        while not stop.is_set():
+            close_old_connections()
+            try:
+                if listener is None:
+                    listener = Listener()
+                worked = relay.run_once()
+                if time.monotonic() - last_purge > purge_every:
+                    last_purge = time.monotonic()
+                    purge()
+            except Exception:
+                log.exception("outbox relay step failed; trying again shortly")
+                if listener is not None:
+                    listener.close()
+                    listener = None
+                stop.wait(1.0)
+                continue
+            if not worked:
+                try:
+                    _idle(listener, stop, settings.OUTBOX_POLL_MS / 1000)
+                except Exception:
+                    log.warning("outbox relay lost its LISTEN connection; reconnecting", exc_info=True)
+                    listener.close()
+                    listener = None
+    finally:
+        if listener is not None:
+            listener.close()
+        relay.close()
+    return relay.totals
+
+
+def _idle(listener: Listener, stop: threading.Event, poll: float) -> None:
+    """Wait for a NOTIFY, the fallback poll or a stop request, whichever comes first (stop within 0.25 s)."""
+    deadline = time.monotonic() + poll
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or listener.wait(min(0.25, remaining)):
+            return

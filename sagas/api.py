@@ -1,0 +1,165 @@
+"""JSON API: ingest saga events, read sagas and their history, act on a saga."""
+
+from django.http import FileResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+
+from console.access import OPERATOR, VIEWER
+from console.actions import Conflict
+from console.api import require_reason_and_key
+from console.auth import ApiError, api, json_body
+from sagas import actions, queries
+from sagas.models import SagaInstance
+from sagas.recording import MAX_BATCH, SCHEMA_PATH, record_events, validate_event
+
+
+@api(role=VIEWER)
+def schema(request):
+    return FileResponse(SCHEMA_PATH.open("rb"), content_type="application/schema+json")
+
+
+@api(methods=("POST",), role=OPERATOR)
+def saga_events(request):
+    """One event → 201 (200 for a repeat) or 400 with field errors. A list → per-item results; valid items kept."""
+    body = json_body(request)
+    if isinstance(body, dict):
+        event, errors = validate_event(body)
+        if errors:
+            raise ApiError(400, "invalid saga event", errors)
+        result = record_events([event])[0]
+        return JsonResponse(
+            {"event_id": event["event_id"], "result": result}, status=201 if result == "created" else 200
+        )
+    if not isinstance(body, list) or not body:
+        raise ApiError(400, "the body must be one saga event (an object) or a non-empty list of them")
+    if len(body) > MAX_BATCH:
+        raise ApiError(400, f"at most {MAX_BATCH} events per request")
+    results: list[dict] = [{} for _ in body]
+    valid, positions = [], []
+    for index, item in enumerate(body):
+        event, errors = validate_event(item)
+        if errors:
+            results[index] = {"index": index, "result": "invalid", "fields": errors}
+        else:
+            valid.append(event)
+            positions.append(index)
+    for index, outcome in zip(positions, record_events(valid), strict=True):
+        results[index] = {"index": index, "event_id": body[index]["event_id"], "result": outcome}
+    counts = {k: sum(r["result"] == k for r in results) for k in ("created", "duplicate", "invalid")}
+    status = 400 if not valid else 200
+    return JsonResponse({**counts, "results": results}, status=status)
+
+
+@api(role=VIEWER)
+def sagas(request):
+    form = queries.SagaFilterForm(request.GET)
+    if not form.is_valid():
+        raise ApiError(400, "invalid filter", {k: list(v) for k, v in form.errors.items()})
+    rows, next_cursor, estimate = queries.page(form)
+    return JsonResponse(
+        {"sagas": [s.as_json(context=False) for s in rows], "next_cursor": next_cursor, "estimated_total": estimate}
+    )
+
+
+@api(role=VIEWER)
+def saga(request, saga_id):
+    instance = get_object_or_404(SagaInstance, pk=saga_id)
+    try:
+        page_number = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        raise ApiError(400, "invalid request", {"page": ["must be a positive integer"]}) from None
+    events, more = queries.timeline(instance, page_number, request.GET.get("failed_only") in ("1", "true"))
+    return JsonResponse(
+        {
+            **instance.as_json(),
+            "steps": actions.step_order(instance),
+            "events": [e.as_json() for e in events],
+            "next_page": page_number + 1 if more else None,
+        }
+    )
+
+
+@api(methods=("POST",), role=OPERATOR)
+def saga_action(request, saga_id, action):
+    if action not in actions.ACTIONS:
+        raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(actions.ACTIONS)}")
+    instance = get_object_or_404(SagaInstance, pk=saga_id)
+    body = json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    params = action_params(action, body)
+    try:
+        if body.get("preview"):
+            return JsonResponse({"preview": actions.preview(instance, action, params)})
+        reason, key = require_reason_and_key(body)
+        op, created = actions.do_start_saga_action(
+            request.user, instance, action, params, reason, key, via=request.auth_via or "api"
+        )
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    return JsonResponse({"operation": op.as_json()}, status=202 if created else 200)
+
+
+def action_params(action: str, body: dict) -> dict:
+    """The parameters each action takes, checked; identity never comes from here."""
+    fields: dict[str, list[str]] = {}
+    params: dict = {}
+    if action == "compensate" and body.get("step") is not None:
+        if not isinstance(body["step"], str) or not body["step"]:
+            fields["step"] = ["must be a step name"]
+        params["step"] = body["step"]
+    if action == "resolve":
+        note = body.get("note")
+        if not isinstance(note, str) or not note.strip():
+            fields["note"] = ["a note saying how it was resolved is required"]
+        else:
+            params["note"] = note.strip()[:5000]
+        evidence = body.get("evidence_url") or ""
+        if evidence and (not isinstance(evidence, str) or not evidence.startswith(("http://", "https://"))):
+            fields["evidence_url"] = ["must be an http(s) link"]
+        params["evidence_url"] = evidence
+    if action == "skip":
+        params["note"] = str(body.get("note") or "accepted risk")[:5000]
+    if fields:
+        raise ApiError(400, "invalid request", fields)
+    return params
+
+
+@api(methods=("POST",), role=OPERATOR)
+def bulk_action(request, action):
+    """Preview freezes the target set (explicit ids, or all matching a filter) and returns it signed with its count
+    and a sample; starting with that selection runs one operation over exactly those sagas."""
+    if action not in actions.ACTIONS:
+        raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(actions.ACTIONS)}")
+    body = json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    params = action_params(action, body)
+    if body.get("preview"):
+        return JsonResponse({"preview": actions.freeze_selection(action, _bulk_targets(body))})
+    reason, key = require_reason_and_key(body)
+    if not isinstance(body.get("selection"), str):
+        raise ApiError(400, "invalid request", {"selection": ["preview first and send the selection it returned"]})
+    try:
+        saga_ids = actions.thaw_selection(action, body["selection"])
+        op, created = actions.do_start_bulk_saga_action(
+            request.user, action, saga_ids, params, reason, key, via=request.auth_via or "api"
+        )
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    return JsonResponse({"operation": op.as_json()}, status=202 if created else 200)
+
+
+def _bulk_targets(body: dict) -> list[str]:
+    if "saga_ids" in body:
+        ids = body["saga_ids"]
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise ApiError(400, "invalid request", {"saga_ids": ["must be a non-empty list of saga ids"]})
+        found = set(SagaInstance.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        return [i for i in dict.fromkeys(ids) if i in found]
+    form = queries.SagaFilterForm(body.get("filter") or {})
+    if not form.is_valid():
+        raise ApiError(400, "invalid filter", {k: list(v) for k, v in form.errors.items()})
+    ids = queries.matching_ids(form, actions.BULK_MAX)
+    if ids is None:
+        raise ApiError(400, f"more than {actions.BULK_MAX} sagas match: narrow the filter")
+    return ids

@@ -1,0 +1,52 @@
+"""Dashboard tiles and Prometheus gauges for sagas: each is one indexed count over a small subset."""
+
+from django.urls import reverse
+from prometheus_client.core import GaugeMetricFamily
+
+from console.dashboard import Tile
+from sagas.models import ACTIVE, SagaInstance, Status
+from sagas.recording import stuck_cutoff
+
+
+def counts() -> dict[str, int]:
+    sagas = SagaInstance.objects
+    return {
+        "failed": sagas.filter(status=Status.FAILED).count(),
+        "compensation_failed": sagas.filter(status=Status.COMPENSATION_FAILED).count(),
+        "stuck": sagas.filter(status__in=ACTIVE, state_since__lt=stuck_cutoff()).count(),
+    }
+
+
+def saga_tiles() -> list[Tile]:
+    n, href = counts(), reverse("sagas")
+    return [
+        Tile("sagas-failed", "Sagas failed", str(n["failed"]), href + "?status=failed", bad=n["failed"] > 0),
+        Tile(
+            "sagas-compensation-failed",
+            "Compensations failed",
+            str(n["compensation_failed"]),
+            href + "?status=compensation_failed",
+            bad=n["compensation_failed"] > 0,
+            detail="waiting for an operator" if n["compensation_failed"] else "",
+        ),
+        Tile(
+            "sagas-stuck",
+            "Sagas stuck",
+            str(n["stuck"]),
+            href + f"?stuck_minutes={_stuck_minutes()}",
+            bad=n["stuck"] > 0,
+        ),
+    ]
+
+
+def saga_families():
+    gauge = GaugeMetricFamily("switchyard_sagas_attention", "Sagas that need attention", labels=["state"])
+    for state, value in counts().items():
+        gauge.add_metric([state], value)
+    yield gauge
+
+
+def _stuck_minutes() -> int:
+    from django.conf import settings
+
+    return max(1, settings.SAGA_STUCK_AFTER_SECONDS // 60)

@@ -1,0 +1,157 @@
+import uuid
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from console.access import OPERATOR, VIEWER
+from console.actions import Conflict
+from console.auth import require_role
+from console.views import HtmxHttpRequest
+from sagas import actions, queries
+from sagas.models import SagaInstance
+
+
+def _get_saga(saga_id) -> SagaInstance:
+    return get_object_or_404(SagaInstance, pk=saga_id)
+
+
+@require_GET
+@require_role(VIEWER)
+def saga_list(request: HtmxHttpRequest):
+    form = queries.SagaFilterForm(request.GET)
+    rows, next_cursor, estimate = queries.page(form) if form.is_valid() else ([], None, 0)
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    next_url = None
+    if next_cursor:
+        query["cursor"] = next_cursor
+        next_url = "?" + query.urlencode()
+    ctx = {
+        "form": form,
+        "sagas": rows,
+        "next_url": next_url,
+        "estimate": estimate,
+        "actions": actions.ACTIONS,
+        "filter_items": [(k, v) for k, v in request.GET.items() if k != "cursor" and v],
+        "nav": "sagas",
+    }
+    return render(request, "sagas/list.html" + ("#rows" if request.htmx else ""), ctx)
+
+
+@require_GET
+@require_role(VIEWER)
+def saga_detail(request: HtmxHttpRequest, saga_id):
+    saga = _get_saga(saga_id)
+    try:
+        page_number = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        page_number = 1
+    failed_only = request.GET.get("failed_only") == "1"
+    events, more = queries.timeline(saga, page_number, failed_only)
+    query = request.GET.copy()
+    query["page"] = page_number + 1
+    ctx = {
+        "saga": saga,
+        "events": events,
+        "page": page_number,
+        "next_url": "?" + query.urlencode() if more else None,
+        "last_page": not more,
+        "failed_only": failed_only,
+        "steps": actions.step_order(saga),
+        "options": _action_options(saga),
+        "key": str(uuid.uuid4()),
+        "nav": "sagas",
+    }
+    return render(request, "sagas/detail.html" + ("#timeline" if request.htmx else ""), ctx)
+
+
+def _action_options(saga: SagaInstance) -> dict:
+    """Each action that is possible now, with its preview (compensate: the steps, in order)."""
+    options = {}
+    for action in actions.ACTIONS:
+        try:
+            options[action] = actions.preview(saga, action, {})
+        except Conflict:
+            continue
+    return options
+
+
+@require_GET
+@require_role(OPERATOR)
+def saga_preview(request, saga_id):
+    saga = _get_saga(saga_id)
+    step = request.GET.get("step") or None
+    try:
+        steps = actions.compensation_plan(saga, step)
+    except Conflict as e:
+        return render(request, "sagas/_preview.html", {"error": str(e)})
+    return render(request, "sagas/_preview.html", {"steps": steps})
+
+
+@require_POST
+@require_role(OPERATOR)
+def saga_action(request, saga_id, action):
+    saga = _get_saga(saga_id)
+    if action not in actions.ACTIONS:
+        return HttpResponse(status=404)
+    reason = request.POST.get("reason", "").strip()
+    key = request.POST.get("idempotency_key", "").strip()
+    params = {}
+    for name in ("step", "note", "evidence_url"):
+        if request.POST.get(name):
+            params[name] = request.POST[name].strip()
+    error = None
+    if not reason or not key:
+        error = "A reason is required."
+    elif action == "resolve" and not params.get("note"):
+        error = "A note saying how it was resolved is required."
+    op = None
+    if error is None:
+        try:
+            op, _ = actions.do_start_saga_action(request.user, saga, action, params, reason, key)
+        except Conflict as e:
+            error = str(e)
+    return render(request, "sagas/_action_result.html", {"op": op, "error": error, "action": action})
+
+
+@require_POST
+@require_role(OPERATOR)
+def bulk_preview(request):
+    """Freeze the target set for "all matching this filter": count, sample, and the signed selection to confirm."""
+    action = request.POST.get("action", "")
+    form = queries.SagaFilterForm(request.POST)
+    error, preview = None, None
+    if action not in actions.ACTIONS or not form.is_valid():
+        error = "Choose an action and a valid filter."
+    else:
+        ids = queries.matching_ids(form, actions.BULK_MAX)
+        if ids is None:
+            error = f"More than {actions.BULK_MAX} sagas match: narrow the filter."
+        elif not ids:
+            error = "No saga matches this filter."
+        else:
+            preview = actions.freeze_selection(action, ids)
+    ctx = {"error": error, "preview": preview, "key": str(uuid.uuid4())}
+    return render(request, "sagas/_bulk_preview.html", ctx)
+
+
+@require_POST
+@require_role(OPERATOR)
+def bulk_start(request):
+    action = request.POST.get("action", "")
+    reason = request.POST.get("reason", "").strip()
+    note = request.POST.get("note", "").strip()
+    op, error = None, None
+    if action not in actions.ACTIONS or not reason or (action == "resolve" and not note):
+        error = "A reason (and, to resolve, a note) is required."
+    else:
+        try:
+            ids = actions.thaw_selection(action, request.POST.get("selection", ""))
+            params = {"note": note} if note else {}
+            op, _ = actions.do_start_bulk_saga_action(
+                request.user, action, ids, params, reason, request.POST.get("idempotency_key", "")
+            )
+        except Conflict as e:
+            error = str(e)
+    return render(request, "sagas/_action_result.html", {"op": op, "error": error, "action": action})

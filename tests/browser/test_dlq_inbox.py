@@ -1,0 +1,69 @@
+"""Hostile dead letters render inertly; a group replay with a rate limit finishes live on the operation page."""
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import expect
+
+from brokers.base import Message
+from console import brokers
+from dlq import ingest
+from dlq.models import DeadLetterSource
+from tests.conftest import login
+
+pytestmark = pytest.mark.browser
+
+
+def _store(source, bodies, headers=None):
+    now = datetime.now(UTC)
+    return ingest.store(
+        source,
+        [
+            Message(source.destination, body, None, headers or {"x-exception-type": b"app.Boom"}, None, 0, i, now)
+            for i, body in enumerate(bodies)
+        ],
+    )
+
+
+def test_it_never_runs_script_from_a_dead_letter(transactional_db, world, live_console, page):
+    source = DeadLetterSource.objects.create(broker="kafka", destination=f"h-{uuid.uuid4().hex[:6]}.DLQ")
+    hostile = {
+        "x-exception-type": b"<img src=x onerror=window.pwned=2>",
+        "x-bad": b"\xff<script>window.pwned=3</script>",
+    }
+    dls = _store(source, [b"<script>window.pwned=1</script>", b"\xff\xfe<script>window.pwned=4</script>"], hostile)
+    login(page, live_console, "operator")
+    for dl in dls:
+        page.goto(f"{live_console.url}/dead-letters/{dl.pk}/")
+        expect(page.locator("h1")).to_have_text(f"Dead letter {dl.pk}")
+        assert page.evaluate("window.pwned") is None
+    page.goto(f"{live_console.url}/dead-letters/")
+    expect(page.locator("[data-testid=dl-row]").first).to_be_visible()
+    page.goto(f"{live_console.url}/dead-letters/groups/")
+    assert page.evaluate("window.pwned") is None
+
+
+def test_it_replays_a_group_at_a_rate_and_shows_it_finish_live(transactional_db, world, live_console, page):
+    kafka = brokers.get("kafka")
+    origin = f"g-{uuid.uuid4().hex[:8]}"
+    kafka.ensure_destination(origin)
+    source = DeadLetterSource.objects.create(broker="kafka", destination=origin + ".DLQ")
+    try:
+        _store(source, [f'{{"n": {i}}}'.encode() for i in range(30)])
+        login(page, live_console, "operator")
+        page.goto(f"{live_console.url}/dead-letters/groups/")
+        row = page.locator("[data-testid=group-row]").first
+        expect(row.locator("[data-testid=group-count]")).to_have_text("30")
+        row.locator("input[name=rate]").fill("15")
+        row.locator("input[name=reason]").fill("fixed the bug")
+        row.locator("button[type=submit]").click()
+        page.wait_for_url(re.compile(r"/operations/[0-9a-f-]+/$"))
+        page.evaluate("window.__marker = 'same page'")
+        expect(page.locator("[data-testid=percent]")).to_have_text("100%", timeout=30_000)
+        expect(page.locator("[data-testid=status]")).to_have_text("succeeded")
+        assert page.evaluate("window.__marker") == "same page"
+        assert len(kafka.read(origin, 100, timeout=10)) == 30
+    finally:
+        kafka.delete_destination(origin)
