@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -25,46 +26,77 @@ from sagas import sdk
 
 log = logging.getLogger(__name__)
 
-ORDERS_TOPIC = "demo.orders"
-NOTIFY_QUEUE = "demo-notifications"
-SHIPPING_QUEUE = "demo-shipping"
-AUDIT_STREAM = "DEMO_AUDIT"
-# Dead-letter destinations, named the way discovery finds them (Kafka `*.DLQ`, SQS RedrivePolicy, configured
-# RabbitMQ queue, the NATS `DLQ` stream).
-DLQ = {
-    "kafka": "demo.orders.DLQ",
-    "sqs": "demo-notifications-dlq",
-    "rabbitmq": "demo-shipping_error",
-    "nats": "DLQ.demo",
-}
+
+@dataclass(frozen=True)
+class Names:
+    """Demo destinations. Dead-letter names follow the conventions discovery knows (Kafka `*.DLQ`, an SQS
+    RedrivePolicy, a configured RabbitMQ queue, the NATS `DLQ` stream); `suffix` keeps test runs apart."""
+
+    suffix: str = ""
+
+    @property
+    def orders(self) -> str:
+        return f"demo.orders{self.suffix}"
+
+    @property
+    def notify(self) -> str:
+        return f"demo-notifications{self.suffix}"
+
+    @property
+    def shipping(self) -> str:
+        return f"demo-shipping{self.suffix}"
+
+    @property
+    def audit_stream(self) -> str:
+        return f"DEMO_AUDIT{self.suffix.replace('-', '_').replace('.', '_').upper()}"
+
+    @property
+    def audit_subject(self) -> str:
+        return f"demo{self.suffix}.audit"
+
+    def dlq(self, broker: str) -> str:
+        return {
+            "kafka": f"{self.orders}.DLQ",
+            "sqs": f"{self.notify}-dlq",
+            "rabbitmq": f"{self.shipping}_error",
+            "nats": f"DLQ.demo{self.suffix}",
+        }[broker]
+
+    def target(self, broker: str) -> str:
+        return {
+            "kafka": f"kafka://{self.orders}",
+            "sqs": f"sqs://{self.notify}",
+            "rabbitmq": f"rabbitmq:///{self.shipping}",
+            "nats": f"nats://{self.audit_subject}.orders",
+        }[broker]
 
 
 class PoisonMessage(Exception):
     pass
 
 
-def setup() -> list[str]:
+def setup(names: Names) -> list[str]:
     """Create the demo destinations on every configured broker; returns the brokers the demo will use."""
     configured = brokers.configured()
     used = []
     if "kafka" in configured:
-        configured["kafka"].ensure_destination(ORDERS_TOPIC, partitions=3)
-        configured["kafka"].ensure_destination(DLQ["kafka"])
+        configured["kafka"].ensure_destination(names.orders, partitions=3)
+        configured["kafka"].ensure_destination(names.dlq("kafka"))
         configured["kafka"].ensure_destination(settings.SAGA_EVENTS_TOPIC)
         used.append("kafka")
     if "sqs" in configured:
         sqs = configured["sqs"]
-        sqs.ensure_destination(DLQ["sqs"])
-        arn = sqs.queue_attributes(DLQ["sqs"])["QueueArn"]
+        sqs.ensure_destination(names.dlq("sqs"))
+        arn = sqs.queue_attributes(names.dlq("sqs"))["QueueArn"]
         policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
-        sqs.ensure_destination(NOTIFY_QUEUE, attributes={"RedrivePolicy": policy})
+        sqs.ensure_destination(names.notify, attributes={"RedrivePolicy": policy})
         used.append("sqs")
     if "rabbitmq" in configured:
-        configured["rabbitmq"].ensure_destination(SHIPPING_QUEUE)
-        configured["rabbitmq"].ensure_destination(DLQ["rabbitmq"])
+        configured["rabbitmq"].ensure_destination(names.shipping)
+        configured["rabbitmq"].ensure_destination(names.dlq("rabbitmq"))
         used.append("rabbitmq")
     if "nats" in configured:
-        configured["nats"].ensure_destination(AUDIT_STREAM, subjects=["demo.audit.>"])
+        configured["nats"].ensure_destination(names.audit_stream, subjects=[f"{names.audit_subject}.>"])
         configured["nats"].ensure_destination("DLQ", subjects=["DLQ", "DLQ.>"])
         used.append("nats")
     return used
@@ -80,42 +112,45 @@ def _handler(kind: str):
 
 
 class Demo:
-    def __init__(self, rng: random.Random | None = None):
+    def __init__(self, rng: random.Random | None = None, names: Names | None = None):
         self.rng = rng or random.Random()
+        self.names = names or Names()
         self.order = 0
-        self.used = setup()
+        self.used = setup(self.names)
         self.consumers = []
         for broker, destination, group in (
-            ("kafka", ORDERS_TOPIC, "demo-billing"),
-            ("sqs", NOTIFY_QUEUE, "demo-mailer"),
-            ("rabbitmq", SHIPPING_QUEUE, "demo-shipping"),
-            ("nats", AUDIT_STREAM, "demo-auditor"),
+            ("kafka", self.names.orders, "demo-billing"),
+            ("sqs", self.names.notify, "demo-mailer"),
+            ("rabbitmq", self.names.shipping, "demo-shipping"),
+            ("nats", self.names.audit_stream, "demo-auditor"),
         ):
             if broker in self.used:
                 kit = RetryingConsumer(
-                    brokers.get(broker), destination, group, _handler(broker), dead_letter_to=DLQ[broker], attempts=2
+                    brokers.get(broker),
+                    destination,
+                    f"{group}{self.names.suffix}",
+                    _handler(broker),
+                    dead_letter_to=self.names.dlq(broker),
+                    attempts=2,
                 )
                 self.consumers.append(kit)
 
-    def tick(self) -> None:
+    def tick(self, poison: str | None = "random") -> str:
+        """One new order; returns its saga id. `poison` names the broker whose consumer will fail it (tests)."""
         self.order += 1
         amount = self.rng.randint(10, 1000)
-        poison = self.rng.choice(self.used) if self.rng.random() < 0.15 else None
+        if poison == "random":
+            poison = self.rng.choice(self.used) if self.rng.random() < 0.15 else None
         context = {"order": self.order, "amount": amount, "fragile": self.rng.random() < 0.2}
         customer = f"customer-{self.rng.randint(1, 40)}"
         payload = {"order": self.order, "amount": amount, "customer": customer, "poison": poison}
         with transaction.atomic():
             saga_id = sdk.start("demo.order", context, correlation_id=f"ORD-{self.order:06d}")
-            targets = {
-                "kafka": f"kafka://{ORDERS_TOPIC}",
-                "sqs": f"sqs://{NOTIFY_QUEUE}",
-                "rabbitmq": f"rabbitmq:///{SHIPPING_QUEUE}",
-                "nats": "nats://demo.audit.orders",
-            }
             for broker in self.used:
-                outbox.publish(targets[broker], customer, "OrderPlaced", payload, correlation_id=saga_id)
+                outbox.publish(self.names.target(broker), customer, "OrderPlaced", payload, correlation_id=saga_id)
         if "kafka" in self.used and self.order % 5 == 0:
             self._external_saga()
+        return saga_id
 
     def _external_saga(self) -> None:
         """A payment saga reported by a non-Python service as JSON events on the saga-events topic."""

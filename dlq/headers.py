@@ -33,7 +33,8 @@ DEFAULT_NAMES: dict[str, list[str]] = {
     "origin": [ORIGINAL_DESTINATION, "kafka_dlt-original-topic", "MT-Fault-InputAddress"],
     "failed_at": [FAILED_AT, "kafka_dlt-exception-timestamp", "MT-Fault-Timestamp"],
     "attempts": [ATTEMPTS, "MT-Fault-RetryCount", "x-delivery-count"],
-    "message_type": [MESSAGE_TYPE, "__TypeId__", "MT-MessageType", "ce-type", "type"],
+    # x-event-type: what Switchyard's own outbox puts on every event.
+    "message_type": [MESSAGE_TYPE, "x-event-type", "__TypeId__", "MT-MessageType", "ce-type", "type"],
     "content_type": ["content-type", "contentType", "Content-Type"],
     "correlation_id": ["x-correlation-id", "correlation-id", "MT-CorrelationId", "ce-correlationid"],
 }
