@@ -89,21 +89,11 @@ def do_start_operation(
                 via=via,
             )
             transaction.on_commit(lambda: enqueue_operation(op.pk))
-            transaction.on_commit(lambda: broadcast("operations", _event(op)))
+            transaction.on_commit(lambda: broadcast("operations", op.live_event()))
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its operation.
         return Operation.objects.get(idempotency_key=idempotency_key), False
     return op, True
-
-
-def _event(op: Operation) -> dict:
-    return {
-        "type": "operation",
-        "id": str(op.pk),
-        "status": op.status,
-        "done": op.progress_done,
-        "total": op.progress_total,
-    }
 
 
 def do_control_operation(
@@ -152,7 +142,7 @@ def do_control_operation(
             idempotency_key=idempotency_key,
             via=via,
         )
-        transaction.on_commit(lambda: broadcast("operations", _event(op)))
+        transaction.on_commit(lambda: broadcast("operations", op.live_event()))
     return op
 
 

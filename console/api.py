@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from console import brokers
 from console.access import OPERATOR, VIEWER, has_role, role_of
 from console.actions import Conflict, do_control_operation, do_start_operation
-from console.auth import ApiError, api, json_body
+from console.auth import ApiError, api, json_object
 from console.forms import AuditFilterForm, audit_queryset
 from console.models import Operation
 from console.operations import KINDS, ParameterError, get_kind
@@ -54,9 +54,7 @@ def operations(request):
 def _start_operation(request):
     if not has_role(request.user, OPERATOR):
         raise ApiError(403, "the operator role is required")
-    body = json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     kind = get_kind(body.get("kind", ""))
     if kind is None or not kind.startable:
@@ -85,9 +83,7 @@ def operation_control(request, operation_id, action):
     if action not in ("pause", "resume", "cancel"):
         raise ApiError(404, f"unknown action {action!r}; use pause, resume or cancel")
     op = _operation(operation_id)
-    body = json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     try:
         op = do_control_operation(request.user, op.pk, action, reason, key, via=request.auth_via or "api")

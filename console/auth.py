@@ -146,6 +146,14 @@ def json_body(request: HttpRequest) -> dict | list:
         raise ApiError(400, f"the request body is not valid JSON: {e}") from e
 
 
+def json_object(request: HttpRequest) -> dict:
+    """The body as a JSON object; a 400 with a message for anything else."""
+    body = json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
 def require_role(role: str) -> Callable:
     """Decorator for pages and form posts: 403 unless the user holds `role`."""
 

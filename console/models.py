@@ -146,6 +146,16 @@ class Operation(models.Model):
     def can_cancel(self) -> bool:
         return not self.is_finished
 
+    def live_event(self) -> dict:
+        """The `operations` stream payload (console.live.OperationEvent) for this row's current state."""
+        return {
+            "type": "operation",
+            "id": str(self.pk),
+            "status": self.status,
+            "done": self.progress_done,
+            "total": self.progress_total,
+        }
+
     def duration(self) -> timedelta | None:
         if not self.started_at:
             return None

@@ -113,7 +113,7 @@ class OperationContext:
         op.error_count += self._error_count
         self._errors, self._error_count = [], 0
         op.progress_done, op.progress_total = self.done, self.total
-        broadcast("operations", _event(op))
+        broadcast("operations", op.live_event())
 
     def checkpoint(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -135,16 +135,6 @@ class OperationContext:
             if left <= 0:
                 return
             time.sleep(min(left, self.CHECK_EVERY))
-
-
-def _event(op: Operation) -> dict:
-    return {
-        "type": "operation",
-        "id": str(op.pk),
-        "status": op.status,
-        "done": op.progress_done,
-        "total": op.progress_total,
-    }
 
 
 def claim(operation_id) -> Operation | None:
@@ -169,7 +159,7 @@ def _finish(op: Operation, status: str, **fields) -> None:
     op.status = status
     for name, value in fields.items():
         setattr(op, name, value)
-    broadcast("operations", _event(op))
+    broadcast("operations", op.live_event())
     broadcast("dashboard", {"type": "dashboard", "tile": "operations"})
 
 
@@ -178,7 +168,7 @@ def execute(operation_id) -> str | None:
     op = claim(operation_id)
     if op is None:
         return None
-    broadcast("operations", _event(op))
+    broadcast("operations", op.live_event())
     kind = get_kind(op.kind)
     if kind is None:
         _finish(op, Status.FAILED, message=f"unknown operation kind {op.kind!r}")
