@@ -248,6 +248,11 @@ class NatsAdapter(BrokerAdapter):
 
         return self._run(info)
 
+    def message_at(self, stream: str, seq: int) -> Message:
+        """The stored message with sequence `seq` of stream `stream` (DestinationNotFound if it is gone); used to
+        copy a message a consumer gave up on (a max-deliveries advisory names only its sequence)."""
+        return _to_message(self._run(lambda c: c.jsm.get_msg(stream, seq)))
+
 
 def _nats_headers(message: OutgoingMessage) -> dict[str, str] | None:
     raw = {name: header_bytes(value) for name, value in (message.headers or {}).items()}

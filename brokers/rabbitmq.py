@@ -62,6 +62,10 @@ class RabbitMQAdapter(BrokerAdapter):
         # A py-amqp connection is not thread-safe; every operation holds this lock for its short channel's life.
         self._lock = threading.RLock()
         self._declared: set[str] = set()
+        # What this adapter declared and bound, so dead-letter discovery works without the management API (AMQP
+        # cannot list queues or read their arguments): queue -> arguments, and (exchange, queue, routing key).
+        self._arguments: dict[str, dict] = {}
+        self._bindings: set[tuple[str, str, str]] = set()
 
     def __repr__(self) -> str:
         return f"<RabbitMQAdapter {kombu.Connection(self.url).as_uri()}>"
@@ -140,11 +144,14 @@ class RabbitMQAdapter(BrokerAdapter):
         with self._channel() as channel:
             channel.queue_declare(name, durable=durable, auto_delete=False, arguments=arguments)
         self._declared.add(name)
+        self._arguments[name] = dict(arguments or {})
 
     def delete_destination(self, name: str) -> None:
         with self._channel() as channel:
             channel.queue_delete(name)  # deleting a missing queue is not an error in RabbitMQ
         self._declared.discard(name)
+        self._arguments.pop(name, None)
+        self._bindings = {b for b in self._bindings if b[1] != name}
 
     def publish_batch(self, messages: Iterable[OutgoingMessage]) -> list[PublishResult]:
         """Publish with publisher confirms: send everything, then wait for the broker's acks.
@@ -248,11 +255,13 @@ class RabbitMQAdapter(BrokerAdapter):
         with self._channel() as channel:
             channel.exchange_declare(exchange, exchange_type, durable=True, auto_delete=False)
             channel.queue_bind(queue, exchange, routing_key)
+        self._bindings.add((exchange, queue, routing_key))
 
     def queue_arguments(self) -> dict[str, dict]:
-        """Every queue's declared arguments (x-dead-letter-exchange, ...) from the management API; {} without one."""
+        """Every queue's declared arguments (x-dead-letter-exchange, ...) from the management API; without one,
+        those of the queues this adapter declared."""
         if not self.management_url:
-            return {}
+            return {name: dict(arguments) for name, arguments in self._arguments.items()}
         parts = urllib.parse.urlsplit(self.management_url)
         amqp_parts = urllib.parse.urlsplit(self.url)
         vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
@@ -309,6 +318,35 @@ class RabbitMQAdapter(BrokerAdapter):
             publish_rate=(stats.get("publish_details") or {}).get("rate"),
             deliver_rate=(stats.get("deliver_get_details") or {}).get("rate"),
         )
+
+    def bindings(self) -> list[dict]:
+        """Queue bindings as the management API's GET /api/bindings/{vhost} gives them (source, destination,
+        destination_type, routing_key); without the API, the bindings this adapter made with bind_queue()."""
+        if not self.management_url:
+            return [
+                {"source": e, "destination": q, "destination_type": "queue", "routing_key": k}
+                for e, q, k in sorted(self._bindings)
+            ]
+        return self._management_get("bindings")
+
+    def _management_get(self, collection: str) -> list[dict]:
+        """GET /api/<collection>/<vhost> of the management API as parsed JSON."""
+        parts = urllib.parse.urlsplit(self.management_url)
+        amqp_parts = urllib.parse.urlsplit(self.url)
+        vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
+        user = parts.username or amqp_parts.username or "guest"
+        password = parts.password or amqp_parts.password or "guest"
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        request = urllib.request.Request(
+            f"{base}/api/{collection}/{urllib.parse.quote(vhost, safe='')}",
+            headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
+                return json.load(response)
+        except OSError as exc:
+            raise BrokerUnavailable(f"RabbitMQ management API at {base}: {exc}") from exc
 
 
 def _split(destination: str) -> tuple[str, str]:

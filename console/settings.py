@@ -138,7 +138,8 @@ REDIS_URL = envsecret("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis with a pool that waits when full: redis-py 8's fails at 100 connections (ADR 0043).
+        "BACKEND": "console.channel_layer.BlockingRedisChannelLayer",
         "CONFIG": {
             # socket_timeout: with redis-py 8 the default makes idle WebSockets drop after ~5 s.
             "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
@@ -227,10 +228,13 @@ OUTBOX_CLAIM_CHECK_BYTES = envint("OUTBOX_CLAIM_CHECK_BYTES", 256 * 1024, minimu
 OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
 OUTBOX_BACKOFF_BASE_MS = envint("OUTBOX_BACKOFF_BASE_MS", 500, minimum=1)
 OUTBOX_BACKOFF_MAX_MS = envint("OUTBOX_BACKOFF_MAX_MS", 300_000, minimum=1)
-OUTBOX_BATCH_SIZE = envint("OUTBOX_BATCH_SIZE", 500, minimum=1)
+OUTBOX_BATCH_SIZE = envint("OUTBOX_BATCH_SIZE", 2000, minimum=1)
 # The relay wakes on NOTIFY; this is the fallback poll when no notification comes (e.g. a backoff expires).
 OUTBOX_POLL_MS = envint("OUTBOX_POLL_MS", 1000, minimum=10)
 OUTBOX_RETENTION_HOURS = envint("OUTBOX_RETENTION_HOURS", 24, minimum=1)
+# Purged by the relay every few minutes and by this beat job, so rows go even when no relay runs.
+OUTBOX_PURGE_SECONDS = envint("OUTBOX_PURGE_SECONDS", 600, minimum=10)
+CELERY_BEAT_SCHEDULE["outbox-purge"] = {"task": "outbox.tasks.purge", "schedule": OUTBOX_PURGE_SECONDS}
 
 # --- sagas ---
 # The Kafka topic `manage.py ingest_saga_events` consumes, and its consumer group.
@@ -263,6 +267,13 @@ DLQ_RETENTION_DAYS = envint("DLQ_RETENTION_DAYS", 14, minimum=1)
 DLQ_INGEST_IDLE_SECONDS = envint("DLQ_INGEST_IDLE_SECONDS", 1, minimum=0)
 DLQ_DISCOVERY_SECONDS = envint("DLQ_DISCOVERY_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE["dlq-purge"] = {"task": "dlq.tasks.purge", "schedule": 3600}
+# NATS: ingest max-deliveries advisories, kept until ingested in this stream (created by discovery).
+DLQ_NATS_ADVISORIES = envbool("DLQ_NATS_ADVISORIES", True)
+DLQ_NATS_ADVISORY_STREAM = envstr("DLQ_NATS_ADVISORY_STREAM", "SWITCHYARD_ADVISORIES")
+# Warn when the oldest message still in a broker DLQ has lived this share of the DLQ's retention (percent).
+DLQ_RETENTION_WARN_PERCENT = envint("DLQ_RETENTION_WARN_PERCENT", 50, minimum=1)
+DLQ_RETENTION_CHECK_SECONDS = envint("DLQ_RETENTION_CHECK_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["dlq-retention"] = {"task": "dlq.tasks.check_retention", "schedule": DLQ_RETENTION_CHECK_SECONDS}
 
 # --- monitoring ---
 # Seconds between sampler passes (consumer groups, queues, JetStream consumers, Celery, outbox).

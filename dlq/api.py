@@ -13,7 +13,7 @@ from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
 from console.operations import ParameterError
-from dlq import actions, filters, queries
+from dlq import actions, filters, queries, retention
 from dlq.models import DeadLetter
 from dlq.operations import validate
 
@@ -76,7 +76,7 @@ def dead_letter(request, dead_letter_id: int):
 @api(role=VIEWER)
 def dead_letter_groups(request):
     rows = queries.groups(_filters(request.GET))
-    return JsonResponse({"groups": [queries.group_json(r) for r in rows]})
+    return JsonResponse({"groups": [queries.group_json(r) for r in rows], "warnings": retention.warnings()})
 
 
 def replay_params(body: dict) -> dict:

@@ -1,8 +1,9 @@
 """Find the brokers' dead-letter queues and make a DeadLetterSource for each one not yet known.
 
 SQS: every queue's RedrivePolicy names its DLQ, so the origin is known. Kafka: topics matching DLQ_KAFKA_PATTERNS.
-RabbitMQ: configured queues, plus (with the management API) queues named like a DLQ by DLQ_SUFFIXES. NATS: the
-configured DLQ streams that exist. An admin's disabled source stays disabled: discovery only ever adds.
+RabbitMQ: configured queues, queues that other queues' x-dead-letter-exchange / -routing-key lead to, and queues
+named like a DLQ by DLQ_SUFFIXES. NATS: the configured DLQ streams that exist, and the max-deliveries advisories.
+An admin's disabled source stays disabled: discovery only ever adds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.conf import settings
 
 from brokers.base import BrokerError
 from console import brokers
+from dlq import advisories
 from dlq.models import DeadLetterSource
 
 log = logging.getLogger(__name__)
@@ -50,15 +52,63 @@ def discover_kafka(adapter) -> list[DeadLetterSource]:
     ]
 
 
+def rabbitmq_dead_letter_queues(queues: list[dict], bindings: list[dict]) -> dict[str, str]:
+    """The DLQs among `queues` (management API /api/queues items: name, arguments) -> their origin queue ("" when
+    several queues dead-letter into it; each message's x-death names its own then).
+
+    A queue is a DLQ when another queue's x-dead-letter-exchange routes into it: it is bound (`bindings`, items of
+    /api/bindings) to that exchange — with the dead-letter routing key when one is set, since RabbitMQ republishes
+    with it — or, for the default exchange (""), it is named by that x-dead-letter-routing-key.
+    """
+    names = {q["name"] for q in queues}
+    origins: dict[str, set[str]] = {}
+    for queue in queues:
+        arguments = queue.get("arguments") or {}
+        if "x-dead-letter-exchange" not in arguments:
+            continue
+        exchange = arguments["x-dead-letter-exchange"] or ""
+        routing_key = arguments.get("x-dead-letter-routing-key")
+        if exchange == "":
+            targets = {routing_key} & names if routing_key else set()
+        else:
+            targets = {
+                b["destination"]
+                for b in bindings
+                if b.get("source") == exchange
+                and b.get("destination_type", "queue") == "queue"
+                # A routing key that the binding does not match could still reach a fanout or topic binding; those
+                # bindings have "" or a pattern, taken as a match rather than missing a DLQ.
+                and (routing_key is None or b.get("routing_key") in (routing_key, "", "#"))
+            }
+            if routing_key in names:
+                targets.add(routing_key)
+        for target in targets - {queue["name"]}:
+            origins.setdefault(target, set()).add(queue["name"])
+    return {dlq: next(iter(o)) if len(o) == 1 else "" for dlq, o in sorted(origins.items())}
+
+
 def discover_rabbitmq(adapter) -> list[DeadLetterSource]:
-    names = set(settings.DLQ_RABBITMQ_QUEUES)
-    names |= {q for q in adapter.queue_arguments() if any(q.endswith(s) for s in settings.DLQ_SUFFIXES)}
-    return [_found("rabbitmq", name) for name in sorted(names)]
+    """Configured queues, queues named like a DLQ, and queues other queues dead-letter into. The queue list comes
+    from the management API when configured, else from what this process's adapter declared (AMQP cannot list)."""
+    arguments = adapter.queue_arguments()
+    queues = [{"name": name, "arguments": args} for name, args in arguments.items()]
+    found = rabbitmq_dead_letter_queues(queues, adapter.bindings())
+    for name in settings.DLQ_RABBITMQ_QUEUES:
+        found.setdefault(name, "")
+    for name in arguments:
+        if any(name.endswith(s) for s in settings.DLQ_SUFFIXES):
+            found.setdefault(name, "")
+    return [_found("rabbitmq", name, origin) for name, origin in sorted(found.items())]
 
 
 def discover_nats(adapter) -> list[DeadLetterSource]:
     streams = {d.name for d in adapter.list_destinations()}
-    return [_found("nats", name) for name in settings.DLQ_NATS_STREAMS if name in streams]
+    found = [_found("nats", name) for name in settings.DLQ_NATS_STREAMS if name in streams]
+    if settings.DLQ_NATS_ADVISORIES:
+        # One source for every stream's max-deliveries advisories; the capture stream must exist before they fire.
+        advisories.ensure_capture_stream(adapter)
+        found.append(_found("nats", advisories.EVERYTHING))
+    return found
 
 
 DISCOVERERS = {"sqs": discover_sqs, "kafka": discover_kafka, "rabbitmq": discover_rabbitmq, "nats": discover_nats}

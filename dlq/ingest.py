@@ -16,6 +16,7 @@ from django.utils import timezone
 from brokers.base import BrokerError, Message, Subscription
 from console import brokers
 from console.live import broadcast
+from dlq import advisories
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource
 
@@ -33,10 +34,19 @@ def subscription_for(source: DeadLetterSource) -> Subscription:
             "nats": {"ack_wait": source.conventions.get("ack_wait", 30)},
             "kafka": {"session.timeout.ms": 6000},
         }.get(source.broker, {})
-        group = f"switchyard-dlq-{settings.NAMESPACE}-{source.pk}".replace(":", "_")
-        sub = brokers.get(source.broker).subscribe(source.destination, group, **options)
+        group = group_name(source)
+        adapter = brokers.get(source.broker)
+        if source.broker == "nats" and advisories.is_advisory(source.destination):
+            sub = advisories.AdvisorySubscription(adapter, source.destination, group, options["ack_wait"])
+        else:
+            sub = adapter.subscribe(source.destination, group, **options)
         _subscriptions[source.pk] = sub
     return sub
+
+
+def group_name(source: DeadLetterSource) -> str:
+    """The consumer group / durable the ingest worker of `source` reads as (the retention check reads its offsets)."""
+    return f"switchyard-dlq-{settings.NAMESPACE}-{source.pk}".replace(":", "_")
 
 
 def close_all() -> None:
@@ -53,6 +63,8 @@ def message_id(source: DeadLetterSource, m: Message) -> str:
     if source.broker == "kafka":
         return f"{m.partition}:{m.offset}"
     if source.broker == "nats":
+        if advisories.is_advisory(source.destination):
+            return m.message_id  # "<stream>:<sequence>": one advisory source may cover many streams
         return str(m.offset)  # the DLQ stream's sequence
     if source.broker == "rabbitmq":
         # A replayed message keeps its message id; the replay count tells its second death from its first.

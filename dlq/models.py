@@ -35,6 +35,10 @@ class DeadLetterSource(models.Model):
     last_ingest_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Written by dlq.retention.check() (a beat job), so pages and the API never wait on a broker round trip.
+    oldest_pending_at = models.DateTimeField(null=True, blank=True)  # oldest message still in the broker DLQ
+    retention_warning = models.TextField(blank=True)
+    retention_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["broker", "destination"], name="dlq_source_unique")]
@@ -42,6 +46,18 @@ class DeadLetterSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broker}:{self.destination}"
+
+    def warning_json(self) -> dict:
+        return {
+            "source": str(self),
+            "broker": self.broker,
+            "destination": self.destination,
+            "kind": "retention",
+            "message": self.retention_warning,
+            "retention_seconds": self.retention_seconds,
+            "oldest_pending_at": self.oldest_pending_at.isoformat() if self.oldest_pending_at else None,
+            "checked_at": self.retention_checked_at.isoformat() if self.retention_checked_at else None,
+        }
 
     def default_origin(self) -> str:
         """The origin a message without origin headers came from: the configured one, else the name minus suffix."""

@@ -359,7 +359,9 @@ def replay_ids(ctx: OperationContext, todo: list[int], pacer: Pacer, sizer: Size
     with ThreadPoolExecutor(1, thread_name_prefix="dlq-replay") as pool:
         try:
             while position < len(todo) or pending:
-                ctx.checkpoint()
+                # Every batch, not every CHECK_EVERY: one indexed read per batch is cheap, and a cancel must stop
+                # within a second even when a batch plus its delivery take half of that.
+                ctx.checkpoint(force=True)
                 upcoming = None
                 if position < len(todo):
                     size = sizer.next()

@@ -15,7 +15,7 @@ from console.actions import Conflict
 from console.auth import require_role
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
-from dlq import actions, filters, queries
+from dlq import actions, filters, queries, retention
 from dlq.models import BROKERS, DeadLetter, DeadLetterSource
 from dlq.operations import validate
 
@@ -60,7 +60,14 @@ def inbox(request: HtmxHttpRequest):
 @require_role(VIEWER)
 def groups(request: HtmxHttpRequest):
     f, errors = _filters_or_empty(request)
-    ctx = {"groups": queries.groups(f), "f": f, "errors": errors, "key": str(uuid.uuid4()), "nav": "dlq"}
+    ctx = {
+        "groups": queries.groups(f),
+        "warnings": retention.warnings(),
+        "f": f,
+        "errors": errors,
+        "key": str(uuid.uuid4()),
+        "nav": "dlq",
+    }
     return render(request, "dlq/groups.html" + ("#rows" if request.htmx else ""), ctx)
 
 
@@ -184,7 +191,12 @@ def edit_replay(request, dead_letter_id: int):
 @require_GET
 @require_role(VIEWER)
 def sources(request):
-    ctx = {"sources": DeadLetterSource.objects.all(), "brokers": BROKERS, "nav": "dlq"}
+    ctx = {
+        "sources": DeadLetterSource.objects.all(),
+        "warnings": retention.warnings(),
+        "brokers": BROKERS,
+        "nav": "dlq",
+    }
     return render(request, "dlq/sources.html", ctx)
 
 

@@ -131,6 +131,10 @@ class PartitionState(models.Model):
     )
     partitions = models.JSONField(default=dict)  # only the partitions of the latest pass
     seen_at = models.FloatField(null=True)  # that pass, in seconds since the epoch
+    # A digest of the offsets the latest pass saw, and what a pass seeing the same offsets needs from `partitions`
+    # (ADR 0042): an unchanged group is judged from these few bytes without loading or walking its partitions.
+    fingerprint = models.CharField(max_length=64, blank=True)
+    summary = models.JSONField(default=dict)
 
     def __str__(self) -> str:
         return f"partitions of {self.target_id}"

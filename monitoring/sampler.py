@@ -4,6 +4,8 @@ sample_all() discovers targets, stores one Sample per target (and one per Kafka 
 over the window and broadcasts what changed. A broker that fails marks its targets ERR instead of failing the pass.
 """
 
+import hashlib
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -59,13 +61,10 @@ class Observation:
 
 
 def observe_kafka(adapter) -> list[Observation]:
-    """Committed offsets per group in parallel, then ONE ListOffsets for the union of their partitions: groups
-    sharing a topic (the usual case) would otherwise ask for the same end offsets again and again."""
+    """Committed offsets of every group requested at once, then ONE ListOffsets for the union of their partitions:
+    groups sharing a topic (the usual case) would otherwise ask for the same end offsets again and again."""
     groups = adapter.consumer_groups()
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        committed = dict(
-            zip([g.name for g in groups], pool.map(lambda g: adapter.committed_offsets(g.name), groups), strict=True)
-        )
+    committed = adapter.committed_offsets_many([g.name for g in groups])
     ends = adapter.end_offsets({tp for offsets in committed.values() for tp in offsets})
     found = []
     for group in groups:
@@ -350,14 +349,27 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
         created = []
     targets = {(o.broker, o.name): existing[(o.broker, o.name)] for o in observations}
     grouped = [o for o in observations if o.partitions]
+    ts = now.timestamp()
+    # The partitions JSON is what costs (50 groups x 1,000 partitions is most of a pass): read the small fields
+    # first and load it only for the groups whose offsets changed since the last pass (ADR 0042).
     states = {
         s.target_id: s
-        for s in PartitionState.objects.filter(target_id__in=[targets[(o.broker, o.name)].pk for o in grouped])
+        for s in PartitionState.objects.filter(target_id__in=[targets[(o.broker, o.name)].pk for o in grouped]).defer(
+            "partitions"
+        )
     }
+    fingerprints = {targets[(o.broker, o.name)].pk: fingerprint(o.partitions) for o in grouped}
+    unchanged = {pk for pk, fp in fingerprints.items() if _unchanged(states.get(pk), fp, ts)}
+    moved = [o for o in grouped if targets[(o.broker, o.name)].pk not in unchanged]
+    known_partitions = dict(
+        PartitionState.objects.filter(target_id__in=[targets[(o.broker, o.name)].pk for o in moved]).values_list(
+            "target_id", "partitions"
+        )
+    )
 
     # Lag in seconds per partition, interpolated from earlier samples of the end offset (ADR 0040); only for the
     # lagging partitions whose estimate is not already known from an earlier pass.
-    produce_times = _produce_times(grouped, targets, {k: v.partitions for k, v in states.items()}, now)
+    produce_times = _produce_times(moved, targets, known_partitions, now)
     rows: list = []
     group_seconds: dict[int, float | None] = {}
     worst: dict[int, tuple[str, str]] = {}
@@ -365,13 +377,27 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
     for o in observations:
         target = targets[(o.broker, o.name)]
         worst_seconds = o.depth.get("oldest_age_seconds")
-        if o.partitions:
+        if o.partitions and target.pk in unchanged:
+            worst_seconds, worst[target.pk] = _judge_unchanged(states[target.pk].summary, o.members, ts, window)
+            steady.append(target.pk)
+        elif o.partitions:
             known = states.get(target.pk)
             state, dirty, worst_seconds, worst[target.pk] = _track_partitions(
-                o, target, known.partitions if known else {}, known.seen_at if known else None, produce_times, now, rows
+                o,
+                target,
+                known_partitions.get(target.pk, {}),
+                known.seen_at if known else None,
+                produce_times,
+                now,
+                rows,
             )
-            if dirty:
-                new_states.append(PartitionState(target=target, partitions=state, seen_at=now.timestamp()))
+            fp = fingerprints[target.pk]
+            if dirty or known is None or known.fingerprint != fp:
+                new_states.append(
+                    PartitionState(
+                        target=target, partitions=state, seen_at=ts, fingerprint=fp, summary=summarize(state)
+                    )
+                )
             else:
                 steady.append(target.pk)
         group_seconds[target.pk] = worst_seconds if o.lag else (0.0 if o.lag == 0 else None)
@@ -403,7 +429,10 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
         _copy_samples(rows)
         if new_states:
             PartitionState.objects.bulk_create(
-                new_states, update_conflicts=True, unique_fields=["target"], update_fields=["partitions", "seen_at"]
+                new_states,
+                update_conflicts=True,
+                unique_fields=["target"],
+                update_fields=["partitions", "seen_at", "fingerprint", "summary"],
             )
         PartitionState.objects.filter(target_id__in=steady).update(seen_at=now.timestamp())
         history = _window_points([t.pk for t in targets.values()], now, window)
@@ -432,9 +461,7 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
         ConsumerTarget.objects.filter(pk__in=[t.pk for t in targets.values()]).update(
             last_sampled_at=now, error="", gone=False
         )
-        ConsumerTarget.objects.bulk_update(
-            dirty, ["status", "status_since", "reason", "lag", "lag_seconds", "members", "details"], batch_size=500
-        )
+        _update_targets(dirty)
         seen = set(targets)
         for key, target in existing.items():
             broker = key[0]
@@ -452,6 +479,96 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
                 target.save(update_fields=["gone"])
                 changed.append(target.pk)
     return changed, created
+
+
+def fingerprint(partitions: list[tuple[str, int, int | None, int]]) -> str:
+    """A digest of one group's (topic, partition, committed, end) list as observed, stable across processes (the
+    next pass may run in another worker)."""
+    return hashlib.blake2b(repr(partitions).encode(), digest_size=16).hexdigest()
+
+
+def summarize(state: dict) -> dict:
+    """What a pass that sees exactly the same offsets needs to judge the group without its partitions (ADR 0042):
+
+    - `stored`: the oldest time a partition row was stored (a heartbeat is due when it is that old);
+    - `produced`: the oldest estimated write time among lagging partitions (the group's worst lag in seconds);
+    - `zero`: some partition has no lag (the worst lag in seconds is at least 0);
+    - `unknown`: some lagging partition has no estimate yet (the next pass may find one: walk the partitions);
+    - `reps`: one partition per distinct (lagging?, first seen, progressed, zero-lag, rewound) in partition order.
+      A partition's status depends on nothing else, so judging these alone gives the same worst status and reason.
+    """
+    stored = produced = None
+    zero = unknown = False
+    reps: dict[tuple, list] = {}
+    for key, e in state.items():
+        lag = max(0, e[F_END] - (e[F_COMMITTED] or 0))
+        stored = e[F_STORED] if stored is None else min(stored, e[F_STORED])
+        if lag == 0:
+            zero = True
+        elif e[F_PRODUCED] is None:
+            unknown = True
+        else:
+            produced = e[F_PRODUCED] if produced is None else min(produced, e[F_PRODUCED])
+        ident = (lag > 0, e[F_FIRST], e[F_PROGRESSED], e[F_ZERO], e[F_REWOUND])
+        if ident not in reps:
+            topic, partition = key.rsplit("/", 1)
+            reps[ident] = [topic, int(partition), lag, e[F_FIRST], e[F_PROGRESSED], e[F_ZERO], e[F_REWOUND]]
+    return {"stored": stored, "produced": produced, "zero": zero, "unknown": unknown, "reps": list(reps.values())}
+
+
+def _unchanged(known: PartitionState | None, fp: str, ts: float) -> bool:
+    """Whether this pass saw exactly the offsets of the stored state, with nothing time-driven due for its
+    partitions (a heartbeat row, a first write-time estimate): then walking them would change nothing."""
+    if known is None or known.fingerprint != fp or known.seen_at is None or known.seen_at > ts:
+        return False
+    s = known.summary
+    if not s or s.get("unknown") or s.get("stored") is None:
+        return False
+    return ts - s["stored"] < settings.MONITORING_PARTITION_HEARTBEAT_SECONDS
+
+
+def _judge_unchanged(summary: dict, members: int | None, ts: float, window: float) -> tuple[float | None, tuple]:
+    """(worst lag seconds, worst partition (status, reason)) of an unchanged group, as _track_partitions would
+    find them: statuses still move with time (STOP once the window passes), offsets do not."""
+    seconds = [0.0] if summary["zero"] else []
+    if summary["produced"] is not None:
+        seconds.append(max(0.0, ts - summary["produced"]))
+    worst_status = ("OK", "")
+    for topic, partition, lag, first, progressed, zero, rewound in summary["reps"]:
+        status = evaluate_partition(lag, members, ts, window, first, progressed, zero, rewound)
+        if RANK[status[0]] > RANK[worst_status[0]]:
+            worst_status = (status[0], f"{topic}[{partition}]: {status[1]}")
+    return (max(seconds) if seconds else None), worst_status
+
+
+def _update_targets(targets: list[ConsumerTarget]) -> None:
+    """One UPDATE from arrays for the targets whose figures moved (lag seconds grow every pass, so on a lagging
+    cluster that is most of them): bulk_update's CASE per field and row cost more to build than to run."""
+    if not targets:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE monitoring_consumertarget t
+            SET status = v.status, status_since = v.status_since, reason = v.reason, lag = v.lag,
+                lag_seconds = v.lag_seconds, members = v.members, details = v.details::jsonb
+            FROM unnest(
+                %s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::bigint[], %s::float8[], %s::int[],
+                %s::text[]
+            ) AS v(id, status, status_since, reason, lag, lag_seconds, members, details)
+            WHERE t.id = v.id
+            """,
+            [
+                [t.pk for t in targets],
+                [t.status for t in targets],
+                [t.status_since for t in targets],
+                [t.reason for t in targets],
+                [t.lag for t in targets],
+                [t.lag_seconds for t in targets],
+                [t.members for t in targets],
+                [json.dumps(t.details) for t in targets],
+            ],
+        )
 
 
 def _copy_samples(rows: list[tuple]) -> None:

@@ -11,10 +11,13 @@ Per-key order with several relays at once (docs/decisions/0030-outbox-ordering-a
    pending and due — a failed or backing-off row stops its key.
 4. Publish in waves while holding the locks, one publish_batch per broker per wave (brokers in parallel). For SQS,
    RabbitMQ and NATS wave n holds the n-th row of every key, so a row is sent only after the key's previous row was
-   confirmed and a failure can never let a later row of its key overtake it. Kafka's rows all go in the first
-   wave: one key is one partition, and the idempotent producer keeps a partition in order and fails the messages
-   behind a failed one; the one failure it reports synchronously per message (too large) is checked here before
-   anything is sent (MAX_MESSAGE_BYTES), for every broker.
+   confirmed and a failure can never let a later row of its key overtake it. A key's consecutive Kafka rows to
+   one topic share a wave: one key is one partition, and the idempotent producer keeps a partition in order; a row
+   to another topic (another partition) waits a wave like any other broker's. The one failure librdkafka reports
+   synchronously per message (too large) is checked here before anything is sent (MAX_MESSAGE_BYTES), for every
+   broker. Known gap (docs/decisions/0031): a broker-side rejection of one record batch does not stop librdkafka
+   from delivering a later batch of the same partition, so a later row of that key can go out first; it is left
+   pending and sent again after the earlier one (first-seen order can break in that case, nothing is lost).
 5. In the same transaction: mark every confirmed row published in one UPDATE, give the first failed row of a key
    its backoff (or `failed` after OUTBOX_MAX_ATTEMPTS) in one UPDATE, leave the key's later rows pending (never
    sent); commit, which releases the locks.
@@ -32,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -41,7 +44,7 @@ from django.utils import timezone
 
 from brokers.base import OutgoingMessage, PublishError
 from console import brokers
-from outbox.models import OutboxEvent, envelope_body, envelope_headers
+from outbox.models import OutboxEvent, envelope_headers
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +87,25 @@ SELECT k FROM unnest(%s::text[]) AS wanted(k)
 WHERE pg_try_advisory_xact_lock({LOCK_SPACE}, hashtext(k))
 LIMIT %s
 """
+# The message body is built here, in C, not per row in Python: the JSON envelope's head from json_build_object (the
+# same fields and occurred_at text as OutboxEvent.body(); only the whitespace differs), with the stored payload bytes
+# spliced in as they are. Headers come back only when the row has its own (most have none).
 _ROWS_SQL = f"""
-SELECT id, order_key, destination, key, status, next_attempt_at <= %s AS due, attempts, created_at,
-       to_json(created_at) #>> '{{}}' AS occurred_at, event_id, event_type, schema_version, headers,
-       correlation_id, payload, encoding, claim_check_id
+SELECT id, order_key, destination, key, status, next_attempt_at <= %s AS due, attempts, event_id::text, event_type,
+       schema_version, correlation_id, NULLIF(headers, '{{}}'::jsonb)::text,
+       convert_to(rtrim(json_build_object(
+           'event_id', event_id, 'event_type', event_type, 'schema_version', schema_version,
+           'occurred_at', created_at, 'correlation_id', NULLIF(correlation_id, ''))::text, '}}'), 'UTF8')
+       || CASE
+           WHEN claim_check_id IS NOT NULL
+               THEN convert_to(', "payload_ref" : {{"claim_check": "outbox-payload:'
+                               || claim_check_id || '"}}}}', 'UTF8')
+           WHEN encoding = 'json'
+               THEN convert_to(', "payload" : ', 'UTF8')
+                    || COALESCE(NULLIF(payload, ''::bytea), convert_to('null', 'UTF8')) || convert_to('}}', 'UTF8')
+           ELSE convert_to(', "payload_base64" : "'
+                           || translate(encode(payload, 'base64'), E'\\n', '') || '"}}', 'UTF8')
+       END
 FROM {TABLE}
 WHERE status IN ('pending', 'failed')
   AND order_key = ANY(%s)
@@ -134,25 +152,23 @@ class Row:
     status: str
     due: bool
     attempts: int
-    created_at: datetime
     message: OutgoingMessage
+    size: int  # body + key + headers, for the per-broker message limit
+    wave: int = 0  # which round trip of the batch sends it (see Relay._publish)
+    broker: str = ""
 
-    @property
-    def broker(self) -> str:
-        return self.destination.partition("://")[0]
+    def __post_init__(self):
+        self.broker = self.destination.partition("://")[0]  # read several times per row: computed once
 
     @classmethod
     def from_cursor(cls, values: tuple) -> Row:
-        (pk, order_key, destination, key, status, due, attempts, created_at, occurred_at, event_id, event_type,
-         schema_version, headers, correlation_id, payload, encoding, claim_check) = values  # fmt: skip
-        body = envelope_body(
-            event_id, event_type, schema_version, occurred_at, correlation_id, payload, encoding, claim_check
-        )
-        if isinstance(headers, str):  # Django's psycopg setup hands jsonb back as text
-            headers = json.loads(headers)
+        (pk, order_key, destination, key, status, due, attempts, event_id, event_type, schema_version, correlation_id,
+         own_headers, body) = values  # fmt: skip
+        headers = json.loads(own_headers) if own_headers else {}
         headers = envelope_headers(headers, event_id, event_type, schema_version, correlation_id)
+        size = len(body) + len(key) + sum(len(k) + len(v) for k, v in headers.items())
         message = OutgoingMessage(destination.partition("://")[2], body, key or None, headers)
-        return cls(pk, order_key, destination, status, due, attempts, created_at, message)
+        return cls(pk, order_key, destination, status, due, attempts, message, size)
 
 
 @dataclass
@@ -161,7 +177,6 @@ class BatchResult:
     published: int = 0
     failed: int = 0  # rows that got a backoff or became `failed`
     deferred: int = 0  # later rows of a key whose earlier row failed in this batch (not sent; they wait)
-    latencies_ms: list[float] = field(default_factory=list)
 
 
 class Relay:
@@ -206,36 +221,35 @@ class Relay:
         return self._mark(batch, errors)
 
     def _publish(self, batch: list[Row]) -> dict[int, str]:
-        """Publish the batch in waves (see the module docstring); returns {row id: error} for failed rows."""
+        """Publish the batch wave by wave (see the module docstring); returns {row id: error} for failed rows."""
         errors: dict[int, str] = {}
-        broken: set[str] = set()
-        messages = {row.pk: row.message for row in batch}
+        # Per key, the first row that must not be sent (it failed, or is too large); rows before it still go.
+        cut: dict[str, int] = {}
         for row in batch:
-            size = _size(messages[row.pk])
             limit = MAX_MESSAGE_BYTES.get(row.broker)
-            if row.order_key not in broken and limit and size > limit:
-                errors[row.pk] = f"message of {size} bytes is over the {row.broker} limit of {limit} bytes"
-                broken.add(row.order_key)
-        waves: list[list[Row]] = []
-        depth: dict[str, int] = {}
+            if row.order_key not in cut and limit and row.size > limit:
+                errors[row.pk] = f"message of {row.size} bytes is over the {row.broker} limit of {limit} bytes"
+                cut[row.order_key] = row.pk
+        waves: list[list[Row]] = [[] for _ in range(batch[-1].wave + 1 if batch else 0)]
         for row in batch:
-            if row.order_key in broken:
-                continue
-            n = 0 if row.broker in PIPELINED else depth.get(row.order_key, 0)
-            depth[row.order_key] = n + 1
-            while n >= len(waves):
-                waves.append([])
-            waves[n].append(row)
+            waves[row.wave].append(row)
         for wave in waves:
-            errors.update(self._publish_wave([row for row in wave if row.order_key not in broken], messages))
-            broken.update(row.order_key for row in wave if row.pk in errors)
+            sending = [row for row in wave if row.pk < cut.get(row.order_key, row.pk + 1)]
+            if not sending:
+                continue
+            errors.update(self._publish_wave(sending))
+            for row in sending:
+                if row.pk in errors:
+                    cut[row.order_key] = min(row.pk, cut.get(row.order_key, row.pk))
         return errors
 
-    def _publish_wave(self, rows: list[Row], messages: dict[int, OutgoingMessage]) -> dict[int, str]:
-        by_broker: dict[str, list[tuple[Row, OutgoingMessage]]] = {}
+    def _publish_wave(self, rows: list[Row]) -> dict[int, str]:
+        by_broker: dict[str, list[Row]] = {}
         for row in rows:
-            by_broker.setdefault(row.broker, []).append((row, messages[row.pk]))
-        futures = [self._pool.submit(_publish_one_broker, name, pairs) for name, pairs in by_broker.items()]
+            by_broker.setdefault(row.broker, []).append(row)
+        if len(by_broker) == 1:  # the common case: no thread hop
+            return _publish_one_broker(*by_broker.popitem())
+        futures = [self._pool.submit(_publish_one_broker, name, group) for name, group in by_broker.items()]
         errors: dict[int, str] = {}
         for future in futures:
             errors.update(future.result())
@@ -255,7 +269,6 @@ class Relay:
                 failed.append((row.pk, errors[row.pk][:2000], confirmed_at + backoff(row.attempts)))
             else:
                 published.append(row.pk)
-                result.latencies_ms.append((confirmed_at - row.created_at).total_seconds() * 1000)
         with connection.cursor() as cursor:
             if published:
                 cursor.execute(_MARK_PUBLISHED_SQL, [confirmed_at, confirmed_at, published])
@@ -268,42 +281,47 @@ class Relay:
         return result
 
 
-def _size(message: OutgoingMessage) -> int:
-    headers = sum(len(k) + len(v if isinstance(v, bytes) else v.encode()) for k, v in (message.headers or {}).items())
-    key = len(message.key.encode() if isinstance(message.key, str) else message.key or b"")
-    return len(message.body) + key + headers
-
-
 def _due_prefixes(rows: list[Row]) -> list[Row]:
-    """Per key, the leading rows that are pending and due (at most MAX_WAVES); a failed or backing-off row ends its
-    key."""
+    """Per key, the leading rows that are pending and due; a failed or backing-off row ends its key. Each kept row gets
+    its wave: a Kafka row rides with the key's previous row when that one went to the same topic (same key, same
+    partition: the producer keeps it in order), anything else — another topic included — waits one wave for the row
+    before it to be confirmed. A key stops at MAX_WAVES waves.
+    The result is sorted by wave, so the last row has the deepest one."""
     stopped: set[str] = set()
-    taken: dict[str, int] = {}
+    last: dict[str, Row] = {}
     batch = []
     for row in rows:
         if row.order_key in stopped:
             continue
-        if row.status != OutboxEvent.Status.PENDING or not row.due or taken.get(row.order_key) == MAX_WAVES:
+        if row.status != OutboxEvent.Status.PENDING or not row.due:
             stopped.add(row.order_key)
             continue
-        taken[row.order_key] = taken.get(row.order_key, 0) + 1
+        before = last.get(row.order_key)
+        if before is not None:
+            together = row.broker in PIPELINED and before.destination == row.destination
+            row.wave = before.wave if together else before.wave + 1
+            if row.wave >= MAX_WAVES:
+                stopped.add(row.order_key)
+                continue
+        last[row.order_key] = row
         batch.append(row)
+    batch.sort(key=lambda row: row.wave)  # stable: id order within a wave
     return batch
 
 
-def _publish_one_broker(name: str, pairs: list[tuple[Row, OutgoingMessage]]) -> dict[int, str]:
+def _publish_one_broker(name: str, rows: list[Row]) -> dict[int, str]:
     try:
         adapter = brokers.get(name)
     except brokers.NotConfigured as exc:
-        return {row.pk: str(exc) for row, _ in pairs}
+        return {row.pk: str(exc) for row in rows}
     try:
-        adapter.publish_batch([message for _, message in pairs])
+        adapter.publish_batch([row.message for row in rows])
     except PublishError as exc:
         reasons = {id(message): reason for message, reason in exc.failures}
-        return {row.pk: reasons[id(message)] for row, message in pairs if id(message) in reasons}
+        return {row.pk: reasons[id(row.message)] for row in rows if id(row.message) in reasons}
     except Exception as exc:  # noqa: BLE001 - any other broker error fails the whole group, which is retried
         log.warning("outbox: publishing to %s failed", name, exc_info=True)
-        return {row.pk: f"{type(exc).__name__}: {exc}" for row, _ in pairs}
+        return {row.pk: f"{type(exc).__name__}: {exc}" for row in rows}
     return {}
 
 

@@ -60,6 +60,7 @@ def _page_context(request) -> dict:
         "status": params.get("status"),
         "statuses": OutboxEvent.Status.values,
         "destination": params.get("destination", ""),
+        "before": params.get("before", ""),
         "key": str(uuid.uuid4()),
         "nav": "outbox",
     }

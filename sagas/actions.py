@@ -38,11 +38,15 @@ def step_order(saga: SagaInstance) -> list[str]:
 
 
 def last_failure(saga: SagaInstance, direction: str) -> SagaStepEvent | None:
-    return (
-        SagaStepEvent.objects.filter(saga=saga, direction=direction, status="failed")
-        .order_by("-seq", "-occurred_at", "-id")
-        .first()
-    )
+    """The latest failed event in `direction`. Cached on the instance: a page's previews ask for it more than once."""
+    cache = saga.__dict__.setdefault("_last_failure", {})
+    if direction not in cache:
+        cache[direction] = (
+            SagaStepEvent.objects.filter(saga=saga, direction=direction, status="failed")
+            .order_by("-seq", "-occurred_at", "-id")
+            .first()
+        )
+    return cache[direction]
 
 
 def preview(saga: SagaInstance, action: str, params: dict) -> dict:
@@ -84,7 +88,8 @@ def compensation_plan(saga: SagaInstance, from_step: str | None) -> list[str]:
     if not saga.can_compensate():
         raise Conflict(f"a {saga.status} saga cannot be compensated")
     order = step_order(saga)
-    pending = sdk.to_compensate(saga.id)
+    # The recording path keeps the steps still to compensate on the instance (ADR 0012); NULL: read the history.
+    pending = list(saga.pending_steps) if saga.pending_steps is not None else sdk.to_compensate(saga.id)
     if not pending:
         raise Conflict("no completed step is left to compensate")
     from_step = from_step or pending[-1]

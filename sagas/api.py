@@ -3,7 +3,7 @@
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 
-from console.access import OPERATOR, VIEWER
+from console.access import OPERATOR, VIEWER, has_role
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
@@ -17,9 +17,16 @@ def schema(request):
     return FileResponse(SCHEMA_PATH.open("rb"), content_type="application/schema+json")
 
 
-@api(methods=("POST",), role=OPERATOR)
+@api(methods=("POST",), role=VIEWER)
 def saga_events(request):
-    """One event → 201 (200 for a repeat) or 400 with field errors. A list → per-item results; valid items kept."""
+    """One event → 201 (200 for a repeat) or 400 with field errors. A list → per-item results; valid items kept.
+
+    Reporting what a saga did is not acting on it (ADR 0013): any API token of a viewer or above may post events, so
+    a machine client needs no operator rights. A browser session still needs the operator role, so a person who may
+    only read cannot write history from the console.
+    """
+    if request.auth_via != "token" and not has_role(request.user, OPERATOR):
+        raise ApiError(403, "posting saga events needs an API token (viewer role or above) or the operator role")
     body = json_body(request)
     if isinstance(body, dict):
         event, errors = validate_event(body)

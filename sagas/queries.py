@@ -7,6 +7,7 @@ from django import forms
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from sagas.models import ACTIVE, SagaInstance, SagaStepEvent, Status
 
@@ -63,6 +64,24 @@ class SagaFilterForm(forms.Form):
                 sagas = sagas.filter(status__in=ACTIVE)
         return sagas
 
+    def matches(self, saga: SagaInstance) -> bool:
+        """Whether one saga passes the filter: `filter()` in Python, for rows pushed live to an open list."""
+        data, now = self.cleaned_data, timezone.now()
+        checks = [
+            not data.get("saga_type") or saga.saga_type == data["saga_type"],
+            not data.get("status") or saga.status == data["status"],
+            not data.get("correlation") or saga.correlation_id == data["correlation"],
+            not data.get("correlation_prefix") or saga.correlation_id.startswith(data["correlation_prefix"]),
+            not data.get("started_after") or saga.started_at >= data["started_after"],
+            not data.get("started_before") or saga.started_at < data["started_before"],
+            not data.get("updated_after") or saga.updated_at >= data["updated_after"],
+            not data.get("updated_before") or saga.updated_at < data["updated_before"],
+        ]
+        if data.get("stuck_minutes"):
+            cutoff = now - timezone.timedelta(minutes=data["stuck_minutes"])
+            checks.append(saga.state_since < cutoff and (bool(data.get("status")) or saga.status in ACTIVE))
+        return all(checks)
+
 
 def page(form: SagaFilterForm, size: int = PAGE_SIZE) -> tuple[list[SagaInstance], str | None, int]:
     """One page, newest update first, after the cursor; the next cursor; the planner's estimate of the total."""
@@ -116,3 +135,17 @@ def matching_ids(form: SagaFilterForm, cap: int) -> list[str] | None:
     matching = form.filter(SagaInstance.objects.all()).order_by("-updated_at", "-id").values_list("pk", flat=True)
     ids = list(matching[: cap + 1])
     return None if len(ids) > cap else ids
+
+
+def timeline_context(saga: SagaInstance, page_number: int, failed_only: bool) -> dict:
+    """What templates/sagas/_timeline.html needs, for the page and for the live update alike."""
+    events, more = timeline(saga, page_number, failed_only)
+    # Each event escapes its own fields (SagaStepEvent.html), so the joined markup is safe.
+    return {
+        "events": events,
+        "timeline_html": mark_safe("".join(e.html() for e in events)),  # noqa: S308
+        "page": page_number,
+        "more": more,
+        "last_page": not more,
+        "failed_only": failed_only,
+    }

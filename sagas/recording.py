@@ -5,6 +5,8 @@ idempotent (by event_id) and tolerant of out-of-order arrival in the same way.
 """
 
 import json
+import threading
+import time
 from collections import defaultdict, namedtuple
 from datetime import datetime
 from pathlib import Path
@@ -76,23 +78,27 @@ def _cap_context(context: dict) -> dict:
     return context
 
 
-Row = namedtuple("Row", "saga_id step direction status saga_status occurred_at")
+Row = namedtuple("Row", "saga_id step direction status saga_status occurred_at seq")
 
-# Raw SQL on the hot path: one statement per step whatever the batch size (the ORM's bulk_update builds a CASE per
-# row and field, which alone cost ~2 ms per event). Columns match sagas/migrations/0001_initial.py.
-_INSERT_INSTANCES = """
-INSERT INTO sagas_sagainstance (id, saga_type, correlation_id, origin, status, current_step, started_at, updated_at,
-    finished_at, state_since, event_count, context)
-SELECT v.id, v.saga_type, v.correlation_id, v.origin, v.status, v.current_step, v.started_at, v.updated_at,
-    v.finished_at, v.state_since, v.event_count, COALESCE(v.context::jsonb, '{}'::jsonb)
-FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
-    %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::int4[], %b::text[])
-    AS v(id, saga_type, correlation_id, origin, status, current_step, started_at, updated_at, finished_at,
-         state_since, event_count, context)
+# Raw SQL on the hot path, one statement per step whatever the batch size. Each batch goes to Postgres as ONE json
+# parameter unpacked by json_to_recordset: encoding a list of dicts is C code (json.dumps), where binding 23 typed
+# arrays spent ~60 µs per event in psycopg's array dumpers. Columns match sagas/migrations.
+_STATE = "status text, current_step text, started_at timestamptz, updated_at timestamptz, finished_at timestamptz, "
+_STATE += "state_since timestamptz, event_count int4, tail_seq int8, tail_at timestamptz, pending_steps jsonb"
+_STATE_COLUMNS = [c.split()[0] for c in _STATE.split(", ")]
+_INSERT_INSTANCES = f"""
+INSERT INTO sagas_sagainstance (id, saga_type, correlation_id, origin, context, {", ".join(_STATE_COLUMNS)})
+SELECT v.id, v.saga_type, v.correlation_id, v.origin, COALESCE(v.context, '{{}}'::jsonb), {
+    ", ".join(f"v.{c}" for c in _STATE_COLUMNS)
+}
+FROM json_to_recordset(%s::json) AS v(id text, saga_type text, correlation_id text, origin text, context jsonb, {
+    _STATE
+})
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
-_LOCK = "SELECT id, event_count, updated_at FROM sagas_sagainstance WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+_LOCK = f"SELECT id, {', '.join(_STATE_COLUMNS)} FROM sagas_sagainstance WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+State = namedtuple("State", ["id", *_STATE_COLUMNS])
 _EVENT_COLUMNS = (
     "event_id saga_id seq step direction attempt status saga_status error_type error_message traceback "
     "idempotency_key transport destination partition offset message_id duration_ms actor_id note reason evidence_url "
@@ -102,30 +108,29 @@ _EVENT_TYPES = (
     "text text int8 text text int4 text text text text text text text text int4 int8 text int4 int4 text text text "
     "timestamptz"
 ).split()
+_QUOTED = [f'"{c}"' for c in _EVENT_COLUMNS]
 _INSERT_EVENTS = (
-    f"INSERT INTO sagas_sagastepevent ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in _EVENT_COLUMNS)}, recorded_at) "
-    f"SELECT v.*, now() FROM unnest({', '.join(f'%b::{t}[]' for t in _EVENT_TYPES)}) AS v "
-    "ON CONFLICT (event_id) DO NOTHING"
+    f"INSERT INTO sagas_sagastepevent ({', '.join(_QUOTED)}, recorded_at) "
+    f"SELECT {', '.join('v.' + c for c in _QUOTED)}, now() FROM json_to_recordset(%s::json) "
+    f"AS v({', '.join(f'{c} {t}' for c, t in zip(_QUOTED, _EVENT_TYPES, strict=True))}) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 _HISTORY = """
-SELECT saga_id, step, direction, status, saga_status, occurred_at FROM sagas_sagastepevent
+SELECT saga_id, step, direction, status, saga_status, occurred_at, seq FROM sagas_sagastepevent
 WHERE saga_id = ANY(%s) ORDER BY saga_id, seq ASC NULLS LAST, occurred_at, id
 """
-_UPDATE = """
-UPDATE sagas_sagainstance AS s SET status = v.status, current_step = v.current_step, started_at = v.started_at,
-    updated_at = v.updated_at, finished_at = v.finished_at, state_since = v.state_since, event_count = v.event_count,
-    context = COALESCE(v.context::jsonb, s.context)
-FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[],
-    %b::timestamptz[], %b::int4[], %b::text[])
-    AS v(id, status, current_step, started_at, updated_at, finished_at, state_since, event_count, context)
+_UPDATE = f"""
+UPDATE sagas_sagainstance AS s SET {", ".join(f"{c} = v.{c}" for c in _STATE_COLUMNS)},
+    context = COALESCE(v.context, s.context)
+FROM json_to_recordset(%s::json) AS v(id text, context jsonb, {_STATE})
 WHERE s.id = v.id
 """
 
 
-def _event_values(event: dict, actor_id) -> tuple:
+def _event_values(event: dict, actor_id) -> dict:
     error = event.get("error") or {}
     broker = event.get("broker") or {}
-    return (
+    values = (
         event["event_id"],
         event["saga_id"],
         event.get("seq"),
@@ -148,62 +153,66 @@ def _event_values(event: dict, actor_id) -> tuple:
         event.get("note", ""),
         event.get("reason", ""),
         event.get("evidence_url", ""),
-        event["occurred_at"],
+        event["occurred_at"].isoformat(),
     )
+    return dict(zip(_EVENT_COLUMNS, values, strict=True))
 
 
-def _columns(rows: list[tuple]) -> list[list]:
-    return [list(column) for column in zip(*rows, strict=True)]
+def _json(rows: list[dict]) -> str:
+    return json.dumps(rows, separators=(",", ":"))
 
 
 def record_events(events: list[dict], origin: str = "external", actor=None) -> list[str]:
     """Record validated events; return "created" or "duplicate" for each, in order.
 
     1. Lock the touched instances that exist, in id order, so two concurrent batches for one saga take turns instead
-       of deriving from different histories.
-    2. Drop events already stored (or repeated in the batch); ON CONFLICT DO NOTHING on event_id also covers a
-       concurrent repeat.
+       of deriving from different states; the lock also reads each saga's derived state.
+    2. Insert the events not repeated in the batch; ON CONFLICT DO NOTHING on event_id drops the ones already stored
+       (also a concurrent repeat), and RETURNING says which were new.
     3. Sagas seen for the first time are inserted with the state derived from this batch's events (one write per
        instance); a concurrent batch that created one first makes it an existing saga, handled as in 4.
-    4. Existing sagas are re-derived from their whole history in (seq, occurred_at) order: a late event lands in its
-       place in that order, so it never moves the state backwards.
+    4. An existing saga whose new events all sort after its last one (the usual case) has its stored state extended
+       by them; one with a late event re-derives from its whole history in (seq, occurred_at) order, so a late event
+       lands in its place and never moves the state backwards (ADR 0010, 0012).
     5. Live updates go out only after the commit.
     """
     if not events:
         return []
-    # A server-binding psycopg cursor on Django's connection (same transaction): arrays go to Postgres as parameters
-    # instead of being quoted into the SQL text, which was half of a batch's time.
+    # A server-binding psycopg cursor on Django's connection (same transaction).
     with transaction.atomic(), psycopg.Cursor(connection.connection) as cursor:
-        saga_ids = sorted({e["saga_id"] for e in events})
+        unique, seen = [], set()
+        for e in events:  # the first of each event id, in batch order
+            if e["event_id"] not in seen:
+                seen.add(e["event_id"])
+                unique.append(e)
+        saga_ids = sorted({e["saga_id"] for e in unique})
         cursor.execute(_LOCK, [saga_ids])
-        known = {saga_id: (count, updated) for saga_id, count, updated in cursor.fetchall()}
-        cursor.execute(
-            "SELECT event_id FROM sagas_sagastepevent WHERE event_id = ANY(%s)", [[e["event_id"] for e in events]]
-        )
-        existing = {row[0] for row in cursor.fetchall()}
-        results, fresh, seen = [], [], set()
+        known = {row[0]: State(*row) for row in cursor.fetchall()}
+        actor_id = actor.pk if actor else None
+        cursor.execute(_INSERT_EVENTS, [_json([_event_values(e, actor_id) for e in unique])])
+        created = {row[0] for row in cursor.fetchall()}
+        results, claimed = [], set()
         for e in events:
-            if e["event_id"] in existing or e["event_id"] in seen:
-                results.append("duplicate")
-                continue
-            seen.add(e["event_id"])
-            fresh.append(e)
-            results.append("created")
-        if not fresh:
+            fresh = e["event_id"] in created and e["event_id"] not in claimed
+            claimed.add(e["event_id"])
+            results.append("created" if fresh else "duplicate")
+        if not created:
             return results
         by_saga: dict[str, list[dict]] = defaultdict(list)
-        for e in fresh:
-            by_saga[e["saga_id"]].append(e)
-        raced = _create_new(cursor, {s: evs for s, evs in by_saga.items() if s not in known}, origin)
+        for e in unique:
+            if e["event_id"] in created:
+                by_saga[e["saga_id"]].append(e)
+        new = {s: evs for s, evs in by_saga.items() if s not in known}
+        raced = _create_new(cursor, new, origin)
         if raced:
             cursor.execute(_LOCK, [sorted(raced)])
-            known.update({saga_id: (count, updated) for saga_id, count, updated in cursor.fetchall()})
-        cursor.execute(_INSERT_EVENTS, _columns([_event_values(e, actor.pk if actor else None) for e in fresh]))
+            known.update({row[0]: State(*row) for row in cursor.fetchall()})
         older = sorted(s for s in by_saga if s in known)
         if older:
-            _rederive(cursor, older, {s: _latest_context(by_saga[s]) for s in older}, known)
+            _update_existing(cursor, {s: by_saga[s] for s in older}, known)
         touched = sorted(by_saga)
-        transaction.on_commit(lambda: _announce(touched))
+        first_seen = sorted(set(new) - raced)
+        transaction.on_commit(lambda: _announce(touched, first_seen))
     return results
 
 
@@ -213,11 +222,31 @@ def _latest_context(events: list[dict]) -> dict | None:
     return max(carrying, key=lambda e: e["occurred_at"]) if carrying else None
 
 
-def _in_order(events: list[dict]) -> list[dict]:
-    # The database's order, (seq NULLS LAST, occurred_at, id), with the batch position standing in for the id.
+def _in_order(events: list[dict]) -> list[Row]:
+    # The database's order, (seq NULLS LAST, occurred_at, id), with the batch position standing in for the id (ids
+    # are assigned in batch order).
     indexed = list(enumerate(events))
     indexed.sort(key=lambda p: (p[1].get("seq") is None, p[1].get("seq") or 0, p[1]["occurred_at"], p[0]))
-    return [e for _, e in indexed]
+    return [
+        Row(
+            e["saga_id"],
+            e["step"],
+            e["direction"],
+            e["status"],
+            e.get("saga_status", ""),
+            e["occurred_at"],
+            e.get("seq"),
+        )
+        for _, e in indexed
+    ]
+
+
+def _state_json(saga_id: str, state: dict, context: dict | None) -> dict:
+    row = {"id": saga_id, "context": _cap_context(context) if context is not None else None}
+    for column in _STATE_COLUMNS:
+        value = state[column]
+        row[column] = value.isoformat() if isinstance(value, datetime) else value
+    return row
 
 
 def _create_new(cursor, new: dict[str, list[dict]], origin: str) -> set[str]:
@@ -227,75 +256,62 @@ def _create_new(cursor, new: dict[str, list[dict]], origin: str) -> set[str]:
     rows = []
     for saga_id, evs in new.items():
         ordered = _in_order(evs)
-        head = ordered[0]
-        state = derive(
-            [
-                Row(saga_id, e["step"], e["direction"], e["status"], e.get("saga_status", ""), e["occurred_at"])
-                for e in ordered
-            ]
-        )
         latest = _latest_context(evs)
-        context = json.dumps(_cap_context(latest["context"])) if latest else None
-        correlation = next((e["correlation_id"] for e in ordered if e.get("correlation_id")), "")
-        rows.append(
-            (
-                saga_id,
-                head["saga_type"],
-                correlation,
-                origin,
-                state["status"],
-                state["current_step"],
-                state["started_at"],
-                state["updated_at"],
-                state["finished_at"],
-                state["state_since"],
-                state["event_count"],
-                context,
-            )
-        )
-    cursor.execute(_INSERT_INSTANCES, _columns(rows))
+        row = _state_json(saga_id, derive(ordered), latest["context"] if latest else None)
+        first = evs[0]
+        correlation = next((e["correlation_id"] for e in evs if e.get("correlation_id")), "")
+        row.update(saga_type=first["saga_type"], correlation_id=correlation, origin=origin)
+        rows.append(row)
+    cursor.execute(_INSERT_INSTANCES, [_json(rows)])
     created = {row[0] for row in cursor.fetchall()}
     return set(new) - created
 
 
-def _rederive(cursor, saga_ids: list[str], contexts: dict[str, dict | None], seen_until: dict) -> None:
-    history = defaultdict(list)
-    cursor.execute(_HISTORY, [saga_ids])
-    for row in cursor.fetchall():
-        history[row[0]].append(Row(*row))
+def _extends(state: State, first: Row) -> bool:
+    """True when `first` (and so every later event) sorts after the saga's last stored event."""
+    if state.tail_at is None or state.pending_steps is None:
+        return False
+    if first.seq is None:
+        return state.tail_seq is not None or first.occurred_at > state.tail_at
+    return state.tail_seq is not None and (first.seq, first.occurred_at) > (state.tail_seq, state.tail_at)
+
+
+def _update_existing(cursor, new: dict[str, list[dict]], known: dict[str, State]) -> None:
+    ordered = {saga_id: _in_order(evs) for saga_id, evs in new.items()}
+    late = sorted(s for s, rows in ordered.items() if not _extends(known[s], rows[0]))
+    states = {s: derive(rows, known[s]._asdict()) for s, rows in ordered.items() if s not in late}
+    if late:
+        history = defaultdict(list)
+        cursor.execute(_HISTORY, [late])
+        for row in cursor.fetchall():
+            history[row[0]].append(Row(*row))
+        states.update({s: derive(history[s]) for s in late})
     updates = []
-    for saga_id in saga_ids:
-        state = derive(history[saga_id])
-        count, updated = seen_until[saga_id]
+    for saga_id, state in states.items():
+        stored = known[saga_id]
         # The context of the latest event that carried one; a late event older than what we had does not overwrite it.
-        latest, context = contexts.get(saga_id), None
-        if latest is not None and (count == 0 or latest["occurred_at"] >= updated):
-            context = json.dumps(_cap_context(latest["context"]))
-        updates.append(
-            (
-                saga_id,
-                state["status"],
-                state["current_step"],
-                state["started_at"],
-                state["updated_at"],
-                state["finished_at"],
-                state["state_since"],
-                state["event_count"],
-                context,
-            )
-        )
-    cursor.execute(_UPDATE, _columns(updates))
+        latest, context = _latest_context(new[saga_id]), None
+        if latest is not None and (stored.event_count == 0 or latest["occurred_at"] >= stored.updated_at):
+            context = latest["context"]
+        updates.append(_state_json(saga_id, state, context))
+    cursor.execute(_UPDATE, [_json(updates)])
 
 
-def derive(events: list[Row]) -> dict:
-    """The saga's state after its events, applied in order.
+def derive(events: list[Row], state: dict | None = None) -> dict:
+    """The saga's state after its events, applied in order to `state` (the stored state they extend) or from scratch.
 
     Without an explicit `saga_status` an event means: execute started/succeeded/skipped → running; execute failed →
     failed; compensate started/succeeded/skipped → compensating, and compensated once every step that executed has
     been compensated; compensate failed → compensation_failed; resolved (an operator's note) → resolved_manually.
     """
-    status, since, current, finished = Status.RUNNING, None, "", None
-    done: list[str] = []  # steps whose execute succeeded and are not yet compensated, in execution order
+    if state is None:
+        status, since, current, finished, done, count = Status.RUNNING, None, "", None, [], 0
+        started = updated = None
+    else:
+        status, since, current, finished = state["status"], state["state_since"], state["current_step"], None
+        pending = state["pending_steps"]  # Django's connection hands jsonb over as text
+        done, count = list(json.loads(pending) if isinstance(pending, str) else pending), state["event_count"]
+        started, updated = state["started_at"], state["updated_at"]
     for e in events:
         new = status
         if e.direction == "execute":
@@ -321,23 +337,67 @@ def derive(events: list[Row]) -> dict:
             since = e.occurred_at
         status = new
         finished = e.occurred_at if status in FINISHED else None
-    times = [e.occurred_at for e in events]
+        started = e.occurred_at if started is None else min(started, e.occurred_at)
+        updated = e.occurred_at if updated is None else max(updated, e.occurred_at)
+    tail = events[-1]
     return {
-        "status": status,
+        "status": str(status),
         "current_step": current,
-        "started_at": min(times),
-        "updated_at": max(times),
+        "started_at": started,
+        "updated_at": updated,
         "finished_at": finished,
         "state_since": since,
-        "event_count": len(events),
+        "event_count": count + len(events),
+        "tail_seq": tail.seq,
+        "tail_at": tail.occurred_at,
+        "pending_steps": done,
     }
 
 
-def _announce(saga_ids: list[str]) -> None:
+def _announce(saga_ids: list[str], first_seen: list[str]) -> None:
+    """One "sagas" broadcast per batch (the consumer renders all its rows at once) and a throttled dashboard one."""
+    new = set(first_seen)
     if len(saga_ids) <= LIVE_SAGAS_PER_BATCH:
-        for saga_id in saga_ids:
-            broadcast("sagas", {"type": "saga", "id": saga_id})
-    broadcast("dashboard", {"type": "dashboard", "tile": "sagas"})
+        broadcast("sagas", {"type": "sagas", "ids": saga_ids, "new": [s for s in saga_ids if s in new], "more_new": 0})
+    else:
+        # Too many rows to push: open lists show "N new sagas — show" instead (the ids are not sent).
+        broadcast("sagas", {"type": "sagas", "ids": [], "new": [], "more_new": len(new)})
+    dashboard_throttle.call()
+
+
+class Throttle:
+    """Call `fn` at most once per `interval` seconds in this process: the first call runs now, calls within the
+    interval collapse into one trailing run at its end (so the last change is always shown)."""
+
+    def __init__(self, fn, interval: float):
+        self.fn, self.interval = fn, interval
+        self.lock = threading.Lock()
+        self.last = float("-inf")
+        self.pending: threading.Timer | None = None
+
+    def call(self) -> None:
+        with self.lock:
+            wait = self.last + self.interval - time.monotonic()
+            if wait <= 0:
+                self.last = time.monotonic()
+            elif self.pending is None:
+                self.pending = threading.Timer(wait, self._trailing)
+                self.pending.daemon = True
+                self.pending.start()
+                return
+            else:
+                return
+        self.fn()
+
+    def _trailing(self) -> None:
+        with self.lock:
+            self.pending = None
+            self.last = time.monotonic()
+        self.fn()
+
+
+# Ingest commits many batches a second; the dashboard tiles re-render on every open console for each broadcast.
+dashboard_throttle = Throttle(lambda: broadcast("dashboard", {"type": "dashboard", "tile": "sagas"}), 1.0)
 
 
 def stuck_cutoff():

@@ -48,16 +48,9 @@ def saga_detail(request: HtmxHttpRequest, saga_id):
     except ValueError:
         page_number = 1
     failed_only = request.GET.get("failed_only") == "1"
-    events, more = queries.timeline(saga, page_number, failed_only)
-    query = request.GET.copy()
-    query["page"] = page_number + 1
     ctx = {
         "saga": saga,
-        "events": events,
-        "page": page_number,
-        "next_url": "?" + query.urlencode() if more else None,
-        "last_page": not more,
-        "failed_only": failed_only,
+        **queries.timeline_context(saga, page_number, failed_only),
         "steps": actions.step_order(saga),
         "options": _action_options(saga),
         "key": str(uuid.uuid4()),

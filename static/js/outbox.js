@@ -5,8 +5,25 @@
 
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     if (livePaused) event.preventDefault();
-    else refreshChart();
+    else {
+      refreshChart();
+      refreshRows();
+    }
   });
+
+  // The rows list follows the backlog: one re-fetch (with the page's filter) per live update, at most every second.
+  let rowsTimer = null;
+  let lastRows = 0;
+  function refreshRows() {
+    if (rowsTimer) return;
+    const wait = Math.max(0, 1000 - (Date.now() - lastRows));
+    rowsTimer = setTimeout(function () {
+      rowsTimer = null;
+      if (livePaused) return;
+      lastRows = Date.now();
+      document.body.dispatchEvent(new Event("outbox-refresh"));
+    }, wait);
+  }
 
   let plot = null;
   let lastFetch = 0;

@@ -82,10 +82,29 @@ def test_it_answers_a_single_invalid_event_with_400_and_field_errors(world):
     assert SagaInstance.objects.count() == 0
 
 
-def test_it_needs_a_token_with_the_operator_role(world):
+def test_it_lets_any_viewer_token_post_events_but_not_a_viewer_session(world):
     assert post_events(Client(), "sy_wrong", ev("s4", "a")).status_code == 401
-    assert post_events(Client(), world.token(world.viewer), ev("s4", "a")).status_code == 403
+    assert post_events(Client(), world.token(world.outsider), ev("s4", "a")).status_code == 403
+    # A browser session of a person who may only read cannot write history (CSRF aside: the role refuses it).
+    session = world.client(world.viewer).post("/api/v1/saga-events", ev("s4", "a"), content_type="application/json")
+    assert session.status_code == 403 and "API token" in session.json()["error"]
     assert SagaInstance.objects.count() == 0
+    # A machine client's token needs only the viewer role to report events (ADR 0013)...
+    assert post_events(Client(), world.token(world.viewer), ev("s4", "a", seq=1, status="failed")).status_code == 201
+    assert SagaInstance.objects.get(pk="s4").status == "failed"
+    # ...but not to act on the sagas it reports.
+    token = world.token(world.viewer)
+    response = Client().post(
+        "/api/v1/sagas/s4/actions/resolve",
+        {"reason": "r", "idempotency_key": "k", "note": "n"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 403 and Operation.objects.count() == 0
+    operator = world.client(world.operator)
+    assert (
+        operator.post("/api/v1/saga-events", ev("s4", "b", seq=2), content_type="application/json").status_code == 201
+    )
 
 
 def test_it_lets_a_viewer_read_but_not_act(world):

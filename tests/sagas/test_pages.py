@@ -95,7 +95,7 @@ def test_it_renders_the_list_with_a_bounded_number_of_queries(world, django_asse
     html = page.content.decode()
     assert page.status_code == 200 and html.count('data-testid="saga-row"') == 10
     assert html.index('<th class="num">In state for</th><th>Status</th>') > 0  # time-in-state comes first
-    assert 'ws-connect="/ws/sagas/"' in html and 'data-testid="live-toggle"' in html
+    assert 'ws-connect="/ws/sagas/?status=failed"' in html and 'data-testid="live-toggle"' in html
     fragment = client.get("/sagas/", {"status": "failed"}, headers={"HX-Request": "true"}).content.decode()
     assert "<html" not in fragment and fragment.count('data-testid="saga-row"') == 10
 

@@ -53,7 +53,8 @@ class Command(BaseCommand):
         if existing is not None:
             # A repeat of the same request: its target set was frozen then, so do not freeze a new one now.
             self.stdout.write(f"operation {existing.pk} already exists: {existing.status}")
-            if o["foreground"]:
+            # A repeat of a request that already succeeded is done, not an error (a runner killed after the finish).
+            if o["foreground"] and existing.status != Operation.Status.SUCCEEDED:
                 self._run(existing)
             return
         body = {"dry_run": o["dry_run"], "override_loop_guard": o["override_loop_guard"]}

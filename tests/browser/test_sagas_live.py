@@ -1,0 +1,70 @@
+"""The open list shows sagas recorded through the API without a reload (matching its filter), holds them while
+paused; the open timeline shows events arriving for its saga."""
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.conftest import login
+from tests.sagas.helpers import ev
+
+pytestmark = pytest.mark.browser
+
+WS_OPEN = "window.wsOpen = false; document.addEventListener('htmx:wsOpen', () => { window.wsOpen = true })"
+
+
+def _post(live_console, token: str, body) -> None:
+    response = requests.post(
+        f"{live_console.url}/api/v1/saga-events", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def _row(page, saga_id: str):
+    return page.locator("[data-testid=saga-row]", has=page.locator(f"a:text-is('{saga_id}')"))
+
+
+def test_it_shows_new_sagas_live_and_holds_them_while_paused(transactional_db, world, live_console, page):
+    token = world.token(world.viewer)  # a machine client's token: the viewer role is enough to report events
+    _post(live_console, token, ev("old-1", "reserve", seq=1))
+    login(page, live_console, "operator")
+    page.add_init_script(WS_OPEN)
+    page.goto(f"{live_console.url}/sagas/?saga_type=order")
+    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    expect(page.locator("[data-testid=saga-row]")).to_have_count(1)
+    page.evaluate("window.marker = 'same page'")  # gone if anything reloads the page
+
+    _post(live_console, token, [ev("live-1", "reserve", seq=1), ev("other-1", "reserve", seq=1, saga_type="refund")])
+    expect(_row(page, "live-1")).to_be_visible(timeout=10_000)
+    # New rows go on top; a saga outside the page's filter (type=refund) does not appear.
+    expect(page.locator("[data-testid=saga-row]").first).to_contain_text("live-1")
+    page.wait_for_timeout(500)
+    expect(_row(page, "other-1")).to_have_count(0)
+
+    page.click("[data-testid=live-toggle]")
+    expect(page.locator("#live-state")).to_have_text("paused")
+    _post(live_console, token, ev("held-1", "reserve", seq=1))
+    page.wait_for_timeout(1500)  # longer than a live row takes (the first arrived well within it)
+    expect(_row(page, "held-1")).to_have_count(0)
+
+    page.click("[data-testid=live-toggle]")  # resuming loads what was held, once
+    expect(_row(page, "held-1")).to_be_visible(timeout=10_000)
+    expect(_row(page, "other-1")).to_have_count(0)
+    assert page.evaluate("window.marker") == "same page"
+    expect(page.locator("[data-testid=saga-row]")).to_have_count(3)
+
+
+def test_it_shows_events_arriving_for_the_open_saga(transactional_db, world, live_console, page):
+    token = world.token(world.viewer)
+    _post(live_console, token, ev("tl-1", "reserve", seq=1))
+    login(page, live_console, "viewer")
+    page.add_init_script(WS_OPEN)
+    page.goto(f"{live_console.url}/sagas/tl-1/")
+    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    expect(page.locator("[data-testid=event]")).to_have_count(1)
+    _post(
+        live_console, token, ev("tl-1", "charge", status="failed", seq=2, error={"type": "Declined", "message": "no"})
+    )
+    expect(page.locator("[data-testid=event]")).to_have_count(2, timeout=10_000)
+    expect(page.locator("[data-testid=saga-status]")).to_have_text("failed")
+    expect(page.locator("[data-testid=event][data-status=failed]")).to_contain_text("Declined")
