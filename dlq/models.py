@@ -97,7 +97,9 @@ class DeadLetter(models.Model):
     last_failure_at = models.DateTimeField()
     delivery_count = models.IntegerField(null=True, blank=True)
     fingerprint = models.CharField(max_length=40, db_index=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW, db_index=True)
+    # Not indexed, so a replay's status UPDATE can be a HOT update (no index touched; ADR 0024): the column has a
+    # handful of values, and lists filter it alongside an indexed condition or the keyset on id.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     replay_count = models.IntegerField(default=0)
     # Set when this dead letter is a replayed message that failed again (read from x-switchyard-replay-of).
     replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="refailures")
@@ -223,13 +225,18 @@ class DeadLetterBody(models.Model):
 class ReplayRecord(models.Model):
     """One replay of one dead letter: the history shown on its detail page and the loop guard's count."""
 
-    dead_letter = models.ForeignKey(DeadLetter, on_delete=models.CASCADE, related_name="replays")
-    operation = models.ForeignKey("console.Operation", null=True, blank=True, on_delete=models.SET_NULL)
+    # No database-level foreign keys: their triggers check (and share-lock) the referenced row once per record, which
+    # was most of a replay batch's COPY; the records are only ever written by the replay, for rows it just read,
+    # and Django still cascades or nulls them when a dead letter, operation or user is deleted (ADR 0024).
+    dead_letter = models.ForeignKey(DeadLetter, on_delete=models.CASCADE, related_name="replays", db_constraint=False)
+    operation = models.ForeignKey(
+        "console.Operation", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+    )
     broker = models.CharField(max_length=20)
     destination = models.CharField(max_length=500)
     dry_run = models.BooleanField(default=False)
     edited = models.BooleanField(default=False)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, db_constraint=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,8 +1,9 @@
 """`dlq.replay`: send a frozen set of dead letters back to their origin (or elsewhere), paced, with a canary.
 
 Resuming re-runs `run()`: the dead letters this operation already replayed have a ReplayRecord and are skipped, so
-a resume (or a worker killed mid-run and re-claimed) re-sends at most the one batch that was in flight when it died.
-Such a duplicate carries the same x-switchyard-replay-of and operation id, so a consumer can drop it (ADR 0020).
+a resume (or a worker killed mid-run and re-claimed) re-sends at most the batches in flight when it died (two at
+most, ADR 0024). Such a duplicate carries the same x-switchyard-replay-of and operation id, so a consumer can drop
+it (ADR 0020).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,12 +25,17 @@ from console.operations import OperationContext, ParameterError, Paused, registe
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource, ReplayRecord, replayable
 
-# A kill re-sends at most one batch: large ones are for throughput, small ones for fewer duplicates and a prompt
-# cancel. Without a rate limit the size follows the throughput seen so far: about BATCH_SECONDS of sending.
+# A kill re-sends at most the batches in flight: large ones are for throughput, small ones for fewer duplicates and
+# a prompt cancel. Without a rate limit the size follows the throughput seen so far: about BATCH_SECONDS of sending.
 MAX_BATCH = 5000
 MIN_BATCH = 50
 FIRST_BATCH = 500
 BATCH_SECONDS = 0.3
+# Unpaced, batch k+1 is queued for delivery before batch k is recorded (ADR 0024).
+IN_FLIGHT = 2
+# A paced batch holds this much more than the limit allows in the time one batch's cycle takes (read, send, record,
+# without the pacer's sleep), so a broker that is slow per call (SQS on moto) keeps up with the limit (ADR 0024).
+PACED_HEADROOM = 1.5
 # Failure headers are facts about the last failure, not part of the message: a replay sends the message as it was.
 DROPPED_HEADERS = {
     n.lower()
@@ -97,12 +104,15 @@ class Pacer:
         # About ten sends a second, so the pace is smooth and a pause or cancel is never behind a long burst.
         return batch if not self.rate else max(1, min(batch, math.ceil(self.rate / 10)))
 
-    def took(self, n: int, sleep) -> None:
+    def took(self, n: int, sleep) -> bool:
+        """Count n sent and sleep until the next may go; True when there was nothing to wait for (behind the pace)."""
         self.sent += n
-        if self.rate:
-            wait = self.started + self.sent / self.rate - time.monotonic()
-            if wait > 0:
-                sleep(wait)
+        if not self.rate:
+            return False
+        wait = self.started + self.sent / self.rate - time.monotonic()
+        if wait > 0:
+            sleep(wait)
+        return wait <= 0
 
 
 def outgoing(
@@ -330,8 +340,8 @@ class Sizer:
         self.fixed = fixed
         self.pacer = pacer
         self.size = fixed or FIRST_BATCH
-
         self.paced_floor = 1
+        self.settled_at = 0.0
 
     def next(self) -> int:
         if not self.pacer.rate:
@@ -340,20 +350,31 @@ class Sizer:
         # in the time one send takes, so a slow broker (SQS on moto) still keeps up with an achievable limit.
         return max(self.pacer.chunk(self.size), min(self.size if self.fixed else MAX_BATCH, self.paced_floor))
 
+    def behind(self, n: int) -> None:
+        """The pacer had nothing to wait for after a batch of n: the sends are not keeping up with the limit. Double
+        the batch (up to a second's worth), so a broker that is faster per message in larger batches (SQS: chunks
+        of 10 sent concurrently) catches up; the token bucket then lets it make up the lost time."""
+        if self.pacer.rate and not self.fixed:
+            self.paced_floor = max(self.paced_floor, min(MAX_BATCH, math.ceil(self.pacer.rate), 2 * n))
+
     def saw(self, n: int, seconds: float) -> None:
         if not n or seconds <= 0:
             return
         if self.pacer.rate:
-            self.paced_floor = math.ceil(self.pacer.rate * seconds * 1.2)
+            self.paced_floor = math.ceil(self.pacer.rate * seconds * PACED_HEADROOM)
         elif not self.fixed:
             self.size = max(MIN_BATCH, min(MAX_BATCH, int(n / seconds * BATCH_SECONDS)))
 
 
 def replay_ids(ctx: OperationContext, todo: list[int], pacer: Pacer, sizer: Sizer) -> None:
-    """Send `todo` in batches. The next batch's database read overlaps the current batch's delivery wait, but a
-    batch is recorded before the next one is sent, so a kill re-sends at most the one batch in flight."""
+    """Send `todo` in batches, with up to IN_FLIGHT batches sent but not yet recorded: batch k+1 is queued for
+    delivery before batch k is recorded, so k's COPY and status UPDATE overlap k+1's delivery and k+2's read. One
+    delivery worker, so batches reach the broker in the frozen set's order. Batches are recorded oldest first, so
+    a kill re-sends at most the batches in flight. A paced replay keeps one in flight: the pacer's sleep must come
+    before the next batch goes, not after."""
     dry = ctx.params["dry_run"]
-    pending: tuple[Batch, Future, float] | None = None
+    limit = 1 if pacer.rate else IN_FLIGHT
+    pending: deque[tuple[Batch, Future, float]] = deque()
     position = 0
     writer = StatusWriter()
     with ThreadPoolExecutor(1, thread_name_prefix="dlq-replay") as pool:
@@ -367,19 +388,27 @@ def replay_ids(ctx: OperationContext, todo: list[int], pacer: Pacer, sizer: Size
                     size = sizer.next()
                     upcoming = prepare(ctx, todo[position : position + size])
                     position += size
-                if pending:
-                    batch, future, started = pending
-                    pending = None
-                    _finish(ctx, batch, future.result(), writer)
-                    sizer.saw(len(batch.ids), time.monotonic() - started)
-                    pacer.took(len(batch.ids), ctx.sleep)
+                if pending and (len(pending) >= limit or upcoming is None):
+                    _settle(ctx, pending.popleft(), writer, sizer, pacer)
                 if upcoming:
-                    pending = (upcoming, pool.submit(deliver, upcoming, dry), time.monotonic())
+                    pending.append((upcoming, pool.submit(deliver, upcoming, dry), time.monotonic()))
         finally:
-            if pending:  # cancelled or paused with a batch in flight: record what it sent before stopping
-                batch, future, _ = pending
+            # Cancelled or paused with batches in flight: record what they sent before stopping.
+            while pending:
+                batch, future, _ = pending.popleft()
                 _finish(ctx, batch, future.result(), writer)
             writer.close()
+
+
+def _settle(ctx: OperationContext, item: tuple[Batch, Future, float], writer, sizer: Sizer, pacer: Pacer) -> None:
+    batch, future, started = item
+    _finish(ctx, batch, future.result(), writer)
+    # Throughput is batches settled per unit of time: with two in flight, a batch's own span overlaps the last one's.
+    now = time.monotonic()
+    sizer.saw(len(batch.ids), now - max(started, sizer.settled_at))
+    sizer.settled_at = now
+    if pacer.took(len(batch.ids), ctx.sleep):
+        sizer.behind(len(batch.ids))
 
 
 def _canary(ctx: OperationContext, canary_ids: list[int]) -> None:

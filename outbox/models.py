@@ -62,7 +62,10 @@ class OutboxEvent(models.Model):
         BYTES = "bytes"
 
     id = models.BigAutoField(primary_key=True)
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Not indexed: nothing looks rows up by event_id, and a unique index on a random UUID cost every publish and every
+    # mark (a non-HOT update writes all indexes) a random btree page — about a third of the mark's time
+    # (docs/decisions/0031). uuid4 collisions are not a practical concern; consumers deduplicate by it.
+    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
     destination = models.CharField(max_length=300)
     key = models.CharField(max_length=300, blank=True, default="")
     # `key`, or "~<event_id>" for a keyless event. Byte-order collation: the relay only needs equality and a stable
@@ -74,7 +77,8 @@ class OutboxEvent(models.Model):
     # The payload as serialized at publish time (JSON text or raw bytes); empty when it went to a claim check.
     payload = models.BinaryField(null=True)
     encoding = models.CharField(max_length=5, choices=Encoding.choices, default=Encoding.JSON)
-    claim_check = models.ForeignKey(OutboxPayload, null=True, blank=True, on_delete=models.SET_NULL)
+    # Indexed only where set (see Meta): almost every row has none, and the full index took an entry per row.
+    claim_check = models.ForeignKey(OutboxPayload, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     correlation_id = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -95,6 +99,10 @@ class OutboxEvent(models.Model):
             # Rates, latency percentiles and the retention purge read published rows by time.
             models.Index(fields=["published_at"], name="outbox_published_at", condition=models.Q(status="published")),
             models.Index(fields=["created_at"], name="outbox_created_at"),
+            # The purge's "still referenced" check and a payload's SET_NULL on delete.
+            models.Index(
+                fields=["claim_check"], name="outbox_claim_check", condition=models.Q(claim_check__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

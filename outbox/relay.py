@@ -88,7 +88,7 @@ WHERE pg_try_advisory_xact_lock({LOCK_SPACE}, hashtext(k))
 LIMIT %s
 """
 # The message body is built here, in C, not per row in Python: the JSON envelope's head from json_build_object (the
-# same fields and occurred_at text as OutboxEvent.body(); only the whitespace differs), with the stored payload bytes
+# same fields as OutboxEvent.body(); whitespace and occurred_at's trailing zeros differ), with the stored payload bytes
 # spliced in as they are. Headers come back only when the row has its own (most have none).
 _ROWS_SQL = f"""
 SELECT id, order_key, destination, key, status, next_attempt_at <= %s AS due, attempts, event_id::text, event_type,

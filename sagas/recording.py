@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections import defaultdict, namedtuple
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -212,7 +213,7 @@ def record_events(events: list[dict], origin: str = "external", actor=None) -> l
             _update_existing(cursor, {s: by_saga[s] for s in older}, known)
         touched = sorted(by_saga)
         first_seen = sorted(set(new) - raced)
-        transaction.on_commit(lambda: _announce(touched, first_seen))
+        transaction.on_commit(lambda: _sender.submit(_announce, touched, first_seen))
     return results
 
 
@@ -352,6 +353,12 @@ def derive(events: list[Row], state: dict | None = None) -> dict:
         "tail_at": tail.occurred_at,
         "pending_steps": done,
     }
+
+
+# A broadcast is a Redis round trip plus async_to_sync's hop to an event loop (~10 ms): sent from one thread a process,
+# in commit order, so that an API request or an ingest batch does not wait for it. The thread starts on first use (so
+# a forked Celery child gets its own), and the interpreter joins it at exit, so a stopping worker still sends them.
+_sender = ThreadPoolExecutor(1, thread_name_prefix="saga-live")
 
 
 def _announce(saga_ids: list[str], first_seen: list[str]) -> None:

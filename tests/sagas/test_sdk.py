@@ -46,8 +46,10 @@ def fresh(settings):
     settings.SAGA_STEP_ATTEMPTS = 2
     settings.SAGA_RETRY_BASE_SECONDS = 0
     calls.clear()
+    kept = dict(sdk.SAGAS)  # definitions other apps registered at start-up (e.g. the demo's)
     yield
     sdk.SAGAS.clear()
+    sdk.SAGAS.update(kept)
 
 
 def _run(saga_id):
