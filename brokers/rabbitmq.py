@@ -120,22 +120,7 @@ class RabbitMQAdapter(BrokerAdapter):
         return [Destination(name, "queue") for name in names]
 
     def _management_queues(self) -> list[str]:
-        parts = urllib.parse.urlsplit(self.management_url)
-        amqp_parts = urllib.parse.urlsplit(self.url)
-        vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
-        user = parts.username or amqp_parts.username or "guest"
-        password = parts.password or amqp_parts.password or "guest"
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-        request = urllib.request.Request(
-            f"{base}/api/queues/{urllib.parse.quote(vhost, safe='')}?columns=name",
-            headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
-                return sorted(queue["name"] for queue in json.load(response))
-        except OSError as exc:
-            raise BrokerUnavailable(f"RabbitMQ management API at {base}: {exc}") from exc
+        return sorted(queue["name"] for queue in self._management_get("queues", query="columns=name"))
 
     def ensure_destination(
         self, name: str, durable: bool = True, arguments: dict | None = None, **options: Any
@@ -262,22 +247,8 @@ class RabbitMQAdapter(BrokerAdapter):
         those of the queues this adapter declared."""
         if not self.management_url:
             return {name: dict(arguments) for name, arguments in self._arguments.items()}
-        parts = urllib.parse.urlsplit(self.management_url)
-        amqp_parts = urllib.parse.urlsplit(self.url)
-        vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
-        user = parts.username or amqp_parts.username or "guest"
-        password = parts.password or amqp_parts.password or "guest"
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-        request = urllib.request.Request(
-            f"{base}/api/queues/{urllib.parse.quote(vhost, safe='')}?columns=name,arguments",
-            headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
-                return {queue["name"]: queue.get("arguments") or {} for queue in json.load(response)}
-        except OSError as exc:
-            raise BrokerUnavailable(f"RabbitMQ management API at {base}: {exc}") from exc
+        queues = self._management_get("queues", query="columns=name,arguments")
+        return {queue["name"]: queue.get("arguments") or {} for queue in queues}
 
     def queue_depth(self, name: str) -> QueueDepth:
         """Ready and consumers from a passive declare; unacked and rates only from the management API.
@@ -293,28 +264,17 @@ class RabbitMQAdapter(BrokerAdapter):
         depth = QueueDepth(name, ready=ok.message_count, consumers=ok.consumer_count)
         if not self.management_url:
             return depth
-        parts = urllib.parse.urlsplit(self.management_url)
-        amqp_parts = urllib.parse.urlsplit(self.url)
-        vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
-        user = parts.username or amqp_parts.username or "guest"
-        password = parts.password or amqp_parts.password or "guest"
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-        request = urllib.request.Request(
-            f"{base}/api/queues/{urllib.parse.quote(vhost, safe='')}/{urllib.parse.quote(name, safe='')}",
-            headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
-                info = json.load(response)
-        except OSError:
+            info = self._management_get("queues", item=name)
+        except BrokerUnavailable:
             return depth  # the counts from AMQP stand; rates are a nicety
         stats = info.get("message_stats") or {}
         return QueueDepth(
             name,
-            ready=int(info.get("messages_ready", depth.ready)),
+            # The management API's counts refresh every few seconds; the passive declare's are current, so they win.
+            ready=depth.ready,
             in_flight=int(info.get("messages_unacknowledged", 0)),
-            consumers=int(info.get("consumers", depth.consumers or 0)),
+            consumers=depth.consumers,
             publish_rate=(stats.get("publish_details") or {}).get("rate"),
             deliver_rate=(stats.get("deliver_get_details") or {}).get("rate"),
         )
@@ -329,8 +289,8 @@ class RabbitMQAdapter(BrokerAdapter):
             ]
         return self._management_get("bindings")
 
-    def _management_get(self, collection: str) -> list[dict]:
-        """GET /api/<collection>/<vhost> of the management API as parsed JSON."""
+    def _management_get(self, collection: str, item: str | None = None, query: str = ""):
+        """GET /api/<collection>/<vhost>[/<item>][?query] of the management API as parsed JSON."""
         parts = urllib.parse.urlsplit(self.management_url)
         amqp_parts = urllib.parse.urlsplit(self.url)
         vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
@@ -338,8 +298,11 @@ class RabbitMQAdapter(BrokerAdapter):
         password = parts.password or amqp_parts.password or "guest"
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        path = f"{base}/api/{collection}/{urllib.parse.quote(vhost, safe='')}"
+        if item is not None:
+            path += f"/{urllib.parse.quote(item, safe='')}"
         request = urllib.request.Request(
-            f"{base}/api/{collection}/{urllib.parse.quote(vhost, safe='')}",
+            path + (f"?{query}" if query else ""),
             headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
         )
         try:
