@@ -19,38 +19,24 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchdb  # noqa: E402  (bench/ is on sys.path as the script directory)
+
 DB = "sy_bench_dlq"
-SERVER = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 SQS_N = 200  # moto slows down past a few hundred messages in one queue
 SQS_RATE_N = 500  # five seconds at 100 msg/s: the run's fixed start-up cost stays well under the ±5 % it is judged by
 
 
 def recreate_database() -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB}"')
+    benchdb.recreate_database(DB)
 
 
 def drop_database() -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    benchdb.drop_database(DB)
 
 
 def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB}"
-    os.environ.setdefault("SWITCHYARD_TESTING", "1")
-    os.environ.setdefault("SWITCHYARD_NAMESPACE", f"sybench-{uuid.uuid4().hex[:6]}")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    benchdb.setup_django(DB)
 
 
 def body(i: int) -> bytes:

@@ -12,39 +12,25 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchdb  # noqa: E402  (bench/ is on sys.path as the script directory)
+
 DB = os.environ.get("BENCH_DB", "sy_bench_sagas")
-SERVER = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
 def recreate_database() -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB}"')
+    benchdb.recreate_database(DB)
 
 
 def drop_database() -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    benchdb.drop_database(DB)
 
 
 def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB}"
-    os.environ.setdefault("SWITCHYARD_TESTING", "1")
-    os.environ.setdefault("SWITCHYARD_NAMESPACE", f"sybench-{uuid.uuid4().hex[:6]}")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    benchdb.setup_django(DB)
 
 
 SEED_INSTANCES = """
