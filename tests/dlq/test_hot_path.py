@@ -1,6 +1,8 @@
 """The replay hot path of ADR 0024 against real Kafka and Postgres: two batches in flight, every one recorded and
 marked; status updates that touch no index (HOT); record COPYs that fire no foreign-key triggers."""
 
+import threading
+
 import pytest
 from django.db import connection
 
@@ -15,25 +17,32 @@ def test_it_overlaps_two_batches_and_records_every_one(world, destinations):
     n = 1200
     ids = _dead_letters(destinations("kafka"), n)
     op = _start(world, ids, batch=100)  # 12 batches, so the pipeline fills and drains
-    batches, ahead = [], []
-    deliver = replay.deliver
+    delivering = [threading.Event() for _ in range(12)]
+    batches, overlapped = [], []
+    deliver, record = replay.deliver, replay.record
 
-    def observed(batch, dry_run):
-        # Watches the real delivery (it still runs): did batch k+1 go out before batch k was recorded?
-        try:
-            if batches:
-                ahead.append(not ReplayRecord.objects.filter(dead_letter_id__in=batches[-1].ids).exists())
-            batches.append(batch)
-            return deliver(batch, dry_run)
-        finally:
-            connection.close()  # this worker thread's own connection
+    def observed_deliver(batch, dry_run):
+        delivering[len(batches)].set()  # batch k's delivery has started (one delivery thread: k is len(batches))
+        batches.append(batch)
+        return deliver(batch, dry_run)
 
-    replay.deliver = observed
+    def observed_record(ctx, sent, writer):
+        # Batch k is about to be recorded: has batch k+1's delivery started without waiting for it? Waiting here
+        # is what makes this deterministic: a pipelined replay starts k+1 regardless, a sequential one would
+        # only start it after this record, so the wait would time out.
+        k = len(overlapped)
+        if k + 1 < len(delivering):
+            overlapped.append(delivering[k + 1].wait(timeout=5))
+        else:
+            overlapped.append(True)  # the last batch has no successor
+        return record(ctx, sent, writer)
+
+    replay.deliver, replay.record = observed_deliver, observed_record
     try:
         assert execute(op.pk) == "succeeded"
     finally:
-        replay.deliver = deliver
-    assert len(batches) == 12 and any(ahead), ahead
+        replay.deliver, replay.record = deliver, record
+    assert len(batches) == 12 and overlapped == [True] * 12, overlapped
     assert ReplayRecord.objects.filter(operation=op).count() == n
     assert DeadLetter.objects.filter(pk__in=ids, status="replayed", replay_count=1).count() == n
 
