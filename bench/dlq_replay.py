@@ -210,11 +210,9 @@ def sqs_switchyard(n: int) -> tuple[float, float]:
     return n / (ingested + seconds), n / seconds
 
 
-def kafka_raw(n: int) -> float:
-    """A raw confluent-kafka producer of the same messages: produce all, poll(0) as it goes, flush once.
-
-    Same producer settings as the adapter (acks=all, idempotence, linger.ms=5), so the ratio compares like with like.
-    """
+def kafka_raw_building(n: int) -> float:
+    """The same raw producer, but building each body and headers inside the timed loop (json.dumps per message), as
+    an application that produces from its own objects would. Printed beside the pre-built figure for context."""
     from confluent_kafka import Producer
 
     from brokers.kafka import PRODUCER_DEFAULTS
@@ -225,7 +223,43 @@ def kafka_raw(n: int) -> float:
     producer.flush(30)
     started = time.perf_counter()
     for i in range(n):
-        producer.produce(topic, body(i), key=None, headers=list(headers(i).items()))
+        while True:
+            try:
+                producer.produce(topic, body(i), key=None, headers=list(headers(i).items()))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    left = producer.flush(60)
+    seconds = time.perf_counter() - started
+    if left:
+        raise SystemExit(f"raw producer: {left} messages not delivered")
+    return n / seconds
+
+
+def kafka_raw(n: int) -> float:
+    """A raw confluent-kafka producer of the same messages: produce all, poll(0) as it goes, flush once.
+
+    Same producer settings as the adapter (acks=all, idempotence, linger.ms=5), so the ratio compares like with like.
+    Bodies and headers are built before the clock starts: the baseline is the producer, not json.dumps.
+    """
+    from confluent_kafka import Producer
+
+    from brokers.kafka import PRODUCER_DEFAULTS
+
+    topic = make("kafka")
+    messages = [(body(i), list(headers(i).items())) for i in range(n)]
+    producer = Producer({**PRODUCER_DEFAULTS, "bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
+    producer.produce(topic, b"{}")
+    producer.flush(30)
+    started = time.perf_counter()
+    for value, hdrs in messages:
+        while True:
+            try:
+                producer.produce(topic, value, key=None, headers=hdrs)
+                break
+            except BufferError:
+                producer.poll(0.01)
         producer.poll(0)
     left = producer.flush(60)
     seconds = time.perf_counter() - started
@@ -235,9 +269,14 @@ def kafka_raw(n: int) -> float:
 
 
 def limited(broker: str, n: int, rate: float) -> float:
-    origin = make(broker)
-    warm(broker, origin)
-    ids = seed_dead_letters(broker, origin, n)
+    """A paced replay of n dead letters. On SQS they come from several origins of at most SQS_N messages each: moto
+    scans the whole queue on every request, so one queue of 500 would measure moto's slowdown, not the pacer."""
+    per_origin = SQS_N if broker == "sqs" else n
+    ids: list[int] = []
+    for start in range(0, n, per_origin):
+        origin = make(broker)
+        warm(broker, origin)
+        ids += seed_dead_letters(broker, origin, min(per_origin, n - start))
     seconds, _ = replay(ids, rate=rate)
     return n / seconds
 
@@ -289,11 +328,16 @@ def main() -> None:
         print("    — the same move as the seed loop (receive, send, delete), but ingest runs ahead of any replay")
 
         raw = kafka_raw(args.kafka)
+        building = kafka_raw_building(args.kafka)
         ours = throughput("kafka", args.kafka)
         print(
             f"Kafka, {args.kafka} messages: raw producer (same settings as the adapter: "
-            f"{', '.join(f'{k}={v}' for k, v in PRODUCER_DEFAULTS.items())}) {raw:8.0f} msg/s; "
-            f"replay / raw = {ours / raw:.2f} (target ≥ 0.5)"
+            f"{', '.join(f'{k}={v}' for k, v in PRODUCER_DEFAULTS.items())}), messages built before the clock "
+            f"starts: {raw:8.0f} msg/s; replay / raw = {ours / raw:.2f} (target ≥ 0.5)"
+        )
+        print(
+            f"  for context: the raw producer building each message in its loop (json.dumps + headers): "
+            f"{building:8.0f} msg/s; replay / that = {ours / building:.2f}"
         )
 
         for broker in ("kafka", "sqs"):

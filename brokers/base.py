@@ -84,6 +84,20 @@ class PublishResult:
     offset: int | None = None
 
 
+class PendingPublish:
+    """A batch handed to a broker client: `result()` returns its PublishResults in order or raises PublishError (as
+    publish_batch would). This default is already settled; an adapter with asynchronous confirmations subclasses it."""
+
+    def __init__(self, results: list[PublishResult] | None = None, error: BrokerError | None = None):
+        self._results = results
+        self._error = error
+
+    def result(self) -> list[PublishResult]:
+        if self._error is not None:
+            raise self._error
+        return self._results or []
+
+
 @dataclass
 class Message:
     """Something read from a broker. Headers are always bytes, whatever the broker stores."""
@@ -144,6 +158,16 @@ class BrokerAdapter(ABC):
 
         Returns the results in the order of `messages`; raises PublishError if any was not confirmed.
         """
+
+    def start_batch(self, messages: Iterable[OutgoingMessage]) -> PendingPublish:
+        """Hand `messages` to the broker client and return without waiting for confirmations; `.result()` waits.
+
+        A caller that pipelines (the dead-letter replay) sends batch n+1 while batch n is being confirmed. Brokers whose
+        client confirms synchronously publish here, so `.result()` only reports what already happened."""
+        try:
+            return PendingPublish(results=self.publish_batch(messages))
+        except BrokerError as exc:
+            return PendingPublish(error=exc)
 
     @abstractmethod
     def read(self, destination: str, max_messages: int = 10, timeout: float = 5.0) -> list[Message]:

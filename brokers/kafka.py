@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from confluent_kafka import (
@@ -34,6 +35,7 @@ from brokers.base import (
     OffsetChange,
     OutgoingMessage,
     PartitionOffsets,
+    PendingPublish,
     PublishError,
     PublishResult,
     Subscription,
@@ -131,47 +133,10 @@ class KafkaAdapter(BrokerAdapter):
                 raise BrokerError(f"could not delete topic {name!r}: {exc.args[0].str()}") from exc
 
     def publish_batch(self, messages: Iterable[OutgoingMessage]) -> list[PublishResult]:
-        messages = list(messages)
-        producer = self._producer.get()
-        results: list[PublishResult | None] = [None] * len(messages)
-        errors: dict[int, str] = {}
+        return self.start_batch(messages).result()
 
-        def on_delivery(index: int, err, msg) -> None:
-            if err is not None:
-                errors[index] = err.str()
-            else:
-                results[index] = PublishResult(msg.topic(), None, msg.partition(), msg.offset())
-
-        for index, message in enumerate(messages):
-            headers = [(k, header_bytes(v)) for k, v in (message.headers or {}).items()]
-            callback = lambda err, msg, index=index: on_delivery(index, err, msg)  # noqa: E731
-            while True:
-                try:
-                    producer.produce(
-                        message.destination, message.body, message.key, headers=headers, on_delivery=callback
-                    )
-                    break
-                except BufferError:
-                    # The local queue is full: serve delivery reports to make room, then try again.
-                    producer.poll(0.5)
-                except KafkaException as exc:
-                    errors[index] = exc.args[0].str()
-                    break
-            producer.poll(0)
-
-        # Poll rather than flush(): flush() would also wait for other threads' messages.
-        deadline = time.monotonic() + DELIVERY_TIMEOUT
-        while sum(r is not None for r in results) + len(errors) < len(messages) and time.monotonic() < deadline:
-            producer.poll(0.05)
-
-        failures = [
-            (message, errors.get(index, "no delivery report in time"))
-            for index, message in enumerate(messages)
-            if results[index] is None
-        ]
-        if failures:
-            raise PublishError("Kafka did not confirm every message", failures, [r for r in results if r])
-        return results  # type: ignore[return-value]
+    def start_batch(self, messages: Iterable[OutgoingMessage]) -> KafkaPending:
+        return KafkaPending(self._producer.get(), list(messages))
 
     def read(self, destination: str, max_messages: int = 10, timeout: float = 5.0) -> list[Message]:
         """Read from the start of every partition with assign() and no commits, so no group is joined or moved.
@@ -485,6 +450,70 @@ class KafkaSubscription(Subscription):
 
     def close(self) -> None:
         self._consumer.close()
+
+
+class KafkaPending(PendingPublish):
+    """One batch produced and not yet confirmed. Delivery reports are served by whichever thread polls the shared
+    producer (this batch's result(), another batch's produce loop); each report lands in this batch's own list, whose
+    append is atomic, so consecutive or concurrent batches never mix or lose a report."""
+
+    def __init__(self, producer: Producer, messages: list[OutgoingMessage]):
+        self._producer = producer
+        self._messages = messages
+        self._reports: list[tuple[int, Any, Any]] = []  # (index, error text or None, delivered message)
+        report = self._reports.append
+        for index, message in enumerate(messages):
+            headers = _kafka_headers(message.headers)
+            callback = partial(_on_delivery, report, index)
+            while True:
+                try:
+                    producer.produce(
+                        message.destination, message.body, message.key, headers=headers, on_delivery=callback
+                    )
+                    break
+                except BufferError:
+                    # The local queue is full: serve delivery reports to make room, then try again.
+                    producer.poll(0.5)
+                except KafkaException as exc:
+                    report((index, exc.args[0].str(), None))
+                    break
+            producer.poll(0)
+
+    def result(self) -> list[PublishResult]:
+        total = len(self._messages)
+        # Poll rather than flush(): flush() would also wait for other threads' (and later batches') messages.
+        deadline = time.monotonic() + DELIVERY_TIMEOUT
+        while len(self._reports) < total and time.monotonic() < deadline:
+            self._producer.poll(0.05)
+        results: list[PublishResult | None] = [None] * total
+        errors: dict[int, str] = {}
+        for index, error, msg in list(self._reports):
+            if error is not None:
+                errors[index] = error
+            else:
+                results[index] = PublishResult(msg.topic(), None, msg.partition(), msg.offset())
+        failures = [
+            (message, errors.get(index, "no delivery report in time"))
+            for index, message in enumerate(self._messages)
+            if results[index] is None
+        ]
+        if failures:
+            raise PublishError("Kafka did not confirm every message", failures, [r for r in results if r])
+        return results  # type: ignore[return-value]
+
+
+def _on_delivery(report, index: int, err, msg) -> None:
+    report((index, err.str() if err is not None else None, msg))
+
+
+def _kafka_headers(headers) -> dict | list | None:
+    """confluent-kafka takes str or bytes header values as they are; anything else goes through header_bytes."""
+    if not headers:
+        return None
+    for value in headers.values():
+        if value.__class__ is not bytes and value.__class__ is not str:
+            return [(k, header_bytes(v)) for k, v in headers.items()]
+    return headers
 
 
 def _to_message(msg) -> Message:

@@ -87,6 +87,16 @@ def decode_headers(stored: dict) -> dict[str, bytes]:
     }
 
 
+def header_values(stored: dict) -> dict[str, str | bytes]:
+    """Stored headers as a broker adapter takes them: text as str (each adapter encodes it as UTF-8, the same bytes
+    decode_headers gives), the rest as bytes. The replay's hot path: no encode per header."""
+    return {name: value if value.__class__ is str else _stored_value(value) for name, value in (stored or {}).items()}
+
+
+def _stored_value(value) -> str | bytes:
+    return base64.b64decode(value["base64"]) if isinstance(value, dict) else str(value)
+
+
 def parse(headers: dict[str, bytes], conventions: dict | None = None) -> FailureFacts:
     names = {fact: list(extra) for fact, extra in ((conventions or {}).get("headers") or {}).items()}
     lowered = {name.lower(): value for name, value in headers.items()}

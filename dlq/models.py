@@ -138,6 +138,9 @@ class DeadLetter(models.Model):
     def header_bytes(self) -> dict[str, bytes]:
         return h.decode_headers(self.headers)
 
+    def header_values(self) -> dict[str, str | bytes]:
+        return h.header_values(self.headers)
+
     def key_bytes(self) -> bytes | None:
         return bytes(self.key) if self.key is not None else None
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from brokers.base import DestinationNotFound, OutgoingMessage
+from brokers.base import DestinationNotFound, OutgoingMessage, PublishError
 from brokers.kafka import KafkaAdapter
 from brokers.nats import NatsAdapter
 from brokers.rabbitmq import RabbitMQAdapter
@@ -65,6 +65,43 @@ def test_it_confirms_a_batch_and_reads_all_of_it_back(any_adapter, new_destinati
     assert len(results) == 50 and all(r.destination == name for r in results)
     assert sorted(m.body for m in read) == sorted(m.body for m in sent)
     assert {m.body: m.key for m in read} == {m.body: m.key.encode() for m in sent}
+
+
+def test_it_confirms_batches_started_before_the_previous_one_is_confirmed(any_adapter, new_destination):
+    # The replay's pipeline: batch 2 is handed to the client before batch 1's confirmations are collected. Each
+    # batch's results stay its own, in its own order, whichever thread served the delivery reports.
+    name = new_destination(any_adapter)
+    first = [OutgoingMessage(name, f"first {i}".encode(), key=b"k") for i in range(30)]
+    second = [OutgoingMessage(name, f"second {i}".encode(), key=b"k", headers={"n": str(i)}) for i in range(30)]
+
+    pending = [any_adapter.start_batch(first), any_adapter.start_batch(second)]
+    results = [p.result() for p in pending]
+    read = any_adapter.read(name, max_messages=60, timeout=15)
+
+    assert [len(r) for r in results] == [30, 30] and all(r.destination == name for r in results[0] + results[1])
+    if any_adapter.name == "kafka":  # one key, one partition: offsets follow the order the batches were started in
+        offsets = [r.offset for r in results[0] + results[1]]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 60
+    assert sorted(m.body for m in read) == sorted(m.body for m in first + second)
+    assert {m.body: m.headers.get("n") for m in read if m.body.startswith(b"second")} == {
+        f"second {i}".encode(): str(i).encode() for i in range(30)
+    }
+
+
+def test_it_reports_a_failed_message_of_a_started_batch_with_the_confirmed_ones(kafka_adapter, new_destination):
+    name = new_destination(kafka_adapter)
+    batch = [
+        OutgoingMessage(name, b"fits"),
+        OutgoingMessage(name, b"x" * 2_000_000),  # over message.max.bytes: librdkafka refuses it at produce time
+        OutgoingMessage(name, b"fits too"),
+    ]
+
+    with pytest.raises(PublishError) as failed:
+        kafka_adapter.start_batch(batch).result()
+
+    assert [m for m, _ in failed.value.failures] == [batch[1]]
+    assert "too large" in failed.value.failures[0][1].lower()
+    assert len(failed.value.results) == 2
 
 
 def test_it_refuses_to_read_a_missing_destination_without_creating_it(any_adapter):
