@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from brokers.base import OutgoingMessage, PublishError
 from console import brokers
-from outbox.models import OutboxEvent, envelope_headers
+from outbox.models import OutboxEvent, envelope_body, envelope_headers
 
 log = logging.getLogger(__name__)
 
@@ -87,25 +87,14 @@ SELECT k FROM unnest(%s::text[]) AS wanted(k)
 WHERE pg_try_advisory_xact_lock({LOCK_SPACE}, hashtext(k))
 LIMIT %s
 """
-# The message body is built here, in C, not per row in Python: the JSON envelope's head from json_build_object (the
-# same fields as OutboxEvent.body(); whitespace and occurred_at's trailing zeros differ), with the stored payload bytes
-# spliced in as they are. Headers come back only when the row has its own (most have none).
+# Plain columns only: the envelope is formatted in Python by envelope_body(), the model's own (json_build_object here
+# cost more than the whole Python step). occurred_at comes as ISO 8601 text in UTC (to_json of a timestamptz), which
+# is cheaper to fetch than a timestamptz psycopg turns into a datetime. Headers come back only when the row has its
+# own (most have none).
 _ROWS_SQL = f"""
 SELECT id, order_key, destination, key, status, next_attempt_at <= %s AS due, attempts, event_id::text, event_type,
-       schema_version, correlation_id, NULLIF(headers, '{{}}'::jsonb)::text,
-       convert_to(rtrim(json_build_object(
-           'event_id', event_id, 'event_type', event_type, 'schema_version', schema_version,
-           'occurred_at', created_at, 'correlation_id', NULLIF(correlation_id, ''))::text, '}}'), 'UTF8')
-       || CASE
-           WHEN claim_check_id IS NOT NULL
-               THEN convert_to(', "payload_ref" : {{"claim_check": "outbox-payload:'
-                               || claim_check_id || '"}}}}', 'UTF8')
-           WHEN encoding = 'json'
-               THEN convert_to(', "payload" : ', 'UTF8')
-                    || COALESCE(NULLIF(payload, ''::bytea), convert_to('null', 'UTF8')) || convert_to('}}', 'UTF8')
-           ELSE convert_to(', "payload_base64" : "'
-                           || translate(encode(payload, 'base64'), E'\\n', '') || '"}}', 'UTF8')
-       END
+       schema_version, correlation_id, NULLIF(headers, '{{}}'::jsonb)::text, to_json(created_at) #>> '{{}}',
+       encoding, claim_check_id::text, payload
 FROM {TABLE}
 WHERE status IN ('pending', 'failed')
   AND order_key = ANY(%s)
@@ -163,9 +152,12 @@ class Row:
     @classmethod
     def from_cursor(cls, values: tuple) -> Row:
         (pk, order_key, destination, key, status, due, attempts, event_id, event_type, schema_version, correlation_id,
-         own_headers, body) = values  # fmt: skip
+         own_headers, occurred_at, encoding, claim_check, payload) = values  # fmt: skip
         headers = json.loads(own_headers) if own_headers else {}
         headers = envelope_headers(headers, event_id, event_type, schema_version, correlation_id)
+        body = envelope_body(
+            event_id, event_type, schema_version, occurred_at, correlation_id, payload, encoding, claim_check
+        )
         size = len(body) + len(key) + sum(len(k) + len(v) for k, v in headers.items())
         message = OutgoingMessage(destination.partition("://")[2], body, key or None, headers)
         return cls(pk, order_key, destination, status, due, attempts, message, size)

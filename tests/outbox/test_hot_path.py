@@ -1,5 +1,6 @@
-"""The relay's hot path (second round): envelopes built in SQL match the model's, waves pipeline the heads of many
-keys per broker round trip, rows before an oversized one still go out, and the purge also runs from Celery beat."""
+"""The relay's hot path: envelopes the relay builds from its claim query match the model's, waves pipeline the
+heads of many keys per broker round trip, rows before an oversized one still go out, and the purge also runs from
+Celery beat."""
 
 import json
 from datetime import datetime
@@ -26,7 +27,7 @@ def _envelope(body: bytes) -> dict:
     return envelope
 
 
-def test_it_builds_the_same_envelope_in_sql_as_the_model(transactional_db, targets, settings):
+def test_it_builds_the_same_envelope_from_the_claim_query_as_the_model(transactional_db, targets, settings):
     settings.OUTBOX_CLAIM_CHECK_BYTES = 1024
     target = targets("kafka")
     with transaction.atomic():
