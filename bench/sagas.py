@@ -216,6 +216,8 @@ def run(n: int) -> None:
     row("GET /api/v1/sagas/long", *measure(client, "/api/v1/sagas/long"))
 
     print("\ningest through POST /api/v1/saga-events (Django test Client, in process), target ≥ 5,000 events/s")
+    # Untimed warm-up (first request's imports, prepared plans, connection), as the list and timeline figures have.
+    ingest(client, token, batches=2, per_batch=100)
     for per_batch in (500, 1000):
         rate = ingest(client, token, batches=10, per_batch=per_batch)
         print(f"batches of {per_batch:5d} events (5 per saga, new sagas): {rate:,.0f} events/s")
