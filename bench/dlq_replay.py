@@ -210,50 +210,27 @@ def sqs_switchyard(n: int) -> tuple[float, float]:
     return n / (ingested + seconds), n / seconds
 
 
-def kafka_raw_building(n: int) -> float:
-    """The same raw producer, but building each body and headers inside the timed loop (json.dumps per message), as
-    an application that produces from its own objects would. Printed beside the pre-built figure for context."""
-    from confluent_kafka import Producer
-
-    from brokers.kafka import PRODUCER_DEFAULTS
-
-    topic = make("kafka")
-    producer = Producer({**PRODUCER_DEFAULTS, "bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
-    producer.produce(topic, b"{}")
-    producer.flush(30)
-    started = time.perf_counter()
-    for i in range(n):
-        while True:
-            try:
-                producer.produce(topic, body(i), key=None, headers=list(headers(i).items()))
-                break
-            except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-    left = producer.flush(60)
-    seconds = time.perf_counter() - started
-    if left:
-        raise SystemExit(f"raw producer: {left} messages not delivered")
-    return n / seconds
-
-
-def kafka_raw(n: int) -> float:
+def kafka_raw(n: int, prebuilt: bool = True) -> float:
     """A raw confluent-kafka producer of the same messages: produce all, poll(0) as it goes, flush once.
 
     Same producer settings as the adapter (acks=all, idempotence, linger.ms=5), so the ratio compares like with like.
-    Bodies and headers are built before the clock starts: the baseline is the producer, not json.dumps.
+    prebuilt: bodies and headers are built before the clock starts (the baseline is the producer, not json.dumps);
+    otherwise each is built inside the timed loop, as an application producing from its own objects would — printed
+    beside the other for context.
     """
     from confluent_kafka import Producer
 
     from brokers.kafka import PRODUCER_DEFAULTS
 
     topic = make("kafka")
-    messages = [(body(i), list(headers(i).items())) for i in range(n)]
+    build = lambda i: (body(i), list(headers(i).items()))  # noqa: E731
+    messages = [build(i) for i in range(n)] if prebuilt else None
     producer = Producer({**PRODUCER_DEFAULTS, "bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
     producer.produce(topic, b"{}")
     producer.flush(30)
     started = time.perf_counter()
-    for value, hdrs in messages:
+    for i in range(n):
+        value, hdrs = messages[i] if messages is not None else build(i)
         while True:
             try:
                 producer.produce(topic, value, key=None, headers=hdrs)
@@ -328,7 +305,7 @@ def main() -> None:
         print("    — the same move as the seed loop (receive, send, delete), but ingest runs ahead of any replay")
 
         raw = kafka_raw(args.kafka)
-        building = kafka_raw_building(args.kafka)
+        building = kafka_raw(args.kafka, prebuilt=False)
         ours = throughput("kafka", args.kafka)
         print(
             f"Kafka, {args.kafka} messages: raw producer (same settings as the adapter: "
