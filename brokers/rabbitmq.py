@@ -279,6 +279,43 @@ class RabbitMQAdapter(BrokerAdapter):
             deliver_rate=(stats.get("deliver_get_details") or {}).get("rate"),
         )
 
+    # --- dead letters (issue #4): retention warnings ---
+
+    def queue_retention(self, name: str) -> int | None:
+        """Seconds a message may sit in queue `name` before RabbitMQ drops it: the lower of the queue's x-message-ttl
+        argument and its policy's message-ttl; None if neither is set.
+
+        Policies exist only in the management API (AMQP cannot read them, nor a queue's arguments): without one, only
+        the x-message-ttl this adapter declared the queue with counts.
+        """
+        if not self.management_url:
+            return _ttl_seconds([self._arguments.get(name, {}).get("x-message-ttl")])
+        info = self._management_get("queues", item=name)
+        arguments = info.get("arguments")
+        policy = info.get("effective_policy_definition")  # None or [] (older versions) when no policy applies
+        return _ttl_seconds(
+            [
+                arguments.get("x-message-ttl") if isinstance(arguments, dict) else None,
+                policy.get("message-ttl") if isinstance(policy, dict) else None,
+            ]
+        )
+
+    def head_enqueued_at(self, name: str) -> tuple[bool, datetime | None]:
+        """Peek at the head of queue `name` (the oldest ready message: queues are FIFO) and give it back.
+
+        Returns (whether there was a message, when it was dead-lettered): the time of its most recent x-death entry,
+        else its timestamp property (when it was published, so no later than it entered the queue), else None.
+        """
+        with self._channel() as channel:
+            raw = channel.basic_get(name, no_ack=False)
+            if raw is None:
+                return False, None
+            try:
+                return True, _dead_lettered_at(raw.properties)
+            finally:
+                # requeue=True puts it back at its place; closing the channel alone would do so too.
+                channel.basic_reject(raw.delivery_info["delivery_tag"], requeue=True)
+
     def bindings(self) -> list[dict]:
         """Queue bindings as the management API's GET /api/bindings/{vhost} gives them (source, destination,
         destination_type, routing_key); without the API, the bindings this adapter made with bind_queue()."""
@@ -339,6 +376,38 @@ def _to_message(queue: str, raw: amqp.Message) -> Message:
         delivery_count=int(delivery_count) if delivery_count else None,
         ack_token=raw.delivery_info["delivery_tag"],
     )
+
+
+def _ttl_seconds(values: list[Any]) -> int | None:
+    """The lowest valid TTL among `values` (milliseconds) in whole seconds, at least 1; None if there is none."""
+    valid = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+    if not valid:
+        return None
+    return max(1, min(valid) // 1000) if min(valid) else 0
+
+
+def _dead_lettered_at(properties: dict) -> datetime | None:
+    """When a message entered its dead-letter queue, from headers a publisher may have forged: anything that is not
+    what RabbitMQ writes is ignored."""
+    headers = properties.get("application_headers")
+    deaths = headers.get("x-death") if isinstance(headers, dict) else None
+    # RabbitMQ puts the most recent dead-lettering first; py-amqp decodes its AMQP timestamp to a naive UTC datetime.
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        when = _utc(deaths[0].get("time"))
+        if when is not None:
+            return when
+    return _utc(properties.get("timestamp"))
+
+
+def _utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
 
 
 def _as_bytes(value: Any) -> bytes:

@@ -48,6 +48,10 @@ class SagasConsumer(StreamConsumer):
                     # A table row cannot stand alone in a fragment; htmx inserts the wrapper's children.
                     row = html.replace(' hx-swap-oob="true"', "", 1)
                     parts.append(f'<tbody hx-swap-oob="afterbegin:#saga-rows">{row}</tbody>')
+            elif self.form is not None and self.form.matches(saga):
+                # It may have just started to match (failed, under status=failed): where the page does not show it,
+                # htmx finds no row to swap and the page's script puts it on top instead (data-live-match).
+                parts.append(html.replace(' hx-swap-oob="true"', ' hx-swap-oob="true" data-live-match', 1))
             else:
                 parts.append(html)  # the row swaps itself in by id where the page shows it
         if payload["more_new"] and self.form is not None:

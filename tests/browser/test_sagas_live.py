@@ -68,3 +68,39 @@ def test_it_shows_events_arriving_for_the_open_saga(transactional_db, world, liv
     expect(page.locator("[data-testid=event]")).to_have_count(2, timeout=10_000)
     expect(page.locator("[data-testid=saga-status]")).to_have_text("failed")
     expect(page.locator("[data-testid=event][data-status=failed]")).to_contain_text("Declined")
+
+
+def test_it_inserts_a_saga_that_starts_matching_the_filter_live(transactional_db, world, live_console, page):
+    # The on-call view: a list of failed sagas. A running saga that fails must appear without a reload; one of a
+    # type the filter excludes must not, and neither must a saga whose change still leaves it outside the filter.
+    token = world.token(world.viewer)
+    _post(live_console, token, [ev("fails-1", "reserve", seq=1), ev("other-1", "reserve", seq=1, saga_type="refund")])
+    _post(live_console, token, ev("stays-1", "reserve", seq=1))
+    login(page, live_console, "viewer")
+    page.add_init_script(WS_OPEN)
+    page.goto(f"{live_console.url}/sagas/?saga_type=order&status=failed")
+    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    expect(page.locator("[data-testid=saga-row]")).to_have_count(0)
+    expect(page.locator("[data-testid=no-sagas]")).to_have_count(1)
+
+    failure = {"type": "Declined", "message": "no"}
+    _post(
+        live_console,
+        token,
+        [
+            ev("fails-1", "charge", status="failed", seq=2, error=failure),
+            ev("other-1", "charge", status="failed", seq=2, error=failure, saga_type="refund"),
+            ev("stays-1", "charge", seq=2),  # changed, still running: not on a failed list
+        ],
+    )
+    expect(_row(page, "fails-1")).to_be_visible(timeout=10_000)
+    expect(_row(page, "fails-1")).to_contain_text("failed")
+    expect(page.locator("[data-testid=no-sagas]")).to_have_count(0)
+    page.wait_for_timeout(500)
+    expect(_row(page, "other-1")).to_have_count(0)
+    expect(_row(page, "stays-1")).to_have_count(0)
+
+    # A further change of a row already shown swaps it in place: still one row, not a second copy on top.
+    _post(live_console, token, ev("fails-1", "charge", status="failed", seq=3, error=failure))
+    page.wait_for_timeout(1000)
+    expect(page.locator("[data-testid=saga-row]")).to_have_count(1)
