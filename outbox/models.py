@@ -35,6 +35,21 @@ def split_destination(uri: str) -> tuple[str, str]:
     return broker, target
 
 
+class OutboxCommit(models.Model):
+    """When the transaction that wrote an outbox row committed, so publish latency starts at the commit, not at the
+    insert (a long transaction would otherwise count against the relay). Written by a deferred constraint trigger
+    (migration 0004) as the transaction commits. Postgres has no cheaper per-row commit time: now() is the
+    transaction's start, track_commit_timestamp is a server setting we do not control, and a row's xmin names a
+    subtransaction when publish() runs under a savepoint (nested atomic), so one note per transaction could not be
+    matched to its rows. A narrow row per event, not an UPDATE of the event (a second version of a wide row)."""
+
+    event_id = models.BigIntegerField(primary_key=True)  # OutboxEvent.id; no foreign key: purged on its own
+    committed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"outbox event {self.event_id} committed at {self.committed_at.isoformat()}"
+
+
 class OutboxPayload(models.Model):
     """A claim check: a payload too large to travel through the broker, fetched by reference."""
 
@@ -86,7 +101,8 @@ class OutboxEvent(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     last_error = models.TextField(blank=True, default="")
     published_at = models.DateTimeField(null=True, blank=True)
-    latency_ms = models.FloatField(null=True, blank=True)  # written (created_at) → broker confirmation
+    # Commit (OutboxCommit; the insert where the relay did not find the commit) → broker confirmation.
+    latency_ms = models.FloatField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -18,9 +18,10 @@ Per-key order with several relays at once (docs/decisions/0030-outbox-ordering-a
    broker. Known gap (docs/decisions/0031): a broker-side rejection of one record batch does not stop librdkafka
    from delivering a later batch of the same partition, so a later row of that key can go out first; it is left
    pending and sent again after the earlier one (first-seen order can break in that case, nothing is lost).
-5. In the same transaction: mark every confirmed row published in one UPDATE, give the first failed row of a key
-   its backoff (or `failed` after OUTBOX_MAX_ATTEMPTS) in one UPDATE, leave the key's later rows pending (never
-   sent); commit, which releases the locks.
+5. In the same transaction: mark every confirmed row published in one UPDATE (its latency counted from the commit
+   that wrote it, OutboxCommit), give the first failed row of a key its backoff (or `failed` after
+   OUTBOX_MAX_ATTEMPTS) in one UPDATE, leave the key's later rows pending (never sent); commit, which releases the
+   locks.
 
 A relay killed during 4 leaves its rows pending (the connection dies, the locks go): they are sent again. That is
 the at-least-once window; consumers deduplicate by event_id.
@@ -105,7 +106,8 @@ FOR UPDATE SKIP LOCKED
 _MARK_PUBLISHED_SQL = f"""
 UPDATE {TABLE}
 SET status = 'published', published_at = %s, attempts = attempts + 1, last_error = '',
-    latency_ms = GREATEST(0, EXTRACT(EPOCH FROM (%s - created_at)) * 1000)
+    latency_ms = GREATEST(0, EXTRACT(EPOCH FROM (%s - COALESCE(
+        (SELECT c.committed_at FROM outbox_outboxcommit c WHERE c.event_id = {TABLE}.id), created_at))) * 1000)
 WHERE id = ANY(%s)
 """
 _MARK_FAILED_SQL = f"""
@@ -319,7 +321,7 @@ def _publish_one_broker(name: str, rows: list[Row]) -> dict[int, str]:
 
 def purge(now: datetime | None = None, chunk: int = 10_000) -> int:
     """Delete published and skipped rows older than OUTBOX_RETENTION_HOURS, and claim checks nobody needs."""
-    from outbox.models import OutboxPayload
+    from outbox.models import OutboxCommit, OutboxPayload
 
     cutoff = (now or timezone.now()) - timedelta(hours=settings.OUTBOX_RETENTION_HOURS)
     deleted = 0
@@ -335,6 +337,9 @@ def purge(now: datetime | None = None, chunk: int = 10_000) -> int:
             deleted += cursor.rowcount
             if cursor.rowcount < chunk:
                 break
+    # Commit times are read once, when the row is marked published; older ones only matter to rows still waiting
+    # after the retention period, whose latency then starts at the insert instead.
+    OutboxCommit.objects.filter(committed_at__lt=cutoff).delete()
     OutboxPayload.objects.filter(created_at__lt=cutoff).exclude(
         pk__in=OutboxEvent.objects.filter(claim_check__isnull=False).values("claim_check")
     ).delete()

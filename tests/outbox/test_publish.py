@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from outbox import publish
-from outbox.models import OutboxDestinationState, OutboxEvent, OutboxPayload
+from outbox.models import OutboxCommit, OutboxDestinationState, OutboxEvent, OutboxPayload
 from outbox.publishing import OutsideTransaction
 from outbox.relay import Relay, purge, serve
 from tests.outbox.conftest import drain, publish_events, seq_of
@@ -124,3 +124,35 @@ def test_it_deletes_claim_checks_nobody_needs_any_more(transactional_db, setting
     OutboxPayload.objects.update(created_at=timezone.now() - timezone.timedelta(hours=48))
     purge()
     assert OutboxPayload.objects.count() == 0
+
+
+def test_it_counts_publish_latency_from_the_commit_not_the_insert(transactional_db, targets):
+    # A transaction that goes on for a second after publish(): the relay cannot send before the commit, so that
+    # second is the caller's, not the relay's. Also under a savepoint (a nested atomic), whose rows carry the
+    # subtransaction's id rather than the transaction's.
+    target = targets("kafka")
+    with transaction.atomic():
+        slow = publish(target.uri, "a", "t", {"n": 1})
+        with transaction.atomic():
+            nested = publish(target.uri, "b", "t", {"n": 2})
+        time.sleep(1.0)
+    assert OutboxCommit.objects.filter(event_id__in=[slow.pk, nested.pk]).count() == 2
+    with transaction.atomic():
+        with transaction.atomic():
+            publish(target.uri, "c", "t", {"n": 3})
+            transaction.set_rollback(True)  # a rolled-back savepoint leaves no row and no commit note
+    drain()
+    for event in OutboxEvent.objects.filter(pk__in=[slow.pk, nested.pk]):
+        insert_to_confirm = (event.published_at - event.created_at).total_seconds() * 1000
+        assert insert_to_confirm >= 1000 and event.latency_ms < insert_to_confirm - 900, (event.latency_ms, event.pk)
+    assert OutboxCommit.objects.count() == 2
+
+
+def test_it_purges_commit_notes_with_the_rows(transactional_db, targets):
+    target = targets("kafka")
+    publish_events(target.uri, [("a", 0), ("a", 1)])
+    drain()
+    first, second = OutboxEvent.objects.order_by("id").values_list("id", flat=True)
+    OutboxCommit.objects.filter(event_id=first).update(committed_at=timezone.now() - timezone.timedelta(hours=25))
+    purge()
+    assert list(OutboxCommit.objects.values_list("event_id", flat=True)) == [second]
