@@ -287,7 +287,10 @@ def main() -> None:
             f"commit -> broker latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, "
             f"p99 {lat['p99']:.1f} ms (target <= 50 ms), max {lat['max']:.1f} ms"
         )
-        print(f"latency_ms as the relay recorded it (commit note -> confirmation, on the page and in stats): p99 {lat['recorded_p99']:.1f} ms")
+        print(
+            "latency_ms as the relay recorded it (commit note -> confirmation, on the page and in stats): "
+            f"p99 {lat['recorded_p99']:.1f} ms"
+        )
     finally:
         adapter.delete_destination(topic)
         _drop_bench_database()

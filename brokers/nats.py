@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import logging
 import threading
 import urllib.parse
 from collections.abc import Coroutine, Iterable
+from datetime import datetime
 from typing import Any
 
 import nats
@@ -253,6 +255,52 @@ class NatsAdapter(BrokerAdapter):
         copy a message a consumer gave up on (a max-deliveries advisory names only its sequence)."""
         return _to_message(self._run(lambda c: c.jsm.get_msg(stream, seq)))
 
+    # --- dead letters (issue #4): retention warnings ---
+
+    def stream_retention(self, name: str) -> int | None:
+        """Seconds stream `name` keeps a message (its max_age); None when unlimited (max_age 0)."""
+        max_age = self._run(lambda c: c.jsm.stream_info(name)).config.max_age
+        return max(1, round(max_age)) if max_age and max_age > 0 else None
+
+    def unacked(self, stream: str, durable: str, filter_subject: str | None = None, limit: int = 1) -> list[Message]:
+        """Up to `limit` messages of stream `stream`, oldest first, from the first one consumer `durable` has not
+        acked (the whole stream if the consumer does not exist yet), matching the consumer's filter subject, or
+        `filter_subject` when it has none.
+
+        The consumer's ack floor is the last message of the acked prefix, so the next one is surely not acked; later
+        ones may have been acked out of order and are still returned. Nothing is consumed. The messages carry no
+        headers: a publisher's malformed header must not stop the caller from seeing their sequence and time.
+        """
+
+        async def pending(c: _Connection) -> list[Message]:
+            state = (await c.jsm.stream_info(stream)).state
+            subject = filter_subject
+            try:
+                consumer = await c.jsm.consumer_info(stream, durable)
+            except NotFoundError:  # the stream exists (asked above), so the consumer is what is missing
+                acked = 0
+            else:
+                acked = consumer.ack_floor.stream_seq if consumer.ack_floor else 0
+                subject = consumer.config.filter_subject or subject
+            found: list[Message] = []
+            seq = max(state.first_seq, acked + 1)
+            while len(found) < limit and seq <= state.last_seq:
+                try:
+                    # next_by_subj: the first message at or after seq on the subject, so deleted sequences are skipped.
+                    raw = await c.jsm.get_msg(stream, seq, subject=subject or ">", next=True)
+                except NotFoundError:
+                    break  # nothing more on that subject
+                found.append(_stored(raw))
+                seq = raw.seq + 1
+            return found
+
+        return self._run(pending, REQUEST_TIMEOUT + limit * 0.1)
+
+    def stored_at(self, stream: str, seq: int) -> datetime:
+        """When message `seq` of stream `stream` was stored, which max_age counts from (DestinationNotFound if it is
+        gone)."""
+        return self._run(lambda c: c.jsm.get_msg(stream, seq)).time
+
 
 def _nats_headers(message: OutgoingMessage) -> dict[str, str] | None:
     raw = {name: header_bytes(value) for name, value in (message.headers or {}).items()}
@@ -277,9 +325,12 @@ def _to_message(raw) -> Message:
     headers: dict[str, bytes] = {}
     for name, value in (raw.headers or {}).items():
         if name.endswith(B64_SUFFIX):
-            headers[name.removesuffix(B64_SUFFIX)] = base64.b64decode(value)
-        else:
-            headers[name] = value.encode()
+            try:
+                headers[name.removesuffix(B64_SUFFIX)] = base64.b64decode(value, validate=True)
+                continue
+            except (binascii.Error, ValueError):
+                pass  # not ours, or mangled: kept as it came, under its own name, rather than failing the read
+        headers[name] = value.encode()
     key = headers.pop(KEY_HEADER, None)
     if "Nats-Msg-Id" in headers and headers["Nats-Msg-Id"] == headers.get("x-event-id"):
         del headers["Nats-Msg-Id"]  # added by publish; not part of what the publisher sent
@@ -288,10 +339,14 @@ def _to_message(raw) -> Message:
         body=raw.data or b"",
         key=key,
         headers=headers,
-        message_id=headers.get("x-event-id", b"").decode() or None,
+        message_id=headers.get("x-event-id", b"").decode(errors="replace") or None,
         offset=raw.seq,
         timestamp=raw.time,
     )
+
+
+def _stored(raw) -> Message:
+    return Message(destination=raw.subject, body=raw.data or b"", key=None, offset=raw.seq, timestamp=raw.time)
 
 
 def _publish_failure(exc: BaseException) -> str:

@@ -33,7 +33,7 @@ def is_advisory(destination: str) -> bool:
 def ensure_capture_stream(adapter) -> str:
     """The stream that keeps advisories until they are ingested (created once; advisories before it are gone)."""
     name = settings.DLQ_NATS_ADVISORY_STREAM
-    # A week bounds what piles up while no ingest worker runs; the retention check does not cover this stream.
+    # A week bounds what piles up while no ingest worker runs; the retention check warns before it drops advisories.
     adapter.ensure_destination(name, subjects=[EVERYTHING], max_age=7 * 24 * 3600)
     return name
 

@@ -8,22 +8,40 @@ without a broker round trip. "Oldest message not yet ingested":
   ingest time stands in: nothing newer than that has been taken out of the queue since.
 - Kafka: the ingest group's committed offset per partition is the first message not ingested; its timestamp, read
   by offset, against the topic's retention.ms (DescribeConfigs).
+- RabbitMQ: the queue's message TTL (x-message-ttl or a policy's message-ttl, the lower; policies only through the
+  management API). Queues are FIFO, so the head is the oldest message not ingested: it is peeked (basic_get, then
+  rejected with requeue) for the time of its latest x-death, else its timestamp property, else the source's last
+  ingest time as for SQS. Messages unacknowledged with some consumer cannot be peeked; if only those are left (the
+  management API counts them), the last ingest time stands in too.
+- NATS, a DLQ stream: its max_age against the first message the ingest durable has not acked (the one after its ack
+  floor; the stream's first message if the durable does not exist yet).
+- NATS, max-deliveries advisories: the message at risk is the one each pending advisory names in its origin stream,
+  dropped by that stream's max_age; and the advisory itself, dropped by the capture stream's max_age. The first
+  ADVISORY_SCAN advisories after the ingest durable's ack floor are looked at (some may have been acked out of
+  order), and the one nearest its deletion counts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from brokers.base import BrokerError
+from brokers.base import BrokerError, DestinationNotFound, Message
 from console import brokers
-from dlq import ingest
+from dlq import advisories, ingest
 from dlq.models import DeadLetterSource
 
 log = logging.getLogger(__name__)
+
+# Pending advisories looked at per check of an advisory source: each costs up to two NATS requests.
+ADVISORY_SCAN = 50
+# What JetStream accepts as a stream name: an advisory naming anything else is not one the server wrote.
+_STREAM_NAME = re.compile(r"[^\s.*>/\\]{1,255}")
 
 
 def sqs_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
@@ -55,7 +73,84 @@ def kafka_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetim
     return retention, oldest
 
 
-CHECKS = {"sqs": sqs_oldest, "kafka": kafka_oldest}
+def rabbitmq_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
+    retention = adapter.queue_retention(source.destination)
+    if not retention:
+        # Nothing expires, so do not peek: a peek marks the message redelivered (and counts as a delivery in a
+        # quorum queue, whose delivery-limit could then drop it).
+        return retention, None
+    found, dead_lettered_at = adapter.head_enqueued_at(source.destination)
+    if found:
+        return retention, dead_lettered_at or source.last_ingest_at or source.created_at
+    if adapter.queue_depth(source.destination).in_flight:
+        return retention, source.last_ingest_at or source.created_at
+    return retention, None
+
+
+def nats_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
+    if advisories.is_advisory(source.destination):
+        return nats_advisory_oldest(adapter, source)
+    retention = adapter.stream_retention(source.destination)
+    pending = adapter.unacked(source.destination, ingest.group_name(source))
+    return retention, pending[0].timestamp if pending else None
+
+
+def nats_advisory_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
+    """The (retention, stored at) of the pending dead letter closest to deletion, as a share of its retention."""
+    capture = settings.DLQ_NATS_ADVISORY_STREAM
+    try:
+        pending = adapter.unacked(capture, ingest.group_name(source), source.destination, ADVISORY_SCAN)
+    except DestinationNotFound:
+        return None, None  # no capture stream yet, so no advisory kept
+    retentions = {capture: _max_age(adapter, capture)}
+    candidates: list[tuple[int | None, datetime]] = []  # (retention, stored at) of what may still be lost
+    for advisory in pending:
+        named = _advisory_origin(advisory)
+        if named is None:
+            continue
+        stream, seq = named
+        if stream not in retentions:
+            retentions[stream] = _max_age(adapter, stream)
+        try:
+            stored_at = adapter.stored_at(stream, seq)
+        except DestinationNotFound:
+            continue  # already gone from its stream: ingest settles the advisory, there is nothing left to save
+        if not candidates:
+            # Advisories are stored in order: the first one still worth ingesting is the first the capture drops.
+            candidates.append((retentions[capture], advisory.timestamp))
+        candidates.append((retentions[stream], stored_at))
+    now = timezone.now()
+    at_risk = [(r, at) for r, at in candidates if r and at]
+    if at_risk:
+        return max(at_risk, key=lambda c: (now - c[1]).total_seconds() / c[0])
+    times = [at for _, at in candidates if at]
+    return None, min(times) if times else None
+
+
+def _max_age(adapter, stream: str) -> int | None:
+    try:
+        return adapter.stream_retention(stream)
+    except DestinationNotFound:
+        return None
+
+
+def _advisory_origin(advisory: Message) -> tuple[str, int] | None:
+    """(stream, sequence) an advisory names; None for anything else published on the advisory subjects."""
+    try:
+        facts = json.loads(advisory.body)
+    except (ValueError, RecursionError):  # not JSON (or not UTF-8), or nested deep enough to exhaust the parser
+        return None
+    if not isinstance(facts, dict):
+        return None
+    stream, seq = facts.get("stream"), facts.get("stream_seq")
+    if not isinstance(stream, str) or not _STREAM_NAME.fullmatch(stream):
+        return None
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        return None
+    return stream, seq
+
+
+CHECKS = {"sqs": sqs_oldest, "kafka": kafka_oldest, "rabbitmq": rabbitmq_oldest, "nats": nats_oldest}
 
 
 def warning(source: DeadLetterSource, retention: int | None, oldest: datetime | None, now: datetime) -> str:
@@ -89,7 +184,7 @@ def check(source: DeadLetterSource) -> str:
 
 
 def check_all() -> list[str]:
-    """Every SQS and Kafka source on a configured broker; a broker that fails is logged and its sources skipped."""
+    """Every source on a configured broker; a broker that fails is logged and its sources skipped."""
     configured = brokers.configured()
     found = []
     for source in DeadLetterSource.objects.filter(broker__in=[b for b in CHECKS if b in configured]):

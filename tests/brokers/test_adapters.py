@@ -94,3 +94,29 @@ def test_it_builds_only_the_configured_adapters(noida_bootstrap):
         {"sqs": {"endpoint_url": None, "region": "us-east-1", "access_key_id": None, "secret_access_key": None}}
     )
     assert isinstance(sqs["sqs"], SqsAdapter)
+
+
+def test_it_reads_a_nats_message_whose_encoded_headers_are_mangled(nats_adapter, new_destination):
+    # Headers are hostile: a "~b64" header that is not base64, and an event id whose bytes are not UTF-8, come from
+    # some other publisher. Reading must not fail; the mangled header is kept as it came.
+    import asyncio
+    import base64
+
+    import nats
+
+    stream = new_destination(nats_adapter)
+
+    async def publish_raw():
+        client = await nats.connect(nats_adapter.url)
+        try:
+            headers = {"x-sig~b64": "%%% not base64 %%%", "x-event-id~b64": base64.b64encode(b"\xff\xfe").decode()}
+            await client.jetstream().publish(stream, b"body", headers=headers)
+        finally:
+            await client.close()
+
+    asyncio.run(publish_raw())
+    [message] = nats_adapter.read(stream, timeout=2)
+
+    assert message.body == b"body"
+    assert message.headers["x-sig~b64"] == b"%%% not base64 %%%"
+    assert message.headers["x-event-id"] == b"\xff\xfe" and message.message_id == "\ufffd\ufffd"
