@@ -3,9 +3,11 @@ payload with a server-rendered fragment that htmx's ws extension swaps in by id 
 
 import asyncio
 import time
+import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from console.access import VIEWER, has_role, roles
@@ -95,6 +97,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
 class OperationsConsumer(StreamConsumer):
     stream = "operations"
 
+    async def connect(self):
+        await super().connect()
+        query = QueryDict(self.scope.get("query_string", b"").decode())
+        operation = query.get("operation", "")
+        if getattr(self, "group", None) and _is_uuid(operation):
+            # An operation's page was rendered before this socket joined the group: a short operation can finish
+            # in between, and its last broadcast would never reach the page. Once joined, send where it stands now.
+            html = await database_sync_to_async(self.render)({"id": operation})
+            if html:
+                await self.send(text_data=html)
+
     def render(self, payload):
         from console.models import Operation
 
@@ -111,3 +124,11 @@ class DashboardConsumer(StreamConsumer):
         from console.dashboard import tiles
 
         return render_to_string("console/_tiles.html", {"tiles": tiles(), "oob": True})
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

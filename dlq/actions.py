@@ -6,8 +6,9 @@ import difflib
 import json
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from console import brokers
@@ -24,6 +25,43 @@ def preview(qs) -> dict:
     ids = list(qs.order_by("id").values_list("id", flat=True))
     sample = [dl.as_json() for dl in qs.select_related("source").order_by("id")[:SAMPLE]]
     return {"ids": ids, "count": len(ids), "sample": sample}
+
+
+SELECTION_SALT = "dlq.replay.selection"
+SELECTION_MAX_AGE = 3600
+
+
+def freeze_selection(ids: list[int]) -> str:
+    """The previewed target set, signed: confirming replays exactly these, whatever arrived since."""
+    return signing.dumps({"ids": ids}, salt=SELECTION_SALT, compress=True)
+
+
+def thaw_selection(token: str) -> list[int]:
+    try:
+        data = signing.loads(token, salt=SELECTION_SALT, max_age=SELECTION_MAX_AGE)
+    except signing.BadSignature as e:
+        raise Conflict("the previewed selection is invalid or older than an hour: preview again") from e
+    return [int(i) for i in data["ids"]]
+
+
+def replay_warnings(qs) -> dict:
+    """What to know before replaying `qs`: how many the loop guard will refuse, and which belong (by correlation id)
+    to sagas that are no longer running — replaying into a completed or compensated saga can repeat or contradict
+    what it already did or undid, so the operator sees it before, not after."""
+    from sagas.models import ACTIVE, SagaInstance  # models only, as DeadLetter.saga(): dlq does not call into sagas
+
+    ended = SagaInstance.objects.filter(
+        correlation_id__in=qs.exclude(correlation_id="").values("correlation_id")
+    ).exclude(status__in=ACTIVE)
+    by_status = dict(ended.order_by().values_list("status").annotate(n=Count("id")))
+    in_ended = qs.filter(correlation_id__in=ended.values("correlation_id")).count() if by_status else 0
+    return {
+        "looping": qs.filter(replay_count__gte=settings.DLQ_MAX_REPLAYS).count(),
+        "max_replays": settings.DLQ_MAX_REPLAYS,
+        "in_ended_sagas": in_ended,
+        "ended_sagas": sorted(by_status.items()),
+        "ended_sample": list(ended.order_by("-updated_at").values_list("id", "status")[:SAMPLE]),
+    }
 
 
 def looping(ids: list[int]) -> list[int]:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("dead-letters/sources/", views.sources, name="dlq_sources"),
     path("dead-letters/sources/save", views.source_save, name="dlq_source_save"),
     path("dead-letters/replay", views.replay, name="dlq_replay"),
+    path("dead-letters/replay/preview", views.replay_preview, name="dlq_replay_preview"),
     path("dead-letters/status", views.set_status, name="dlq_status"),
     path("dead-letters/<int:dead_letter_id>/", views.detail, name="dlq_detail"),
     path("dead-letters/<int:dead_letter_id>/edit-replay", views.edit_replay, name="dlq_edit_replay"),

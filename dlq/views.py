@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
 from console.auth import require_role
+from console.brokers import configured as configured_brokers
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
 from dlq import actions, filters, queries, retention
@@ -115,35 +116,77 @@ def detail(request, dead_letter_id: int):
     return render(request, "dlq/detail.html", ctx)
 
 
+def _replay_targets(data) -> tuple[object | None, str]:
+    """The dead letters a replay form names: the checked ids, else its filter or group (status new). (qs, error)."""
+    ids = [int(i) for i in data.getlist("ids") if i.isdigit()]
+    if ids:
+        return DeadLetter.objects.filter(pk__in=ids), ""
+    try:
+        f = filters.clean(data)
+    except filters.FilterError as e:
+        return None, str(e)
+    return filters.apply(DeadLetter.objects.filter(status="new"), f), ""
+
+
+@require_POST
+@require_role(OPERATOR)
+def replay_preview(request):
+    """Freeze what Replay would send and show its count, a sample and what to know first (loop guard, sagas that are
+    no longer running); confirming starts the operation on exactly that set, chosen destination and options."""
+    qs, error = _replay_targets(request.POST)
+    ctx = {"error": error}
+    if qs is not None:
+        frozen = actions.preview(qs)
+        if not frozen["ids"]:
+            ctx["error"] = "No dead letters to replay: nothing is checked and nothing new matches."
+        else:
+            ctx.update(
+                frozen=frozen,
+                more=frozen["count"] - len(frozen["sample"]),
+                warnings=actions.replay_warnings(qs),
+                selection=actions.freeze_selection(frozen["ids"]),
+                key=str(uuid.uuid4()),
+                brokers=sorted(configured_brokers()),
+                rate=request.POST.get("rate", ""),
+                reason=request.POST.get("reason", ""),
+            )
+    return render(request, "dlq/_replay_preview.html", ctx)
+
+
 @require_POST
 @require_role(OPERATOR)
 def replay(request):
-    """Replay ids (checkboxes), or a group / filter frozen now; then watch the operation's progress page."""
+    """Replay a previewed selection (or, without one, the checked ids or a group / filter frozen now); then watch the
+    operation's progress page."""
     reason, key = request.POST.get("reason", "").strip(), request.POST.get("idempotency_key", "")
+    back = request.META.get("HTTP_REFERER") or "dlq"
     if not reason or not key:
         messages.error(request, "A reason is required.")
-        return redirect(request.META.get("HTTP_REFERER") or "dlq")
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-    if ids:
-        frozen = actions.preview(DeadLetter.objects.filter(pk__in=ids))
-    else:
-        try:
-            f = filters.clean(request.POST)
-        except filters.FilterError as e:
-            messages.error(request, str(e))
-            return redirect("dlq")
-        frozen = actions.preview(filters.apply(DeadLetter.objects.filter(status="new"), f))
-    raw = {"ids": frozen["ids"], "dry_run": request.POST.get("dry_run") == "on"}
-    for name, cast in (("rate", float), ("canary", int)):
-        if request.POST.get(name):
-            raw[name] = cast(request.POST[name])
+        return redirect(back)
     try:
-        if not frozen["ids"]:
+        if request.POST.get("selection"):
+            ids = actions.thaw_selection(request.POST["selection"])
+        else:
+            qs, error = _replay_targets(request.POST)
+            if qs is None:
+                raise ParameterError({"filter": [error]})
+            ids = actions.preview(qs)["ids"]
+        raw = {
+            "ids": ids,
+            "dry_run": request.POST.get("dry_run") == "on",
+            "override_loop_guard": request.POST.get("override_loop_guard") == "on",
+        }
+        for name, cast in (("rate", float), ("canary", int)):
+            if request.POST.get(name):
+                raw[name] = cast(request.POST[name])
+        if request.POST.get("destination", "").strip():
+            raw["broker"], raw["destination"] = request.POST.get("broker", ""), request.POST["destination"].strip()
+        if not ids:
             raise ParameterError({"ids": ["no dead letters to replay"]})
         op, _ = actions.do_replay_dead_letters(request.user, validate(raw), reason, key)
     except (ParameterError, Conflict, ValueError) as e:
         messages.error(request, str(e))
-        return redirect("dlq")
+        return redirect(back)
     return redirect("operation", operation_id=op.pk)
 
 

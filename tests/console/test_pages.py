@@ -134,3 +134,29 @@ def test_it_pushes_operation_progress_through_redis_to_the_socket(transactional_
 
     html = async_to_sync(round_trip)()
     assert f'id="op-{op.pk}-progress"' in html and 'hx-swap-oob="true"' in html and "75%" in html
+
+
+def test_it_sends_an_operation_page_where_it_stands_when_its_socket_joins(transactional_db, world):
+    # The page is rendered, then its socket connects: an operation that finished in between broadcast its end to
+    # nobody. The socket of one operation's page gets the current state on joining instead.
+    op = Operation.objects.create(
+        kind="noop",
+        requested_by=world.operator,
+        idempotency_key="ws2",
+        status="succeeded",
+        progress_done=2,
+        progress_total=2,
+    )
+
+    async def join(path):
+        communicator = WebsocketCommunicator(OperationsConsumer.as_asgi(), path)
+        communicator.scope["user"] = world.viewer
+        connected, _ = await communicator.connect()
+        assert connected
+        html = None if await communicator.receive_nothing(timeout=1) else await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return html
+
+    html = async_to_sync(join)(f"/ws/operations/?operation={op.pk}")
+    assert f'id="op-{op.pk}-progress"' in html and "succeeded" in html and "100%" in html
+    assert async_to_sync(join)("/ws/operations/?operation=not-a-uuid") is None
