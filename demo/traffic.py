@@ -13,7 +13,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -155,7 +155,7 @@ class Demo:
     def _external_saga(self) -> None:
         """A payment saga reported by a non-Python service as JSON events on the saga-events topic."""
         saga_id = str(uuid.uuid4())
-        now = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
         failed = self.rng.random() < 0.3
         # The producer knows its saga's shape, so it says when the saga is over (saga_status wins over derivation).
         events = [
@@ -181,9 +181,14 @@ class Demo:
                         "event_id": str(uuid.uuid4()),
                         "saga_id": saga_id,
                         "saga_type": "demo.payment",
-                        "occurred_at": now,
+                        # A few milliseconds apart, as the steps happened; only a failed step carries the error.
+                        "occurred_at": (now + timedelta(milliseconds=40 * e["seq"])).isoformat(),
                         "correlation_id": f"PAY-{self.order:06d}",
-                        **({"error": {"type": "GatewayTimeout", "message": "PSP did not answer"}} if failed else {}),
+                        **(
+                            {"error": {"type": "GatewayTimeout", "message": "PSP did not answer"}}
+                            if e["status"] == "failed"
+                            else {}
+                        ),
                         **e,
                     }
                 ).encode(),

@@ -25,17 +25,24 @@ from brokers.base import BrokerAdapter, Message, OutgoingMessage
 from dlq import headers as h
 
 SQS_MAX_ATTRIBUTES = 8  # SQS allows 10; the adapter may need two for the key and a binary body's encoding
-# What a dead letter must carry, most important first (SQS cannot carry them all with many headers of its own).
+# What a dead letter must carry, most important first (SQS cannot carry them all with many headers of its own): the
+# failure and its origin, the replay provenance (loop guard, canary re-failures), then the message's own identity
+# (its event id links the outbox event, its type is part of the group's fingerprint, its correlation id links the
+# saga), then the stack trace and counts. x-failed-at goes last: on SQS the DLQ message's own SentTimestamp is the
+# same moment, and ingest falls back to it.
 FAILURE_ORDER = [
     h.EXCEPTION_TYPE,
     h.ORIGINAL_DESTINATION,
     h.EXCEPTION_MESSAGE,
     h.REPLAY_OF,
     h.REPLAY_COUNT,
-    h.FAILED_AT,
-    h.ATTEMPTS,
     h.REPLAY_OPERATION,
+    "x-event-id",
+    *h.DEFAULT_NAMES["message_type"][:2],
+    *h.DEFAULT_NAMES["correlation_id"][:1],
     h.EXCEPTION_STACKTRACE,
+    h.ATTEMPTS,
+    h.FAILED_AT,
 ]
 
 

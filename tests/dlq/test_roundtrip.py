@@ -85,3 +85,32 @@ def test_it_takes_a_failed_message_through_the_dlq_and_back_once(broker, world, 
     wait_until(lambda: healthy.run_once() is not None and healthy.duplicates, 30)
     healthy.close()
     assert healthy.handled == 1 and healthy.duplicates == 1 and len(seen) == 1
+
+
+def test_it_keeps_what_links_an_sqs_dead_letter_to_its_saga_and_event(world, destinations, settings):
+    # SQS carries at most 10 message attributes: an outbox event's own headers plus the six failure facts do not all
+    # fit. The ones that link the dead letter (event id, type for its group, correlation id for its saga) must.
+    adapter = brokers.get("sqs")
+    origin, dlq = _setup("sqs", destinations, settings)
+    envelope = {
+        "x-event-id": "evt-7",
+        "x-event-type": "OrderPlaced",
+        "x-schema-version": "1",
+        "x-correlation-id": "saga-7",
+        "traceparent": "00-abc-def-01",
+    }
+    adapter.publish(origin, b'{"order": 7}', key="k7", headers=envelope)
+
+    def broken(message):
+        raise ValueError("no stock")
+
+    failing = RetryingConsumer(adapter, origin, "g-sqs", broken, dead_letter_to=dlq, attempts=1, **OPTIONS["sqs"])
+    wait_until(lambda: failing.run_once() is not None and failing.dead_lettered, 30)
+    failing.close()
+    discovery.discover()
+    source = DeadLetterSource.objects.get(broker="sqs", destination=dlq)
+    dl = wait_until(lambda: ingest.run_once(source) and DeadLetter.objects.filter(source=source).first(), 30)
+
+    assert dl.correlation_id == "saga-7" and dl.message_type == "OrderPlaced"
+    assert dl.headers["x-event-id"] == "evt-7" and dl.exception_type == "builtins.ValueError"
+    assert "no stock" in dl.stacktrace and dl.origin == origin
