@@ -144,10 +144,12 @@ class Demo:
         context = {"order": self.order, "amount": amount, "fragile": self.rng.random() < 0.2}
         customer = f"customer-{self.rng.randint(1, 40)}"
         payload = {"order": self.order, "amount": amount, "customer": customer, "poison": poison}
+        correlation = f"ORD-{self.order:06d}"
         with transaction.atomic():
-            saga_id = sdk.start("demo.order", context, correlation_id=f"ORD-{self.order:06d}")
+            saga_id = sdk.start("demo.order", context, correlation_id=correlation)
             for broker in self.used:
-                outbox.publish(self.names.target(broker), customer, "OrderPlaced", payload, correlation_id=saga_id)
+                # The saga's correlation id, so a dead letter of this event links back to its saga.
+                outbox.publish(self.names.target(broker), customer, "OrderPlaced", payload, correlation_id=correlation)
         if "kafka" in self.used and self.order % 5 == 0:
             self._external_saga()
         return saga_id

@@ -22,7 +22,7 @@ def test_it_sends_a_poison_order_all_the_way_to_the_dead_letter_inbox(transactio
         saga_id = demo.tick(poison="kafka")
         saga = SagaInstance.objects.get(pk=saga_id)
         assert saga.saga_type == "demo.order" and saga.correlation_id == "ORD-000001"
-        assert OutboxEvent.objects.filter(correlation_id=saga_id).count() == 4
+        assert OutboxEvent.objects.filter(correlation_id="ORD-000001").count() == 4
 
         relay = Relay()
         try:
@@ -49,6 +49,7 @@ def test_it_sends_a_poison_order_all_the_way_to_the_dead_letter_inbox(transactio
         assert letter.exception_type == "demo.traffic.PoisonMessage"
         assert letter.message_type == "OrderPlaced"  # the outbox's x-event-type header survives dead-lettering
         assert "cannot process order 1" in letter.exception_message
+        assert letter.saga() == saga  # by the correlation id the outbox event carried
     finally:
         demo.close()
         ingest.close_all()
