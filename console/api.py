@@ -107,6 +107,16 @@ def audit(request):
 
 
 @api(role=VIEWER)
+def trace(request):
+    from console import trace as tracing
+
+    correlation = request.GET.get("correlation", "").strip()
+    if not correlation or len(correlation) > 200:
+        raise ApiError(400, "invalid request", {"correlation": ["give a correlation id of 1 to 200 characters"]})
+    return JsonResponse({"correlation": correlation, "sections": [s.as_json() for s in tracing.sections(correlation)]})
+
+
+@api(role=VIEWER)
 def brokers_list(request):
     out = []
     for name, health in brokers.health_all().items():

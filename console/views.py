@@ -166,6 +166,18 @@ def brokers_page(request):
 
 @require_GET
 @require_role(VIEWER)
+def trace(request):
+    """One correlation id across sagas, outbox events and dead letters (console/trace.py)."""
+    from console import trace as tracing
+
+    correlation = request.GET.get("correlation", "").strip()[:200]
+    found = tracing.sections(correlation) if correlation else []
+    ctx = {"correlation": correlation, "sections": found, "empty": bool(correlation) and not any(s.rows for s in found)}
+    return render(request, "console/trace.html", {**ctx, "nav": "trace"})
+
+
+@require_GET
+@require_role(VIEWER)
 def tokens(request):
     rows = ApiToken.objects.select_related("user")
     if not has_role(request.user, ADMIN):

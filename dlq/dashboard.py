@@ -28,3 +28,31 @@ def families():
     for row in DeadLetter.objects.values("source__broker", "status").annotate(n=Count("id")).order_by():
         gauge.add_metric([row["source__broker"], row["status"]], row["n"])
     yield gauge
+
+
+def dead_letter_trace(correlation: str, limit: int):
+    from django.urls import reverse
+
+    from console.trace import TraceRow, TraceSection, stamp
+    from dlq.models import DeadLetter
+
+    letters = DeadLetter.objects.filter(correlation_id=correlation).select_related("source").order_by("-id")
+    rows = [
+        TraceRow(
+            [
+                str(d.pk),
+                str(d.source),
+                d.origin or "—",
+                d.exception_type or "—",
+                d.exception_message[:200] or "—",
+                d.status,
+                str(d.replay_count),
+                stamp(d.last_failure_at),
+            ],
+            reverse("dlq_detail", args=[d.pk]),
+            d.last_failure_at,
+        )
+        for d in letters[: limit + 1]
+    ]
+    columns = ["Dead letter", "Source", "Origin", "Exception", "Message", "Status", "Replays", "Last failure"]
+    return TraceSection("dead-letters", "Dead letters", columns, rows)

@@ -209,3 +209,31 @@ def metric_families():
         if lat[f"{q}_ms"] is not None:
             gauge.add_metric([q], lat[f"{q}_ms"])
     yield gauge
+
+
+def outbox_trace(correlation: str, limit: int):
+    """The events written under the correlation id (not indexed: an on-demand page over a table the purge keeps to
+    OUTBOX_RETENTION_HOURS)."""
+    from console.trace import TraceRow, TraceSection, stamp
+
+    events = OutboxEvent.objects.filter(correlation_id=correlation).order_by("-id")[: limit + 1]
+    rows = [
+        TraceRow(
+            [
+                str(e.event_id),
+                e.event_type,
+                e.destination,
+                e.key or "—",
+                e.status,
+                str(e.attempts),
+                stamp(e.created_at),
+                stamp(e.published_at),
+                f"{e.latency_ms:.1f} ms" if e.latency_ms is not None else "—",
+            ],
+            "",
+            e.created_at,
+        )
+        for e in events
+    ]
+    columns = ["Event", "Type", "Destination", "Key", "Status", "Attempts", "Created", "Published", "Latency"]
+    return TraceSection("outbox", "Outbox events", columns, rows)

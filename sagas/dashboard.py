@@ -50,3 +50,19 @@ def _stuck_minutes() -> int:
     from django.conf import settings
 
     return max(1, settings.SAGA_STUCK_AFTER_SECONDS // 60)
+
+
+def saga_trace(correlation: str, limit: int):
+    from console.trace import TraceRow, TraceSection, stamp
+    from sagas.models import SagaInstance
+
+    sagas = SagaInstance.objects.filter(correlation_id=correlation).order_by("-started_at")[: limit + 1]
+    rows = [
+        TraceRow(
+            [s.pk, s.saga_type, s.status, s.current_step or "—", stamp(s.started_at), stamp(s.updated_at)],
+            s.get_absolute_url(),
+            s.started_at,
+        )
+        for s in sagas
+    ]
+    return TraceSection("sagas", "Sagas", ["Saga", "Type", "Status", "Current step", "Started", "Updated"], rows)
