@@ -23,6 +23,7 @@ from brokers.base import BrokerError, OutgoingMessage
 from console import brokers
 from dlq.consumer_kit import RetryingConsumer
 from sagas import sdk
+from sagas.models import SagaInstance
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ class Demo:
     def __init__(self, rng: random.Random | None = None, names: Names | None = None):
         self.rng = rng or random.Random()
         self.names = names or Names()
-        self.order = 0
+        # Go on from the last run's orders, so correlation ids (ORD-…) stay unique across restarts of `make run`.
+        self.order = SagaInstance.objects.filter(saga_type="demo.order").count()
         self.used = setup(self.names)
         self.consumers = []
         for broker, destination, group in (
