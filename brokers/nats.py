@@ -250,6 +250,10 @@ class NatsAdapter(BrokerAdapter):
 
         return self._run(info)
 
+    def delete_consumer(self, stream: str, name: str) -> None:
+        """Remove durable consumer `name` of stream `stream` (a gone ingest source's durable; test clean-up)."""
+        self._run(lambda c: c.jsm.delete_consumer(stream, name))
+
     def message_at(self, stream: str, seq: int) -> Message:
         """The stored message with sequence `seq` of stream `stream` (DestinationNotFound if it is gone); used to
         copy a message a consumer gave up on (a max-deliveries advisory names only its sequence)."""

@@ -72,6 +72,24 @@ class Names:
         }[broker]
 
 
+def teardown(names: Names) -> None:
+    """Delete what setup(names) created under a suffix (tests). The shared NATS `DLQ` stream and the saga-events topic
+    stay: other sources use them."""
+    configured = brokers.configured()
+    doomed = {
+        "kafka": [names.orders, names.dlq("kafka")],
+        "sqs": [names.notify, names.dlq("sqs")],
+        "rabbitmq": [names.shipping, names.dlq("rabbitmq")],
+        "nats": [names.audit_stream],
+    }
+    for broker, destinations in doomed.items():
+        for name in destinations if broker in configured else []:
+            try:
+                configured[broker].delete_destination(name)
+            except BrokerError as exc:
+                log.warning("demo teardown: %s %s: %s", broker, name, exc)
+
+
 class PoisonMessage(Exception):
     pass
 

@@ -22,6 +22,24 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The machine's NATS outlives the run: remove the durables this run's ingest workers made on shared streams
+    (their names carry the run's SWITCHYARD_NAMESPACE), so `make run` afterwards does not list them as consumers."""
+    from django.conf import settings
+
+    from brokers.base import BrokerError
+    from console import brokers
+
+    try:
+        nats = brokers.configured().get("nats")
+        for stream in [d.name for d in nats.list_destinations()] if nats else []:
+            for consumer in nats.consumer_info(stream):
+                if settings.NAMESPACE in consumer.name:
+                    nats.delete_consumer(stream, consumer.name)
+    except BrokerError:
+        pass  # clean-up is best effort; a broker that went away has nothing to clean
+
+
 def make_user(username: str, role: str | None) -> User:
     user = User.objects.create_user(username=username, password=PASSWORD)
     if role:

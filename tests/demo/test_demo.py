@@ -5,7 +5,7 @@ import random
 import time
 import uuid
 
-from demo.traffic import Demo, Names
+from demo.traffic import Demo, Names, teardown
 from dlq import discovery, ingest
 from dlq.models import DeadLetter, DeadLetterSource
 from outbox.models import OutboxEvent
@@ -53,3 +53,4 @@ def test_it_sends_a_poison_order_all_the_way_to_the_dead_letter_inbox(transactio
     finally:
         demo.close()
         ingest.close_all()
+        teardown(names)  # the machine's RabbitMQ and NATS outlive the test run
