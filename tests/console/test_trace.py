@@ -51,8 +51,8 @@ def test_it_shows_a_saga_its_outbox_events_and_dead_letters_under_one_correlatio
     assert 'data-testid="trace-dead-letters"' in html and f'href="/dead-letters/{dl.pk}/"' in html
     # The sections come in the order things happen: saga, outbox, dead letters.
     assert html.index("trace-sagas") < html.index("trace-outbox") < html.index("trace-dead-letters")
-    # Both detail pages link here.
-    for page in (saga.get_absolute_url(), f"/dead-letters/{dl.pk}/"):
+    # The saga list and both detail pages link here.
+    for page in ("/sagas/", saga.get_absolute_url(), f"/dead-letters/{dl.pk}/"):
         assert "/trace/?correlation=ORD-000042" in client.get(page).content.decode(), page
 
 
