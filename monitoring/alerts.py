@@ -53,6 +53,14 @@ def firing(rule: AlertRule, now: datetime) -> dict[str, str]:
 
         stuck = SagaInstance.objects.filter(status__in=ACTIVE, state_since__lt=since).count()
         return {"sagas": f"{stuck} saga(s) stuck for more than {rule.minutes} min"} if stuck else {}
+    if rule.kind == AlertRule.Kind.DLQ_RETENTION:
+        # The retention check (a beat job) stores its warning on the source; a page shows it, this pages someone.
+        if not apps.is_installed("dlq"):
+            return {}
+        from dlq.models import DeadLetterSource
+
+        sources = DeadLetterSource.objects.exclude(retention_warning="")
+        return {f"dlq-retention:{s}": s.retention_warning[:500] for s in sources}
     if rule.kind == AlertRule.Kind.OUTBOX_AGE:
         if not apps.is_installed("outbox"):
             return {}

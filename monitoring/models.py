@@ -146,6 +146,7 @@ class AlertRule(models.Model):
         CONSUMER_STATUS = "consumer_status", "a consumer is WARN or worse for Z minutes"
         SAGA_STUCK = "saga_stuck", "a saga is stuck longer than T minutes"
         OUTBOX_AGE = "outbox_age", "outbox oldest event older than T minutes"
+        DLQ_RETENTION = "dlq_retention", "a broker DLQ's retention is about to drop messages not yet ingested"
 
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=20, choices=Kind.choices)

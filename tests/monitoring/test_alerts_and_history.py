@@ -139,3 +139,20 @@ def test_it_samples_dead_letter_counts_per_source_for_the_charts(world, source, 
     assert [s["label"] for s in history["series"]] == ["dead letters new", "dead letters kept"]
     outbox = world.client(world.viewer).get("/api/v1/consumers/outbox/outbox/history?range=7d").json()
     assert outbox["series"][0]["label"] == "outbox backlog"
+
+
+def test_it_pages_someone_before_a_broker_dlq_drops_what_is_not_ingested(world, source):
+    # The retention check stores its warning on the source (dlq.retention); the rule turns it into an incident per
+    # source, and resolves it once the warning is gone (ingested, or the retention raised).
+    rule = AlertRule.objects.create(name="retention", kind="dlq_retention", minutes=0)
+    assert evaluate_all(timezone.now()) == []
+    warning = "sqs:orders-dlq: the oldest message not yet ingested is 3 days, 2:00:00 old; lost in about 22:00:00"
+    DeadLetterSource.objects.filter(pk=source.pk).update(retention_warning=warning)
+
+    sent = evaluate_all(timezone.now())
+    assert [(state, i.subject) for state, i in sent] == [("firing", "dlq-retention:sqs:orders-dlq")]
+    assert Incident.objects.get(rule=rule).summary == warning
+    assert evaluate_all(timezone.now()) == []  # one notification per incident
+
+    DeadLetterSource.objects.filter(pk=source.pk).update(retention_warning="")
+    assert [state for state, _ in evaluate_all(timezone.now())] == ["resolved"]
