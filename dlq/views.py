@@ -8,6 +8,7 @@ import uuid
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from console.access import ADMIN, OPERATOR, VIEWER
@@ -159,7 +160,10 @@ def replay(request):
     """Replay a previewed selection (or, without one, the checked ids or a group / filter frozen now); then watch the
     operation's progress page."""
     reason, key = request.POST.get("reason", "").strip(), request.POST.get("idempotency_key", "")
-    back = request.META.get("HTTP_REFERER") or "dlq"
+    # Back to the page the form was on (inbox or groups), but never to another site.
+    back = request.META.get("HTTP_REFERER", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = "dlq"
     if not reason or not key:
         messages.error(request, "A reason is required.")
         return redirect(back)

@@ -119,3 +119,12 @@ def test_it_refuses_a_tampered_selection_and_an_empty_preview(source, world):
     empty = operator.post("/dead-letters/replay/preview", {"group": "no-such-group", "status": "new"}).content.decode()
     assert 'data-testid="replay-preview-error"' in empty and "No dead letters to replay" in empty
     assert actions.thaw_selection(_selection(html)) == [rows[0].pk]
+
+
+def test_it_sends_a_refused_replay_back_to_its_page_but_never_off_site(source, world):
+    operator = world.client(world.operator)
+    form = {"selection": "bogus", "reason": "r", "idempotency_key": "back-1"}
+    groups = operator.post("/dead-letters/replay", form, HTTP_REFERER="http://testserver/dead-letters/groups/")
+    assert groups.status_code == 302 and groups["Location"] == "http://testserver/dead-letters/groups/"
+    evil = operator.post("/dead-letters/replay", form, HTTP_REFERER="https://evil.example/phish")
+    assert evil.status_code == 302 and evil["Location"] == "/dead-letters/"
