@@ -88,10 +88,10 @@ SELECT k FROM unnest(%s::text[]) AS wanted(k)
 WHERE pg_try_advisory_xact_lock({LOCK_SPACE}, hashtext(k))
 LIMIT %s
 """
-# Plain columns only: the envelope is formatted in Python by envelope_body(), the model's own (json_build_object here
-# cost more than the whole Python step). occurred_at comes as ISO 8601 text in UTC (to_json of a timestamptz), which
-# is cheaper to fetch than a timestamptz psycopg turns into a datetime. Headers come back only when the row has its
-# own (most have none).
+# Plain columns only: the envelope is formatted in Python by envelope_body(), the model's own, so the two cannot drift
+# (json_build_object here cost about what the Python step now does: ADR 0031). occurred_at comes as ISO 8601 text in
+# UTC (to_json of a timestamptz), cheaper to fetch than a timestamptz psycopg turns into a datetime. Headers come
+# back only when the row has its own (most have none).
 _ROWS_SQL = f"""
 SELECT id, order_key, destination, key, status, next_attempt_at <= %s AS due, attempts, event_id::text, event_type,
        schema_version, correlation_id, NULLIF(headers, '{{}}'::jsonb)::text, to_json(created_at) #>> '{{}}',
