@@ -81,10 +81,7 @@ def encode_headers(headers: dict[str, bytes]) -> dict[str, str | dict]:
 
 
 def decode_headers(stored: dict) -> dict[str, bytes]:
-    return {
-        name: base64.b64decode(value["base64"]) if isinstance(value, dict) else str(value).encode()
-        for name, value in (stored or {}).items()
-    }
+    return {name: v.encode() if isinstance(v, str) else v for name, v in header_values(stored).items()}
 
 
 def header_values(stored: dict) -> dict[str, str | bytes]:

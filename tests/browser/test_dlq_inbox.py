@@ -27,6 +27,16 @@ def _store(source, bodies, headers=None):
     )
 
 
+@pytest.fixture
+def kafka_origin(transactional_db):
+    """A fresh Kafka origin topic and the DLQ source of its dead letters: (adapter, origin, source)."""
+    kafka = brokers.get("kafka")
+    origin = f"o-{uuid.uuid4().hex[:8]}"
+    kafka.ensure_destination(origin)
+    yield kafka, origin, DeadLetterSource.objects.create(broker="kafka", destination=origin + ".DLQ")
+    kafka.delete_destination(origin)
+
+
 def test_it_never_runs_script_from_a_dead_letter(transactional_db, world, live_console, page):
     source = DeadLetterSource.objects.create(broker="kafka", destination=f"h-{uuid.uuid4().hex[:6]}.DLQ")
     hostile = {
@@ -45,56 +55,44 @@ def test_it_never_runs_script_from_a_dead_letter(transactional_db, world, live_c
     assert page.evaluate("window.pwned") is None
 
 
-def test_it_replays_a_group_at_a_rate_and_shows_it_finish_live(transactional_db, world, live_console, page):
-    kafka = brokers.get("kafka")
-    origin = f"g-{uuid.uuid4().hex[:8]}"
-    kafka.ensure_destination(origin)
-    source = DeadLetterSource.objects.create(broker="kafka", destination=origin + ".DLQ")
-    try:
-        _store(source, [f'{{"n": {i}}}'.encode() for i in range(30)])
-        login(page, live_console, "operator")
-        page.goto(f"{live_console.url}/dead-letters/groups/")
-        row = page.locator("[data-testid=group-row]").first
-        expect(row.locator("[data-testid=group-count]")).to_have_text("30")
-        row.locator("input[name=rate]").fill("15")
-        row.locator("input[name=reason]").fill("fixed the bug")
-        row.locator("button[type=submit]").click()
-        # The preview first: the frozen set's count and sample, the rate and reason carried over; then start.
-        preview = page.locator("[data-testid=replay-preview]")
-        expect(preview.locator("h2")).to_have_text("Replay 30 dead letters")
-        expect(preview.locator("input[name=rate]")).to_have_value("15")
-        expect(preview.locator("input[name=reason]")).to_have_value("fixed the bug")
-        preview.locator("[data-testid=replay-start]").click()
-        page.wait_for_url(re.compile(r"/operations/[0-9a-f-]+/$"))
-        page.evaluate("window.__marker = 'same page'")
-        expect(page.locator("[data-testid=percent]")).to_have_text("100%", timeout=30_000)
-        expect(page.locator("[data-testid=status]")).to_have_text("succeeded")
-        assert page.evaluate("window.__marker") == "same page"
-        assert len(kafka.read(origin, 100, timeout=10)) == 30
-    finally:
-        kafka.delete_destination(origin)
+def test_it_replays_a_group_at_a_rate_and_shows_it_finish_live(kafka_origin, world, live_console, page):
+    kafka, origin, source = kafka_origin
+    _store(source, [f'{{"n": {i}}}'.encode() for i in range(30)])
+    login(page, live_console, "operator")
+    page.goto(f"{live_console.url}/dead-letters/groups/")
+    row = page.locator("[data-testid=group-row]").first
+    expect(row.locator("[data-testid=group-count]")).to_have_text("30")
+    row.locator("input[name=rate]").fill("15")
+    row.locator("input[name=reason]").fill("fixed the bug")
+    row.locator("button[type=submit]").click()
+    # The preview first: the frozen set's count and sample, the rate and reason carried over; then start.
+    preview = page.locator("[data-testid=replay-preview]")
+    expect(preview.locator("h2")).to_have_text("Replay 30 dead letters")
+    expect(preview.locator("input[name=rate]")).to_have_value("15")
+    expect(preview.locator("input[name=reason]")).to_have_value("fixed the bug")
+    preview.locator("[data-testid=replay-start]").click()
+    page.wait_for_url(re.compile(r"/operations/[0-9a-f-]+/$"))
+    page.evaluate("window.__marker = 'same page'")
+    expect(page.locator("[data-testid=percent]")).to_have_text("100%", timeout=30_000)
+    expect(page.locator("[data-testid=status]")).to_have_text("succeeded")
+    assert page.evaluate("window.__marker") == "same page"
+    assert len(kafka.read(origin, 100, timeout=10)) == 30
 
 
-def test_it_previews_the_checked_dead_letters_before_replaying_them(transactional_db, world, live_console, page):
+def test_it_previews_the_checked_dead_letters_before_replaying_them(kafka_origin, world, live_console, page):
     # The checkboxes live in the table, outside the actions form (form="dl-actions"): the preview must see them.
-    kafka = brokers.get("kafka")
-    origin = f"p-{uuid.uuid4().hex[:8]}"
-    kafka.ensure_destination(origin)
-    source = DeadLetterSource.objects.create(broker="kafka", destination=origin + ".DLQ")
-    try:
-        rows = _store(source, [f'{{"n": {i}}}'.encode() for i in range(5)])
-        login(page, live_console, "operator")
-        page.goto(f"{live_console.url}/dead-letters/")
-        for dl in rows[:2]:
-            page.check(f"input[name=ids][value='{dl.pk}']")
-        page.click("[data-testid=replay-preview-button]")
-        preview = page.locator("[data-testid=replay-preview]")
-        expect(preview.locator("h2")).to_have_text("Replay 2 dead letters")
-        expect(preview.locator("[data-testid=replay-sample] tbody tr")).to_have_count(2)
-        preview.locator("input[name=reason]").fill("two of them")
-        preview.locator("[data-testid=replay-start]").click()
-        page.wait_for_url(re.compile(r"/operations/[0-9a-f-]+/$"))
-        expect(page.locator("[data-testid=status]")).to_have_text("succeeded", timeout=30_000)
-        assert sorted(m.body for m in kafka.read(origin, 10, timeout=10)) == [b'{"n": 0}', b'{"n": 1}']
-    finally:
-        kafka.delete_destination(origin)
+    kafka, origin, source = kafka_origin
+    rows = _store(source, [f'{{"n": {i}}}'.encode() for i in range(5)])
+    login(page, live_console, "operator")
+    page.goto(f"{live_console.url}/dead-letters/")
+    for dl in rows[:2]:
+        page.check(f"input[name=ids][value='{dl.pk}']")
+    page.click("[data-testid=replay-preview-button]")
+    preview = page.locator("[data-testid=replay-preview]")
+    expect(preview.locator("h2")).to_have_text("Replay 2 dead letters")
+    expect(preview.locator("[data-testid=replay-sample] tbody tr")).to_have_count(2)
+    preview.locator("input[name=reason]").fill("two of them")
+    preview.locator("[data-testid=replay-start]").click()
+    page.wait_for_url(re.compile(r"/operations/[0-9a-f-]+/$"))
+    expect(page.locator("[data-testid=status]")).to_have_text("succeeded", timeout=30_000)
+    assert sorted(m.body for m in kafka.read(origin, 10, timeout=10)) == [b'{"n": 0}', b'{"n": 1}']

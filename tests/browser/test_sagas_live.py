@@ -20,6 +20,14 @@ def _post(live_console, token: str, body) -> None:
     assert response.status_code in (200, 201), response.text
 
 
+def _open(page, live_console, role: str, path: str) -> None:
+    """Log in as `role`, open `path`, and wait until its live socket is open (so nothing posted next is missed)."""
+    login(page, live_console, role)
+    page.add_init_script(WS_OPEN)
+    page.goto(f"{live_console.url}{path}")
+    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+
+
 def _row(page, saga_id: str):
     return page.locator("[data-testid=saga-row]", has=page.locator(f"a:text-is('{saga_id}')"))
 
@@ -27,10 +35,7 @@ def _row(page, saga_id: str):
 def test_it_shows_new_sagas_live_and_holds_them_while_paused(transactional_db, world, live_console, page):
     token = world.token(world.viewer)  # a machine client's token: the viewer role is enough to report events
     _post(live_console, token, ev("old-1", "reserve", seq=1))
-    login(page, live_console, "operator")
-    page.add_init_script(WS_OPEN)
-    page.goto(f"{live_console.url}/sagas/?saga_type=order")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    _open(page, live_console, "operator", "/sagas/?saga_type=order")
     expect(page.locator("[data-testid=saga-row]")).to_have_count(1)
     page.evaluate("window.marker = 'same page'")  # gone if anything reloads the page
 
@@ -57,10 +62,7 @@ def test_it_shows_new_sagas_live_and_holds_them_while_paused(transactional_db, w
 def test_it_shows_events_arriving_for_the_open_saga(transactional_db, world, live_console, page):
     token = world.token(world.viewer)
     _post(live_console, token, ev("tl-1", "reserve", seq=1))
-    login(page, live_console, "viewer")
-    page.add_init_script(WS_OPEN)
-    page.goto(f"{live_console.url}/sagas/tl-1/")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    _open(page, live_console, "viewer", "/sagas/tl-1/")
     expect(page.locator("[data-testid=event]")).to_have_count(1)
     _post(
         live_console, token, ev("tl-1", "charge", status="failed", seq=2, error={"type": "Declined", "message": "no"})
@@ -76,10 +78,7 @@ def test_it_inserts_a_saga_that_starts_matching_the_filter_live(transactional_db
     token = world.token(world.viewer)
     _post(live_console, token, [ev("fails-1", "reserve", seq=1), ev("other-1", "reserve", seq=1, saga_type="refund")])
     _post(live_console, token, ev("stays-1", "reserve", seq=1))
-    login(page, live_console, "viewer")
-    page.add_init_script(WS_OPEN)
-    page.goto(f"{live_console.url}/sagas/?saga_type=order&status=failed")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    _open(page, live_console, "viewer", "/sagas/?saga_type=order&status=failed")
     expect(page.locator("[data-testid=saga-row]")).to_have_count(0)
     expect(page.locator("[data-testid=no-sagas]")).to_have_count(1)
 
