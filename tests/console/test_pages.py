@@ -109,6 +109,9 @@ def test_it_closes_an_anonymous_websocket(db):
         communicator = WebsocketCommunicator(OperationsConsumer.as_asgi(), "/ws/operations/")
         communicator.scope["user"] = AnonymousUser()
         connected, code = await communicator.connect()
+        # Let the application finish (it waits for the disconnect) rather than leave asyncio.run's shutdown to
+        # cancel it mid-call: that cancellation could hang the whole run.
+        await communicator.disconnect()
         return connected, code
 
     assert async_to_sync(connect)() == (False, 4403)
