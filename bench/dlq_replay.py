@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import benchdb  # noqa: E402  (bench/ is on sys.path as the script directory)
+import cpu  # noqa: E402
 
 DB = "sy_bench_dlq"
 SQS_N = 200  # moto slows down past a few hundred messages in one queue
@@ -117,17 +118,21 @@ def warm(broker: str, destination: str) -> None:
     brokers.get(broker).publish_batch([OutgoingMessage(destination, b"{}", None, {})])
 
 
-def throughput(broker: str, n: int) -> float:
+def throughput(broker: str, n: int, usage: list | None = None) -> float:
+    """Replay n fresh dead letters; with `usage`, the machine's CPU during the replay is appended to it."""
     origin = make(broker)
     warm(broker, origin)
     ids = seed_dead_letters(broker, origin, n)
-    seconds, _ = replay(ids)
+    with cpu.Meter() as meter:
+        seconds, _ = replay(ids)
+    if usage is not None:
+        usage.append(meter.usage)
     rate = n / seconds
     print(f"  {broker:<9} {n:>6} messages in {seconds:6.2f} s = {rate:8.0f} msg/s")
     return rate
 
 
-def sqs_seed_loop(n: int) -> float:
+def sqs_seed_loop(n: int, usage: list | None = None) -> float:
     """The seed's redrive: receive 1, send 1, delete 1, until the DLQ is empty. Returns msg/s."""
     from brokers.base import OutgoingMessage
     from console import brokers
@@ -137,7 +142,7 @@ def sqs_seed_loop(n: int) -> float:
     sqs.publish_batch([OutgoingMessage(dlq, body(i), None, headers(i)) for i in range(n)])
     client, dlq_url, origin_url = sqs._client, sqs._queue_url(dlq), sqs._queue_url(origin)
     moved = 0
-    started = time.perf_counter()
+    meter = cpu.Meter().__enter__()
     while moved < n:
         got = client.receive_message(
             QueueUrl=dlq_url, MaxNumberOfMessages=1, MessageAttributeNames=["All"], WaitTimeSeconds=1
@@ -148,7 +153,10 @@ def sqs_seed_loop(n: int) -> float:
             )
             client.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
             moved += 1
-    return n / (time.perf_counter() - started)
+    meter.__exit__(None, None, None)
+    if usage is not None:
+        usage.append(meter.usage)
+    return n / meter.usage.wall
 
 
 def sqs_seed_sends(n: int) -> float:
@@ -190,7 +198,7 @@ def moto_alone(n: int) -> float:
         return len(chunks) * 10 / (time.perf_counter() - started)
 
 
-def sqs_switchyard(n: int) -> tuple[float, float]:
+def sqs_switchyard(n: int, usage: list | None = None) -> tuple[float, float]:
     """Ingest the DLQ (receive 10, commit, delete the batch) then replay to the origin: (end-to-end, replay) msg/s."""
     from brokers.base import OutgoingMessage
     from console import brokers
@@ -206,11 +214,14 @@ def sqs_switchyard(n: int) -> tuple[float, float]:
         ingest.run_once(source, 100, timeout=1)
     ingested = time.perf_counter() - started
     ids = list(DeadLetter.objects.filter(source=source).order_by("id").values_list("id", flat=True))
-    seconds, _ = replay(ids)
+    with cpu.Meter() as meter:
+        seconds, _ = replay(ids)
+    if usage is not None:
+        usage.append(meter.usage)
     return n / (ingested + seconds), n / seconds
 
 
-def kafka_raw(n: int, prebuilt: bool = True) -> float:
+def kafka_raw(n: int, prebuilt: bool = True, usage: list | None = None) -> float:
     """A raw confluent-kafka producer of the same messages: produce all, poll(0) as it goes, flush once.
 
     Same producer settings as the adapter (acks=all, idempotence, linger.ms=5), so the ratio compares like with like.
@@ -228,21 +239,22 @@ def kafka_raw(n: int, prebuilt: bool = True) -> float:
     producer = Producer({**PRODUCER_DEFAULTS, "bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
     producer.produce(topic, b"{}")
     producer.flush(30)
-    started = time.perf_counter()
-    for i in range(n):
-        value, hdrs = messages[i] if messages is not None else build(i)
-        while True:
-            try:
-                producer.produce(topic, value, key=None, headers=hdrs)
-                break
-            except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-    left = producer.flush(60)
-    seconds = time.perf_counter() - started
+    with cpu.Meter() as meter:
+        for i in range(n):
+            value, hdrs = messages[i] if messages is not None else build(i)
+            while True:
+                try:
+                    producer.produce(topic, value, key=None, headers=hdrs)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            producer.poll(0)
+        left = producer.flush(60)
     if left:
         raise SystemExit(f"raw producer: {left} messages not delivered")
-    return n / seconds
+    if usage is not None:
+        usage.append(meter.usage)
+    return n / meter.usage.wall
 
 
 def limited(broker: str, n: int, rate: float) -> float:
@@ -284,10 +296,11 @@ def main() -> None:
             else:
                 print(f"  {broker:<9} not configured")
 
-        seed = sqs_seed_loop(SQS_N)
+        seed_cpu, sqs_cpu = [], []
+        seed = sqs_seed_loop(SQS_N, usage=seed_cpu)
         seed_sends = sqs_seed_sends(SQS_N)
         alone = moto_alone(SQS_N)
-        end_to_end, replay_only = sqs_switchyard(SQS_N)
+        end_to_end, replay_only = sqs_switchyard(SQS_N, usage=sqs_cpu)
         print(f"SQS, {SQS_N} messages DLQ → origin:")
         print(f"  seed loop (receive 1, send 1, delete 1):    {seed:8.0f} msg/s")
         print(f"  seed loop's sends alone (send 1 at a time): {seed_sends:8.0f} msg/s")
@@ -303,10 +316,16 @@ def main() -> None:
             "the seed loop"
         )
         print("    — the same move as the seed loop (receive, send, delete), but ingest runs ahead of any replay")
+        # moto serves requests on one Python thread at a time: when it is busy for most of the replay's wall time,
+        # the replay is waiting on moto, and no arrangement of our requests goes faster (bench/cpu.py).
+        for name, usage in (("seed loop", seed_cpu[0]), ("replay", sqs_cpu[0])):
+            busy = usage.groups.get("moto", 0.0) / usage.wall
+            print(f"  {name}: moto busy {busy:.2f} of the wall time; {usage.describe(SQS_N)}")
 
-        raw = kafka_raw(args.kafka)
+        raw_cpu, ours_cpu = [], []
+        raw = kafka_raw(args.kafka, usage=raw_cpu)
         building = kafka_raw(args.kafka, prebuilt=False)
-        ours = throughput("kafka", args.kafka)
+        ours = throughput("kafka", args.kafka, usage=ours_cpu)
         print(
             f"Kafka, {args.kafka} messages: raw producer (same settings as the adapter: "
             f"{', '.join(f'{k}={v}' for k, v in PRODUCER_DEFAULTS.items())}), messages built before the clock "
@@ -315,6 +334,14 @@ def main() -> None:
         print(
             f"  for context: the raw producer building each message in its loop (json.dumps + headers): "
             f"{building:8.0f} msg/s; replay / that = {ours / building:.2f}"
+        )
+        # Why the ratio is what it is: CPU per message of each side, machine-wide (bench/cpu.py).
+        print(f"  replay: {ours_cpu[0].describe(args.kafka)}")
+        print(f"  raw:    {raw_cpu[0].describe(args.kafka)}")
+        ceiling = ours_cpu[0].ceiling(args.kafka)
+        print(
+            f"  with all {cpu.CORES} cores on it, the replay's CPU per message allows at most {ceiling:,.0f} msg/s "
+            f"= {ceiling / raw:.2f} of the raw producer"
         )
 
         for broker in ("kafka", "sqs"):
