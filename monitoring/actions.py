@@ -1,13 +1,15 @@
-"""Writes of the monitoring app: offset resets (as Operations) and alert-rule changes (admin, audited)."""
+"""Writes of the monitoring app: offset resets (as Operations), alert-rule changes (admin, audited), acknowledging
+incidents and silencing rules (operator, audited)."""
 
-from django.db import transaction
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from brokers.base import BrokerError
 from console import brokers
 from console.actions import Conflict, do_start_operation, find_repeat, record_audit
-from monitoring.models import AlertRule
-
-RULE_FIELDS = ("name", "kind", "threshold", "minutes", "webhook_url", "email", "enabled")
+from monitoring.models import AlertRule, Incident
 
 
 def preview_reset(group: str, topic: str, to: str, value: int | None):
@@ -73,3 +75,89 @@ def do_delete_alert_rule(actor, rule: AlertRule, reason: str, idempotency_key: s
             via=via,
         )
         rule.delete()
+
+
+def _repeat(actor, idempotency_key: str, action: str):
+    """The earlier entry made with this key, which must have been for the same kind of request."""
+    repeat = find_repeat(actor, idempotency_key)
+    if repeat is not None and repeat.action != action:
+        raise Conflict("this idempotency key was already used for a different request")
+    return repeat
+
+
+def do_acknowledge_incident(actor, incident_id: int, note: str, idempotency_key: str, via: str = "web") -> Incident:
+    """Say that someone is on it. Conflict if it is resolved or someone else acknowledged it first."""
+    action = "incident.acknowledge"
+    repeat = _repeat(actor, idempotency_key, action)
+    if repeat is not None:
+        return Incident.objects.select_related("rule", "acknowledged_by").get(pk=repeat.target_id)
+    try:
+        with transaction.atomic(durable=True):
+            incident = Incident.objects.select_for_update().select_related("rule").filter(pk=incident_id).first()
+            if incident is None:
+                raise Conflict("no such incident")
+            if incident.acknowledged_at is not None:
+                who = incident.acknowledged_by.get_username() if incident.acknowledged_by else "someone"
+                raise Conflict(f"already acknowledged by {who} at {incident.acknowledged_at:%Y-%m-%d %H:%M:%S} UTC")
+            if incident.resolved_at is not None:
+                raise Conflict("the incident is resolved: there is nothing left to acknowledge")
+            incident.acknowledged_at, incident.acknowledged_by, incident.ack_note = timezone.now(), actor, note
+            incident.save(update_fields=["acknowledged_at", "acknowledged_by", "ack_note"])
+            record_audit(
+                actor,
+                action,
+                "incident",
+                incident.pk,
+                reason=note,
+                parameters={"rule": incident.rule.name, "subject": incident.subject},
+                result=incident.as_json(),
+                idempotency_key=idempotency_key,
+                via=via,
+            )
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer with what it did.
+        repeat = _repeat(actor, idempotency_key, action)
+        if repeat is None:
+            raise
+        return Incident.objects.select_related("rule", "acknowledged_by").get(pk=repeat.target_id)
+    return incident
+
+
+def do_silence_alert_rule(
+    actor, rule_id: int, until: datetime | None, reason: str, idempotency_key: str, via: str = "web"
+) -> AlertRule:
+    """Silence the rule until `until`, or end its silence now when `until` is None."""
+    action = "alert_rule.silence" if until is not None else "alert_rule.unsilence"
+    repeat = _repeat(actor, idempotency_key, action)
+    if repeat is not None:
+        return AlertRule.objects.select_related("silenced_by").get(pk=repeat.target_id)
+    try:
+        with transaction.atomic(durable=True):
+            rule = AlertRule.objects.select_for_update().filter(pk=rule_id).first()
+            if rule is None:
+                raise Conflict("no such rule")
+            before = {k: rule.as_json()[k] for k in ("silenced_until", "silenced_by", "silence_reason")}
+            if until is None:
+                if not rule.is_silenced(timezone.now()):
+                    raise Conflict("the rule is not silenced")
+                rule.silenced_until, rule.silenced_by, rule.silence_reason = None, None, ""
+            else:
+                rule.silenced_until, rule.silenced_by, rule.silence_reason = until, actor, reason
+            rule.save(update_fields=["silenced_until", "silenced_by", "silence_reason"])
+            record_audit(
+                actor,
+                action,
+                "alert_rule",
+                rule.pk,
+                reason=reason,
+                parameters={"until": until.isoformat() if until else None, "before": before},
+                result=rule.as_json(),
+                idempotency_key=idempotency_key,
+                via=via,
+            )
+    except IntegrityError:
+        repeat = _repeat(actor, idempotency_key, action)
+        if repeat is None:
+            raise
+        return AlertRule.objects.select_related("silenced_by").get(pk=repeat.target_id)
+    return rule

@@ -1,7 +1,11 @@
-"""JSON API: /api/v1/consumers, one target with partitions, its history, the offset reset, alert rules."""
+"""JSON API: /api/v1/consumers, one target with partitions, its history, the offset reset, alert rules, silencing a
+rule and acknowledging an incident."""
+
+from datetime import UTC, datetime, timedelta
 
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
@@ -10,7 +14,7 @@ from console.auth import ApiError, api, json_body
 from console.brokers import NotConfigured
 from console.operations import ParameterError
 from monitoring import actions, queries
-from monitoring.models import AlertRule, ConsumerTarget, Incident
+from monitoring.models import BROKERS, AlertRule, ConsumerTarget, Incident
 from monitoring.operations import validate_reset
 
 
@@ -19,6 +23,13 @@ def _target(broker: str, name: str) -> ConsumerTarget:
     if target is None:
         raise ApiError(404, f"no {broker} consumer, group or queue named {name!r}")
     return target
+
+
+def _rule(rule_id: int) -> AlertRule:
+    rule = AlertRule.objects.filter(pk=rule_id).first()
+    if rule is None:
+        raise ApiError(404, f"no alert rule {rule_id}")
+    return rule
 
 
 def _object(request) -> dict:
@@ -75,10 +86,10 @@ def _change(c) -> dict:
 @api(methods=("GET", "POST"), role=VIEWER)
 def alert_rules(request):
     if request.method == "GET":
-        incidents = Incident.objects.select_related("rule").order_by("-opened_at")[:100]
+        incidents = Incident.objects.select_related("rule", "acknowledged_by").order_by("-opened_at")[:100]
         return JsonResponse(
             {
-                "rules": [r.as_json() for r in AlertRule.objects.order_by("pk")],
+                "rules": [r.as_json() for r in AlertRule.objects.select_related("silenced_by").order_by("pk")],
                 "incidents": [i.as_json() for i in incidents],
             }
         )
@@ -87,22 +98,23 @@ def alert_rules(request):
 
 @api(methods=("POST", "DELETE"), role=ADMIN)
 def alert_rule(request, rule_id):
-    rule = get_object_or_404(AlertRule, pk=rule_id)
+    rule = _rule(rule_id)
     if request.method == "DELETE":
         reason, key = require_reason_and_key(_object(request))
         actions.do_delete_alert_rule(request.user, rule, reason, key, via=request.auth_via or "api")
         return JsonResponse({"deleted": rule_id})
-    return _save_rule(request, rule.pk)
+    return _save_rule(request, rule)
 
 
-def _save_rule(request, rule_id):
+def _save_rule(request, rule: AlertRule | None):
     from console.access import has_role
 
     if not has_role(request.user, ADMIN):
         raise ApiError(403, "the admin role is required")
     body = _object(request)
     reason, key = require_reason_and_key(body)
-    values = clean_rule(body, partial=rule_id is not None)
+    values = clean_rule(body, existing=rule)
+    rule_id = rule.pk if rule is not None else None
     try:
         rule = actions.do_save_alert_rule(request.user, rule_id, values, reason, key, via=request.auth_via or "api")
     except Conflict as e:
@@ -110,7 +122,83 @@ def _save_rule(request, rule_id):
     return JsonResponse(rule.as_json(), status=201 if rule_id is None else 200)
 
 
-def clean_rule(body: dict, partial: bool = False) -> dict:
+@api(methods=("POST", "DELETE"), role=OPERATOR)
+def alert_rule_silence(request, rule_id):
+    """POST {until, reason, idempotency_key} silences the rule until then; DELETE {reason, idempotency_key} ends it."""
+    rule = _rule(rule_id)
+    body = _object(request)
+    reason, key = require_reason_and_key(body)
+    until = clean_until(body.get("until")) if request.method == "POST" else None
+    try:
+        rule = actions.do_silence_alert_rule(request.user, rule.pk, until, reason, key, via=request.auth_via or "api")
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    return JsonResponse(rule.as_json())
+
+
+@api(methods=("POST",), role=OPERATOR)
+def incident_acknowledge(request, incident_id):
+    """POST {note?, idempotency_key}: someone is on it."""
+    incident = Incident.objects.filter(pk=incident_id).first()
+    if incident is None:
+        raise ApiError(404, f"no incident {incident_id}")
+    body = _object(request)
+    note = body.get("note", "")
+    fields = {}
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        fields["note"] = [f"must be a string of at most {MAX_NOTE} characters"]
+    key = body.get("idempotency_key")
+    if not isinstance(key, str) or not key.strip() or len(key) > 200:
+        fields["idempotency_key"] = ["an idempotency_key (1 to 200 characters) is required"]
+    if fields:
+        raise ApiError(400, "invalid request", fields)
+    try:
+        incident = actions.do_acknowledge_incident(
+            request.user, incident.pk, note.strip(), key.strip(), via=request.auth_via or "api"
+        )
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    return JsonResponse(incident.as_json())
+
+
+MAX_NOTE = 2000
+MAX_SILENCE = timedelta(days=30)
+
+
+def clean_until(value) -> datetime:
+    """The end of a silence: an ISO 8601 time (UTC when it names no offset), in the future, at most 30 days ahead
+    so that a forgotten silence cannot hide a rule for good."""
+    try:
+        when = parse_datetime(value.strip()) if isinstance(value, str) else None
+    except ValueError:  # well formed but impossible, e.g. month 13
+        when = None
+    if when is None:
+        raise ApiError(400, "invalid request", {"until": ["give an ISO 8601 time, e.g. 2026-11-26T18:00:00Z"]})
+    if timezone.is_naive(when):
+        when = when.replace(tzinfo=UTC)
+    now = timezone.now()
+    if when <= now:
+        raise ApiError(400, "invalid request", {"until": ["must be in the future"]})
+    if when > now + MAX_SILENCE:
+        raise ApiError(400, "invalid request", {"until": [f"must be at most {MAX_SILENCE.days} days ahead"]})
+    return when
+
+
+SCOPE_FIELDS = {"broker": 20, "target_name": 400, "topic": 250, "saga_type": 100, "destination": 300}
+# Which scope fields each kind reads; any other one set on the rule is refused rather than silently ignored.
+SCOPES = {
+    AlertRule.Kind.CONSUMER_STATUS: ("broker", "target_name", "topic"),
+    AlertRule.Kind.CONSUMER_LAG: ("broker", "target_name", "topic"),
+    AlertRule.Kind.SAGA_COMPENSATION_FAILED: ("saga_type",),
+    AlertRule.Kind.OUTBOX_FAILED: ("destination",),
+}
+DEFAULTS = {"threshold": 0, "seconds": 0, **{name: "" for name in SCOPE_FIELDS}}
+
+
+def clean_rule(body: dict, existing: AlertRule | None = None) -> dict:
+    """The rule's values from a body; with `existing`, only the fields given (the rest are kept), checked together
+    with the kept ones."""
+    partial = existing is not None
     errors: dict[str, list[str]] = {}
     values = {}
     if not partial or "name" in body:
@@ -123,7 +211,7 @@ def clean_rule(body: dict, partial: bool = False) -> dict:
             errors["kind"] = [f"must be one of: {', '.join(AlertRule.Kind.values)}"]
         else:
             values["kind"] = body["kind"]
-    for name, low in (("threshold", 0), ("minutes", 0)):
+    for name, low in (("threshold", 0), ("minutes", 0), ("seconds", 0)):
         if name in body:
             if not isinstance(body[name], int) or body[name] < low:
                 errors[name] = [f"must be an integer ≥ {low}"]
@@ -137,8 +225,34 @@ def clean_rule(body: dict, partial: bool = False) -> dict:
                 errors[name] = ["must be an http(s) URL"]
             else:
                 values[name] = body[name].strip()
+    for name, size in SCOPE_FIELDS.items():
+        if name in body:
+            if not isinstance(body[name], str) or len(body[name].strip()) > size:
+                errors[name] = [f"must be a string of at most {size} characters"]
+            elif name == "broker" and body[name].strip() and body[name].strip() not in BROKERS:
+                errors[name] = [f"must be one of: {', '.join(BROKERS)}"]
+            else:
+                values[name] = body[name].strip()
     if "enabled" in body:
         values["enabled"] = bool(body["enabled"])
+    if not errors:
+        _check_together({**DEFAULTS, **(existing.as_json() if existing else {}), **values}, errors)
     if errors:
         raise ApiError(400, "invalid rule", errors)
     return values
+
+
+def _check_together(rule: dict, errors: dict[str, list[str]]) -> None:
+    kind = rule["kind"]
+    for name in SCOPE_FIELDS:
+        if rule[name] and name not in SCOPES.get(kind, ()):
+            errors[name] = [f"the {kind} rule has no {name} scope; leave it empty"]
+    if kind in (AlertRule.Kind.CONSUMER_STATUS, AlertRule.Kind.CONSUMER_LAG):
+        if rule["target_name"] and not rule["broker"]:
+            errors["broker"] = ["name the broker of the group or queue"]
+        if rule["topic"] and (rule["broker"] != "kafka" or not rule["target_name"]):
+            errors["topic"] = ["a topic scopes a Kafka group: set broker kafka and the group's name"]
+    if kind == AlertRule.Kind.CONSUMER_LAG and not rule["threshold"] and not rule["seconds"]:
+        errors["threshold"] = ["give X (messages behind), seconds behind, or both"]
+    elif kind != AlertRule.Kind.CONSUMER_LAG and rule["seconds"]:
+        errors["seconds"] = ["only the consumer_lag rule has a seconds threshold; leave it 0"]

@@ -1,5 +1,6 @@
 """What is watched (ConsumerTarget), what was seen (Sample), and alerting (AlertRule, Incident)."""
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +18,7 @@ class Status(models.TextChoices):
 
 RANK = {s: i for i, s in enumerate(["OK", "WARN", "REWIND", "STALL", "STOP", "ERR"])}
 PILL = {"OK": "ok", "WARN": "warn", "STALL": "stall", "STOP": "stop", "REWIND": "warn", "ERR": "err"}
+BROKERS = ("kafka", "sqs", "rabbitmq", "nats", "celery", "outbox", "dlq")
 
 
 class ConsumerTarget(models.Model):
@@ -144,21 +146,59 @@ class AlertRule(models.Model):
     class Kind(models.TextChoices):
         DLQ_GROWTH = "dlq_growth", "dead letters grow by more than X in Y minutes"
         CONSUMER_STATUS = "consumer_status", "a consumer is WARN or worse for Z minutes"
+        CONSUMER_LAG = "consumer_lag", "a consumer is more than X messages or S seconds behind at the latest sample"
         SAGA_STUCK = "saga_stuck", "a saga is stuck longer than T minutes"
+        SAGA_COMPENSATION_FAILED = (
+            "saga_compensation_failed",
+            "sagas wait for an operator: compensation failed more than T minutes ago",
+        )
         OUTBOX_AGE = "outbox_age", "outbox oldest event older than T minutes"
+        OUTBOX_FAILED = "outbox_failed", "more than X outbox rows failed (relay gave up) at a destination"
         DLQ_RETENTION = "dlq_retention", "a broker DLQ's retention is about to drop messages not yet ingested"
 
+    CONSUMER_KINDS = (Kind.CONSUMER_STATUS, Kind.CONSUMER_LAG)
+
     name = models.CharField(max_length=120)
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    threshold = models.IntegerField(default=0)  # X for dlq_growth; unused otherwise
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    threshold = models.IntegerField(default=0)  # X for dlq_growth, consumer_lag (messages), outbox_failed
     minutes = models.IntegerField(default=5)  # Y, Z or T
+    seconds = models.IntegerField(default=0)  # S for consumer_lag; 0 = no seconds threshold
+    # Scope; blank = every subject. broker / target_name / topic: consumer rules; saga_type, destination: their rule.
+    broker = models.CharField(max_length=20, blank=True)
+    target_name = models.CharField(max_length=400, blank=True)  # a ConsumerTarget.name: group, queue, stream/consumer
+    topic = models.CharField(max_length=250, blank=True)  # Kafka groups only
+    saga_type = models.CharField(max_length=100, blank=True)
+    destination = models.CharField(max_length=300, blank=True)
     webhook_url = models.URLField(blank=True)
     email = models.CharField(max_length=500, blank=True)  # comma-separated addresses
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Silenced: opens no incident and sends nothing until then (the evaluation compares with its own `now`).
+    silenced_until = models.DateTimeField(null=True, blank=True)
+    silenced_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    silence_reason = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return self.name
+
+    def is_silenced(self, now) -> bool:
+        return self.silenced_until is not None and self.silenced_until > now
+
+    @property
+    def silenced_now(self) -> bool:
+        return self.is_silenced(timezone.now())
+
+    def scope_display(self) -> str:
+        if self.kind in self.CONSUMER_KINDS:
+            parts = [p for p in (self.broker, self.target_name) if p]
+            if self.topic:
+                parts.append(f"topic {self.topic}")
+            return " · ".join(parts) or "every consumer"
+        if self.kind == self.Kind.SAGA_COMPENSATION_FAILED:
+            return f"saga type {self.saga_type}" if self.saga_type else "every saga type"
+        if self.kind == self.Kind.OUTBOX_FAILED:
+            return self.destination or "every destination"
+        return ""
 
     def as_json(self) -> dict:
         return {
@@ -167,9 +207,18 @@ class AlertRule(models.Model):
             "kind": self.kind,
             "threshold": self.threshold,
             "minutes": self.minutes,
+            "seconds": self.seconds,
+            "broker": self.broker,
+            "target_name": self.target_name,
+            "topic": self.topic,
+            "saga_type": self.saga_type,
+            "destination": self.destination,
             "webhook_url": self.webhook_url,
             "email": self.email,
             "enabled": self.enabled,
+            "silenced_until": self.silenced_until.isoformat() if self.silenced_until else None,
+            "silenced_by": self.silenced_by.get_username() if self.silenced_by else None,
+            "silence_reason": self.silence_reason,
         }
 
 
@@ -183,6 +232,12 @@ class Incident(models.Model):
     resolved_at = models.DateTimeField(null=True)
     notified_open = models.BooleanField(default=False)
     notified_resolved = models.BooleanField(default=False)
+    # "Someone is on it": who, when and what they said; it changes no notification.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ack_note = models.TextField(blank=True)
 
     class Meta:
         constraints = [
@@ -194,12 +249,20 @@ class Incident(models.Model):
     def __str__(self) -> str:
         return f"{self.rule} · {self.subject}"
 
+    def can_acknowledge(self) -> bool:
+        return self.resolved_at is None and self.acknowledged_at is None
+
     def as_json(self) -> dict:
         return {
+            "id": self.pk,
             "rule": self.rule.name,
+            "rule_id": self.rule_id,
             "kind": self.rule.kind,
             "subject": self.subject,
             "summary": self.summary,
             "opened_at": self.opened_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
+            "acknowledged_by": self.acknowledged_by.get_username() if self.acknowledged_by else None,
+            "ack_note": self.ack_note,
         }

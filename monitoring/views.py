@@ -2,6 +2,7 @@
 
 import uuid
 
+from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -10,13 +11,22 @@ from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
 from console.auth import ApiError, require_role
 from console.brokers import NotConfigured
+from console.forms import ReasonForm
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
 from monitoring import actions, queries
-from monitoring.models import AlertRule, ConsumerTarget, Incident, Status
+from monitoring.api import clean_until
+from monitoring.models import BROKERS, AlertRule, ConsumerTarget, Incident, Status
 from monitoring.operations import validate_reset
 
-BROKERS = ("kafka", "sqs", "rabbitmq", "nats", "celery", "outbox", "dlq")
+
+class SilenceForm(ReasonForm):
+    until = forms.CharField(max_length=64)  # checked by api.clean_until, shared with the API
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(max_length=2000, required=False)
+    idempotency_key = forms.CharField(max_length=200)
 
 
 def _get_target_for_viewer(broker: str, name: str) -> ConsumerTarget:
@@ -74,16 +84,82 @@ def offset_reset(request, group):
 @require_GET
 @require_role(VIEWER)
 def alerts(request):
-    rules = AlertRule.objects.order_by("pk")
-    incidents = Incident.objects.select_related("rule").order_by("-opened_at")[:50]
+    return _alerts_page(request)
+
+
+def _alerts_page(request, failed: dict | None = None):
+    """The page; `failed` re-shows one silence or acknowledge form with its error and what was typed (a 400)."""
+    rules = AlertRule.objects.select_related("silenced_by").order_by("pk")
+    incidents = Incident.objects.select_related("rule", "acknowledged_by").order_by("-opened_at")[:50]
     ctx = {"rules": rules, "incidents": incidents, "kinds": AlertRule.Kind.choices, "nav": "consumers"}
-    ctx["key"] = str(uuid.uuid4())
-    return render(request, "monitoring/alerts.html", ctx)
+    ctx.update(key=str(uuid.uuid4()), brokers=BROKERS, failed=failed or {})
+    return render(request, "monitoring/alerts.html", ctx, status=400 if failed else 200)
+
+
+def _errors(form) -> str:
+    return "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items())
+
+
+@require_POST
+@require_role(OPERATOR)
+def alert_rule_silence(request, rule_id):
+    rule = get_object_or_404(AlertRule, pk=rule_id)
+    form = SilenceForm(request.POST)
+    failed = {"rule": rule.pk, "values": request.POST}
+    if not form.is_valid():
+        return _alerts_page(request, {**failed, "error": _errors(form)})
+    data = form.cleaned_data
+    try:
+        until = clean_until(data["until"])
+        actions.do_silence_alert_rule(request.user, rule.pk, until, data["reason"], data["idempotency_key"])
+    except ApiError as e:
+        return _alerts_page(request, {**failed, "error": "; ".join(" ".join(v) for v in e.fields.values())})
+    except Conflict as e:
+        return _alerts_page(request, {**failed, "error": str(e)})
+    messages.success(request, f"Rule {rule.name!r} silenced until {until:%Y-%m-%d %H:%M} UTC.")
+    return redirect("alerts")
+
+
+@require_POST
+@require_role(OPERATOR)
+def alert_rule_unsilence(request, rule_id):
+    rule = get_object_or_404(AlertRule, pk=rule_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _alerts_page(request, {"rule": rule.pk, "values": request.POST, "error": _errors(form)})
+    try:
+        actions.do_silence_alert_rule(
+            request.user, rule.pk, None, form.cleaned_data["reason"], form.cleaned_data["idempotency_key"]
+        )
+    except Conflict as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Rule {rule.name!r} pages again.")
+    return redirect("alerts")
+
+
+@require_POST
+@require_role(OPERATOR)
+def incident_acknowledge(request, incident_id):
+    incident = get_object_or_404(Incident, pk=incident_id)
+    form = AcknowledgeForm(request.POST)
+    failed = {"incident": incident.pk, "values": request.POST}
+    if not form.is_valid():
+        return _alerts_page(request, {**failed, "error": _errors(form)})
+    try:
+        actions.do_acknowledge_incident(
+            request.user, incident.pk, form.cleaned_data["note"].strip(), form.cleaned_data["idempotency_key"]
+        )
+    except Conflict as e:
+        return _alerts_page(request, {**failed, "error": str(e)})
+    messages.success(request, f"Incident {incident.subject!r} acknowledged.")
+    return redirect("alerts")
 
 
 def _rule_from_post(request) -> dict:
     body = {k: request.POST.get(k, "") for k in ("name", "kind", "webhook_url", "email")}
-    for name in ("threshold", "minutes"):
+    body.update({k: request.POST.get(k, "") for k in ("broker", "target_name", "topic", "saga_type", "destination")})
+    for name in ("threshold", "minutes", "seconds"):
         try:
             body[name] = int(request.POST.get(name) or 0)
         except ValueError:

@@ -1,6 +1,10 @@
-"""Real brokers for the monitoring tests (the adapter fixtures of tests/brokers), and helpers to make lag."""
+"""Real brokers for the monitoring tests (the adapter fixtures of tests/brokers), helpers to make lag, and a real
+HTTP receiver for alert webhooks."""
 
+import json
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -31,3 +35,27 @@ def console_brokers():
 @pytest.fixture
 def unique():
     return lambda prefix="sy": f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    """(url, received): a local HTTP server that keeps every alert notification POSTed to it."""
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", _Hook.received
+    server.shutdown()
+    server.server_close()

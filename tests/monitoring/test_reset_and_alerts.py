@@ -1,11 +1,7 @@
 """Offset reset through the API (dry run, then an audited Operation), and alerts by webhook and e-mail."""
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
-import pytest
 from django.core import mail
 from django.utils import timezone
 
@@ -88,29 +84,6 @@ def test_it_shows_the_dry_run_on_the_page_before_the_reset(world, console_broker
     assert b'data-testid="reset-preview"' in preview.content
     assert [o.committed for o in kafka.group_offsets(group)] == [8]
     assert b'data-testid="reset-form"' not in world.client(world.viewer).get(f"/consumers/kafka/{group}/").content
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):
-        _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook():
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", _Hook.received
-    server.shutdown()
-    server.server_close()
 
 
 def test_it_notifies_once_per_incident_and_once_on_resolve(world, settings, webhook):
