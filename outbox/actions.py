@@ -31,42 +31,76 @@ def _announce() -> None:
     announce_backlog()
 
 
+# Rows one retry changes at most: its audit entry lists them, and one transaction holds their keys' locks.
+RETRY_LIMIT = 10_000
+
+
 def do_retry_events(actor, event_ids: list[int], reason: str, idempotency_key: str, via: str = "web") -> dict:
     """Make failed rows pending again, due now, with a fresh attempt count. Rows not failed are left alone."""
+    rows = OutboxEvent.objects.filter(pk__in=event_ids)
+    return _retry(
+        actor,
+        rows,
+        reason,
+        idempotency_key,
+        via,
+        parameters={"ids": event_ids},
+        none_failed="none of these rows is failed",
+    )
+
+
+def do_retry_failed_destination(actor, destination: str, reason: str, idempotency_key: str, via: str = "web") -> dict:
+    """Every failed row of one destination (the oldest RETRY_LIMIT of them). The audit entry names the destination,
+    not the rows: the rows are whatever had failed when it ran (they are listed in its result)."""
+    rows = OutboxEvent.objects.filter(destination=destination)
+    return _retry(
+        actor,
+        rows,
+        reason,
+        idempotency_key,
+        via,
+        parameters={"destination": destination},
+        none_failed=f"{destination} has no failed rows",
+        target=("outbox_destination", destination),
+    )
+
+
+def _retry(
+    actor, rows, reason: str, idempotency_key: str, via: str, *, parameters: dict, none_failed: str, target=None
+) -> dict:
+    """Retry the failed ones among `rows`; the audit entry names `target` (type, id), or else the rows retried."""
     repeat = find_repeat(actor, idempotency_key)
     if repeat is not None:
         return repeat.result
     with transaction.atomic(durable=True):
-        _lock_keys(
-            OutboxEvent.objects.filter(pk__in=event_ids, status=Status.FAILED).values_list("order_key", flat=True)
+        chosen = list(rows.filter(status=Status.FAILED).order_by("id").values_list("pk", "order_key")[:RETRY_LIMIT])
+        _lock_keys(order_key for _, order_key in chosen)
+        # Re-read under the locks: only rows still failed once no relay holds their keys.
+        retried = list(
+            OutboxEvent.objects.filter(pk__in=[pk for pk, _ in chosen], status=Status.FAILED)
+            .order_by("id")
+            .values_list("pk", flat=True)
         )
-        retried = list(OutboxEvent.objects.filter(pk__in=event_ids, status=Status.FAILED).values_list("pk", flat=True))
         if not retried:
-            raise Conflict("none of these rows is failed")
+            raise Conflict(none_failed)
         OutboxEvent.objects.filter(pk__in=retried).update(
             status=Status.PENDING, attempts=0, next_attempt_at=timezone.now()
         )
         result = {"retried": retried}
+        target_type, target_id = target or ("outbox_event", retried[0] if len(retried) == 1 else f"{len(retried)} rows")
         record_audit(
             actor,
             "outbox.retry",
-            "outbox_event",
-            retried[0] if len(retried) == 1 else f"{len(retried)} rows",
+            target_type,
+            target_id,
             reason=reason,
-            parameters={"ids": event_ids},
+            parameters=parameters,
             result=result,
             idempotency_key=idempotency_key,
             via=via,
         )
         transaction.on_commit(_announce)
     return result
-
-
-def do_retry_failed_destination(actor, destination: str, reason: str, idempotency_key: str, via: str = "web") -> dict:
-    ids = list(
-        OutboxEvent.objects.filter(destination=destination, status=Status.FAILED).values_list("pk", flat=True)[:10_000]
-    )
-    return do_retry_events(actor, ids, reason, idempotency_key, via)
 
 
 def do_skip_event(actor, event_pk: int, reason: str, idempotency_key: str, via: str = "web") -> dict:

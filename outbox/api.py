@@ -1,15 +1,24 @@
 """JSON API: /api/v1/outbox/..."""
 
+import base64
+import json
 import uuid
 
 from django.http import HttpResponse, JsonResponse
+from django.urls import reverse
 
 from console.access import OPERATOR, VIEWER
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
 from outbox import stats
-from outbox.actions import do_retry_events, do_set_destination_paused, do_skip_event
+from outbox.actions import (
+    RETRY_LIMIT,
+    do_retry_events,
+    do_retry_failed_destination,
+    do_set_destination_paused,
+    do_skip_event,
+)
 from outbox.models import OutboxEvent, OutboxPayload, split_destination
 
 PAGE_SIZE = 100
@@ -59,6 +68,29 @@ def events(request):
 
 
 @api(role=VIEWER)
+def event(request, event_pk):
+    """One row with its headers and payload: JSON as JSON, bytes (or stored JSON that does not parse) as base64, and
+    a claim check as a reference to GET /api/v1/outbox/payloads/<id>."""
+    row = OutboxEvent.objects.filter(pk=event_pk).first()
+    if row is None:
+        raise ApiError(404, "no such outbox row")
+    body = {**row.as_json(), "encoding": row.encoding, "headers": row.envelope_headers()}
+    stored = row.claim_check_id and OutboxPayload.head(row.claim_check_id, 0)
+    if stored:
+        _, size, sha256 = stored
+        url = reverse("api_outbox_payload", args=[row.claim_check_id])
+        ref = {"claim_check": f"outbox-payload:{row.claim_check_id}", "size": size, "sha256": sha256, "url": url}
+        return JsonResponse({**body, "payload_ref": ref})
+    data = bytes(row.payload or b"")
+    if row.encoding == OutboxEvent.Encoding.JSON:
+        try:
+            return JsonResponse({**body, "payload": json.loads(data) if data else None})
+        except (ValueError, RecursionError):
+            pass  # not what publish() writes, but shown rather than refused
+    return JsonResponse({**body, "payload_base64": base64.b64encode(data).decode()})
+
+
+@api(role=VIEWER)
 def payload(request, payload_id):
     try:
         uuid.UUID(str(payload_id))
@@ -74,16 +106,36 @@ def payload(request, payload_id):
 
 @api(methods=("POST",), role=OPERATOR)
 def retry(request):
+    """Retry chosen rows (`ids`) or every failed row of one `destination`: exactly one of the two."""
     body = _object_body(request)
     reason, key = require_reason_and_key(body)
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids) or len(ids) > 10_000:
-        raise ApiError(400, "invalid request", {"ids": ["a list of 1 to 10000 row ids is required"]})
+    if ("ids" in body) == ("destination" in body):
+        raise ApiError(400, "send exactly one of ids (row ids) or destination (retry all its failed rows)")
+    via = request.auth_via or "api"
     try:
-        result = do_retry_events(request.user, ids, reason, key, via=request.auth_via or "api")
+        if "destination" in body:
+            result = do_retry_failed_destination(request.user, _destination(body), reason, key, via=via)
+        else:
+            result = do_retry_events(request.user, _ids(body), reason, key, via=via)
     except Conflict as e:
         raise ApiError(409, str(e)) from e
     return JsonResponse(result)
+
+
+def _ids(body: dict) -> list[int]:
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids) or len(ids) > RETRY_LIMIT:
+        raise ApiError(400, "invalid request", {"ids": [f"a list of 1 to {RETRY_LIMIT} row ids is required"]})
+    return ids
+
+
+def _destination(body: dict) -> str:
+    destination = body.get("destination")
+    try:
+        split_destination(destination if isinstance(destination, str) else "")
+    except ValueError as e:
+        raise ApiError(400, "invalid request", {"destination": [str(e)]}) from e
+    return destination
 
 
 @api(methods=("POST",), role=OPERATOR)
@@ -105,12 +157,7 @@ def destination_control(request, action):
         raise ApiError(404, f"unknown action {action!r}; use pause or resume")
     body = _object_body(request)
     reason, key = require_reason_and_key(body)
-    destination = body.get("destination")
-    try:
-        split_destination(destination if isinstance(destination, str) else "")
-    except ValueError as e:
-        raise ApiError(400, "invalid request", {"destination": [str(e)]}) from e
     result = do_set_destination_paused(
-        request.user, destination, action == "pause", reason, key, via=request.auth_via or "api"
+        request.user, _destination(body), action == "pause", reason, key, via=request.auth_via or "api"
     )
     return JsonResponse(result)

@@ -11,6 +11,7 @@ import json
 import uuid
 
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from brokers.base import OutgoingMessage
@@ -63,6 +64,26 @@ class OutboxPayload(models.Model):
 
     def reference(self) -> dict:
         return {"claim_check": f"outbox-payload:{self.pk}", "size": len(self.data), "sha256": self.sha256}
+
+    @classmethod
+    def head(cls, pk, limit: int) -> tuple[bytes, int, str] | None:
+        """The first `limit` bytes, the size and the digest, without reading a large payload whole."""
+        row = (
+            cls.objects.filter(pk=pk)
+            .annotate(
+                head=models.Func(
+                    "data",
+                    models.Value(1),
+                    models.Value(limit),
+                    function="substring",
+                    output_field=models.BinaryField(),
+                ),
+                size=models.Func("data", function="octet_length", output_field=models.BigIntegerField()),
+            )
+            .values_list("head", "size", "sha256")
+            .first()
+        )
+        return None if row is None else (bytes(row[0]), row[1], row[2])
 
 
 class OutboxEvent(models.Model):
@@ -123,6 +144,9 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} → {self.destination}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("outbox_event", args=[self.pk])
 
     @property
     def broker(self) -> str:

@@ -216,7 +216,9 @@ def outbox_trace(correlation: str, limit: int):
     OUTBOX_RETENTION_HOURS)."""
     from console.trace import TraceRow, TraceSection, stamp
 
-    events = OutboxEvent.objects.filter(correlation_id=correlation).order_by("-id")[: limit + 1]
+    events = (
+        OutboxEvent.objects.filter(correlation_id=correlation).defer("payload", "headers").order_by("-id")[: limit + 1]
+    )
     rows = [
         TraceRow(
             [
@@ -230,7 +232,7 @@ def outbox_trace(correlation: str, limit: int):
                 stamp(e.published_at),
                 f"{e.latency_ms:.1f} ms" if e.latency_ms is not None else "—",
             ],
-            "",
+            e.get_absolute_url(),
             e.created_at,
         )
         for e in events

@@ -1,20 +1,29 @@
-"""The Outbox page (backlog, chart, rows) and its operator forms."""
+"""The Outbox page (backlog, chart, rows), its operator forms, and one event's page."""
 
+import codecs
+import json
 import uuid
 
 from django import forms
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.http import QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from console.access import OPERATOR, VIEWER
 from console.actions import Conflict
 from console.auth import ApiError, require_role
 from console.forms import ReasonForm
+from console.views import HtmxHttpRequest
 from outbox import stats
-from outbox.actions import do_retry_events, do_set_destination_paused, do_skip_event
+from outbox.actions import do_retry_events, do_retry_failed_destination, do_set_destination_paused, do_skip_event
 from outbox.api import events_page
-from outbox.models import OutboxEvent, split_destination
+from outbox.models import OutboxEvent, OutboxPayload, split_destination
+
+FILTERS = ("status", "destination", "key", "event_type")
+PAYLOAD_SHOWN = 256 * 1024  # a larger payload is shown in part; the API has it whole
+HEX_SHOWN = 16 * 1024
 
 
 class RetryForm(ReasonForm):
@@ -52,6 +61,11 @@ def _page_context(request) -> dict:
         rows, next_before = events_page(params)
     except ApiError:
         rows, next_before = [], None
+    # The filter as a query string: the live refresh and the pager carry it, so neither widens what is shown.
+    query = QueryDict(mutable=True)
+    for name in FILTERS:
+        if params.get(name):
+            query[name] = params[name]
     return {
         "backlog": stats.backlog(),
         "latency": stats.latency(),
@@ -60,6 +74,9 @@ def _page_context(request) -> dict:
         "status": params.get("status"),
         "statuses": OutboxEvent.Status.values,
         "destination": params.get("destination", ""),
+        "event_key": params.get("key", ""),
+        "event_type": params.get("event_type", ""),
+        "filter_query": query.urlencode(),
         "before": params.get("before", ""),
         "key": str(uuid.uuid4()),
         "nav": "outbox",
@@ -68,7 +85,7 @@ def _page_context(request) -> dict:
 
 @require_GET
 @require_role(VIEWER)
-def outbox(request):
+def outbox(request: HtmxHttpRequest):
     template = "outbox/outbox.html" + ("#rows" if request.htmx else "")
     return render(request, template, _page_context(request))
 
@@ -107,16 +124,83 @@ def skip(request, event_pk: int):
     return redirect("outbox")
 
 
+def _back_to_page(request: HtmxHttpRequest):
+    # The backlog table's forms post through htmx (the live re-render has no request, so no CSRF token of its own:
+    # htmx sends the page's). A full reload then shows the message with the page's filters kept.
+    return HttpResponseClientRefresh() if request.htmx else redirect("outbox")
+
+
 @require_POST
 @require_role(OPERATOR)
-def destination_control(request, action: str):
+def destination_control(request: HtmxHttpRequest, action: str):
     form = DestinationForm(request.POST)
     if action not in ("pause", "resume") or not form.is_valid():
         messages.error(request, _errors(form) or f"unknown action {action}")
-        return redirect("outbox")
+        return _back_to_page(request)
     data = form.cleaned_data
     do_set_destination_paused(
         request.user, data["destination"], action == "pause", data["reason"], data["idempotency_key"]
     )
     messages.success(request, f"{data['destination']}: relaying {'paused' if action == 'pause' else 'resumed'}.")
-    return redirect("outbox")
+    return _back_to_page(request)
+
+
+@require_POST
+@require_role(OPERATOR)
+def retry_destination(request: HtmxHttpRequest):
+    form = DestinationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _errors(form))
+        return _back_to_page(request)
+    data = form.cleaned_data
+    try:
+        result = do_retry_failed_destination(request.user, data["destination"], data["reason"], data["idempotency_key"])
+        messages.success(
+            request, f"{data['destination']}: {len(result['retried'])} failed row(s) will be relayed again."
+        )
+    except Conflict as e:
+        messages.error(request, str(e))
+    return _back_to_page(request)
+
+
+def payload_views(head: bytes, size: int) -> dict:
+    """The payload as pretty JSON, text or hex — data for auto-escaping templates, never marked safe."""
+    out = {"size": size, "truncated": size > len(head), "json": None, "text": None}
+    try:
+        # Not final when cut short: a character split by the cut is dropped, not taken for binary.
+        out["text"] = codecs.getincrementaldecoder("utf-8")().decode(head, final=not out["truncated"])
+    except UnicodeDecodeError:
+        pass
+    if out["text"] is not None and not out["truncated"]:
+        try:
+            out["json"] = json.dumps(json.loads(out["text"]), indent=2, ensure_ascii=False)
+        except (ValueError, RecursionError):
+            pass  # not JSON, or nested deeper than Python's parser goes: shown as text
+    chunk = head[:HEX_SHOWN]
+    out["hex"] = "\n".join(_hex_line(i, chunk[i : i + 16]) for i in range(0, len(chunk), 16))
+    return out
+
+
+def _hex_line(offset: int, row: bytes) -> str:
+    printable = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+    return f"{offset:08x}  {row.hex(' '):<47}  {printable}"
+
+
+@require_GET
+@require_role(VIEWER)
+def event(request, event_pk: int):
+    row = get_object_or_404(OutboxEvent, pk=event_pk)
+    claim_check = row.claim_check_id and OutboxPayload.head(row.claim_check_id, PAYLOAD_SHOWN)
+    if claim_check:
+        head, size, sha256 = claim_check
+    else:
+        data = bytes(row.payload or b"")
+        head, size, sha256 = data[:PAYLOAD_SHOWN], len(data), ""
+    ctx = {
+        "e": row,
+        "headers": sorted(row.envelope_headers().items()),
+        "payload": payload_views(head, size),
+        "claim_check_sha256": sha256,
+        "nav": "outbox",
+    }
+    return render(request, "outbox/event.html", ctx)
