@@ -161,8 +161,7 @@ def _bulk_targets(body: dict) -> list[str]:
         ids = body["saga_ids"]
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise ApiError(400, "invalid request", {"saga_ids": ["must be a non-empty list of saga ids"]})
-        found = set(SagaInstance.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        return [i for i in dict.fromkeys(ids) if i in found]
+        return queries.existing_ids(ids)
     form = queries.SagaFilterForm(body.get("filter") or {})
     if not form.is_valid():
         raise ApiError(400, "invalid filter", {k: list(v) for k, v in form.errors.items()})

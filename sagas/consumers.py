@@ -66,7 +66,9 @@ class SagasConsumer(StreamConsumer):
             saga = SagaInstance.objects.filter(pk=payload["id"]).first()
             return self._detail(saga) if saga is not None else []
         sagas = SagaInstance.objects.filter(pk__in=payload["ids"]).only(*LIST_FIELDS)
-        return [(saga, render_to_string("sagas/_row.html", {"saga": saga, "oob": True})) for saga in sagas]
+        # The role context too: operators' rows carry the tick box for bulk actions (the render is shared per role).
+        ctx = self.template_context()
+        return [(saga, render_to_string("sagas/_row.html", {"saga": saga, "oob": True, **ctx})) for saga in sagas]
 
     def _detail(self, saga) -> list[str]:
         from sagas.queries import TIMELINE_PAGE_SIZE, timeline_context
@@ -78,5 +80,6 @@ class SagasConsumer(StreamConsumer):
 
 
 LIST_FIELDS = (
-    "id saga_type correlation_id status current_step started_at updated_at state_since finished_at origin event_count"
+    "id saga_type correlation_id status current_step last_error_type started_at updated_at state_since finished_at "
+    "origin event_count"
 ).split()

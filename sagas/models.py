@@ -5,10 +5,12 @@
 """
 
 import hashlib
+import json
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -27,6 +29,8 @@ class Status(models.TextChoices):
 FINISHED = (Status.COMPLETED, Status.COMPENSATED, Status.RESOLVED_MANUALLY)
 # A saga in one of these states is waiting for progress; "stuck" means it has waited too long.
 ACTIVE = (Status.RUNNING, Status.COMPENSATING)
+# Waiting on an operator: what the Failures view groups.
+FAILING = (Status.FAILED, Status.COMPENSATION_FAILED)
 
 
 class SagaInstance(models.Model):
@@ -54,6 +58,10 @@ class SagaInstance(models.Model):
     tail_seq = models.BigIntegerField(null=True, blank=True)
     tail_at = models.DateTimeField(null=True, blank=True)
     pending_steps = models.JSONField(null=True, blank=True)
+    # The error type of the latest failed event in history order ("" if none failed or it named no type): derived by
+    # the recording path like the rest of the row, so filtering by error is a column test, in SQL and for live rows.
+    # db_default: raw INSERTs that name their columns (bench, old writers) still get a value.
+    last_error_type = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [
@@ -67,6 +75,19 @@ class SagaInstance(models.Model):
             # "Stuck": active and in the same state since before a cutoff.
             models.Index(fields=["status", "state_since"], name="saga_status_since"),
             models.Index(fields=["-started_at", "-id"], name="saga_started"),
+            # Sagas waiting on an operator, by what failed: the Failures view groups them with an index-only scan,
+            # a group's list (status, step, error, type) is one range in keyset order, and status + step is a range
+            # too. Partial, so the ingest of healthy sagas never writes to it.
+            models.Index(
+                fields=["status", "current_step", "last_error_type", "saga_type", "-updated_at", "-id"],
+                condition=Q(status__in=FAILING),
+                name="saga_failures",
+            ),
+            # The error filter on its own (any status): without it a rare error type walks the whole updated index.
+            # Only sagas that ever failed are in it.
+            models.Index(
+                fields=["last_error_type", "-updated_at", "-id"], condition=~Q(last_error_type=""), name="saga_error"
+            ),
         ]
 
     def __str__(self):
@@ -78,6 +99,10 @@ class SagaInstance(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def is_failing(self) -> bool:
+        return self.status in FAILING
 
     @property
     def dom_id(self) -> str:
@@ -146,10 +171,23 @@ class SagaInstance(models.Model):
             "time_in_state_seconds": round(self.time_in_state().total_seconds(), 3),
             "origin": self.origin,
             "event_count": self.event_count,
+            "last_error_type": self.last_error_type or None,
         }
         if context:  # the list leaves it out: it is the one large column
             data["context"] = self.context
         return data
+
+    def context_text(self, limit: int) -> tuple[str, int]:
+        """The context as indented JSON cut to `limit` characters, and the length of the whole text (> limit: cut)."""
+        text = json.dumps(self.context, indent=2, ensure_ascii=False)
+        return text[:limit], len(text)
+
+    def context_dropped_bytes(self) -> int | None:
+        """The size of a context the producer sent over SAGA_CONTEXT_MAX_BYTES (the recording path kept only that)."""
+        context = self.context
+        if isinstance(context, dict) and context.get("_truncated") is True and isinstance(context.get("_bytes"), int):
+            return context["_bytes"]
+        return None
 
 
 class SagaStepEvent(models.Model):

@@ -2,17 +2,22 @@
 
 import json
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django import forms
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from sagas.models import ACTIVE, SagaInstance, SagaStepEvent, Status
+from sagas.models import ACTIVE, FAILING, SagaInstance, SagaStepEvent, Status
 
 PAGE_SIZE = 50
 TIMELINE_PAGE_SIZE = 100
+FAILURE_GROUPS_MAX = 500
+# `error_type=-` asks for sagas whose latest failure named no error type: a Failures group can have a blank error,
+# and its link must select exactly that group (bulk actions act on what the link selects). No exception type is "-".
+NO_ERROR_TYPE = "-"
 
 
 class SagaFilterForm(forms.Form):
@@ -25,6 +30,8 @@ class SagaFilterForm(forms.Form):
     updated_after = forms.DateTimeField(required=False)
     updated_before = forms.DateTimeField(required=False)
     stuck_minutes = forms.IntegerField(required=False, min_value=1, max_value=525_600)
+    step = forms.CharField(required=False, max_length=200, help_text="current step: the failed one, if failed")
+    error_type = forms.CharField(required=False, max_length=200, help_text="of the latest failed event")
     cursor = forms.CharField(required=False, max_length=300)
 
     def clean_cursor(self):
@@ -56,6 +63,10 @@ class SagaFilterForm(forms.Form):
         ):
             if data.get(name):
                 sagas = sagas.filter(**{lookup: data[name]})
+        if data.get("step"):
+            sagas = sagas.filter(current_step=data["step"])
+        if data.get("error_type"):
+            sagas = sagas.filter(last_error_type=_error_type(data["error_type"]))
         if data.get("stuck_minutes"):
             cutoff = timezone.now() - timezone.timedelta(minutes=data["stuck_minutes"])
             # Stuck means waiting on progress; a failed saga waits on an operator and has its own filter.
@@ -76,11 +87,17 @@ class SagaFilterForm(forms.Form):
             not data.get("started_before") or saga.started_at < data["started_before"],
             not data.get("updated_after") or saga.updated_at >= data["updated_after"],
             not data.get("updated_before") or saga.updated_at < data["updated_before"],
+            not data.get("step") or saga.current_step == data["step"],
+            not data.get("error_type") or saga.last_error_type == _error_type(data["error_type"]),
         ]
         if data.get("stuck_minutes"):
             cutoff = now - timezone.timedelta(minutes=data["stuck_minutes"])
             checks.append(saga.state_since < cutoff and (bool(data.get("status")) or saga.status in ACTIVE))
         return all(checks)
+
+
+def _error_type(value: str) -> str:
+    return "" if value == NO_ERROR_TYPE else value
 
 
 def page(form: SagaFilterForm, size: int = PAGE_SIZE) -> tuple[list[SagaInstance], str | None, int]:
@@ -92,7 +109,16 @@ def page(form: SagaFilterForm, size: int = PAGE_SIZE) -> tuple[list[SagaInstance
         when, saga_id = cursor
         # `updated_at <= t` lets Postgres range-scan the index; the OR breaks ties on id.
         sagas = sagas.filter(Q(updated_at__lt=when) | Q(updated_at=when, id__lt=saga_id), updated_at__lte=when)
-    fields = ("id", "saga_type", "correlation_id", "status", "current_step", "started_at", "updated_at")
+    fields = (
+        "id",
+        "saga_type",
+        "correlation_id",
+        "status",
+        "current_step",
+        "last_error_type",
+        "started_at",
+        "updated_at",
+    )
     rows = list(
         sagas.order_by("-updated_at", "-id").only(*fields, "state_since", "finished_at", "origin", "event_count")[
             : size + 1
@@ -137,6 +163,12 @@ def matching_ids(form: SagaFilterForm, cap: int) -> list[str] | None:
     return None if len(ids) > cap else ids
 
 
+def existing_ids(saga_ids: list[str]) -> list[str]:
+    """The given ids that name a saga, first occurrence order, repeats dropped."""
+    found = set(SagaInstance.objects.filter(pk__in=saga_ids).values_list("pk", flat=True))
+    return [i for i in dict.fromkeys(saga_ids) if i in found]
+
+
 def timeline_context(saga: SagaInstance, page_number: int, failed_only: bool) -> dict:
     """What templates/sagas/_timeline.html needs, for the page and for the live update alike."""
     events, more = timeline(saga, page_number, failed_only)
@@ -149,3 +181,20 @@ def timeline_context(saga: SagaInstance, page_number: int, failed_only: bool) ->
         "last_page": not more,
         "failed_only": failed_only,
     }
+
+
+def failure_groups(limit: int = FAILURE_GROUPS_MAX) -> tuple[list[dict], bool]:
+    """Sagas waiting on an operator, grouped by (type, status, step, error type), biggest group first; True when
+    there were more than `limit` groups. Status is part of the group because it decides which bulk action applies
+    (retry-step to failed, retry-compensation to compensation_failed). One GROUP BY over the saga_failures index."""
+    rows = list(
+        SagaInstance.objects.filter(status__in=FAILING)
+        .values("status", "current_step", "last_error_type", "saga_type")  # the index's order: no sort to group
+        .annotate(count=Count("*"), oldest=Min("updated_at"), newest=Max("updated_at"))
+        .order_by("-count", "saga_type", "status", "current_step", "last_error_type")[: limit + 1]
+    )
+    for row in rows:
+        error = row["last_error_type"] or NO_ERROR_TYPE
+        filters = {"saga_type": row["saga_type"], "status": row["status"], "step": row["current_step"]}
+        row["query"] = urlencode({**filters, "error_type": error})
+    return rows[:limit], len(rows) > limit

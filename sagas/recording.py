@@ -79,13 +79,14 @@ def _cap_context(context: dict) -> dict:
     return context
 
 
-Row = namedtuple("Row", "saga_id step direction status saga_status occurred_at seq")
+Row = namedtuple("Row", "saga_id step direction status saga_status occurred_at seq error_type", defaults=[""])
 
 # Raw SQL on the hot path, one statement per step whatever the batch size. Each batch goes to Postgres as ONE json
 # parameter unpacked by json_to_recordset: encoding a list of dicts is C code (json.dumps), where binding 23 typed
 # arrays spent ~60 µs per event in psycopg's array dumpers. Columns match sagas/migrations.
 _STATE = "status text, current_step text, started_at timestamptz, updated_at timestamptz, finished_at timestamptz, "
-_STATE += "state_since timestamptz, event_count int4, tail_seq int8, tail_at timestamptz, pending_steps jsonb"
+_STATE += "state_since timestamptz, event_count int4, tail_seq int8, tail_at timestamptz, pending_steps jsonb, "
+_STATE += "last_error_type text"
 _STATE_COLUMNS = [c.split()[0] for c in _STATE.split(", ")]
 _INSERT_INSTANCES = f"""
 INSERT INTO sagas_sagainstance (id, saga_type, correlation_id, origin, context, {", ".join(_STATE_COLUMNS)})
@@ -117,7 +118,7 @@ _INSERT_EVENTS = (
     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 _HISTORY = """
-SELECT saga_id, step, direction, status, saga_status, occurred_at, seq FROM sagas_sagastepevent
+SELECT saga_id, step, direction, status, saga_status, occurred_at, seq, error_type FROM sagas_sagastepevent
 WHERE saga_id = ANY(%s) ORDER BY saga_id, seq ASC NULLS LAST, occurred_at, id
 """
 _UPDATE = f"""
@@ -237,6 +238,7 @@ def _in_order(events: list[dict]) -> list[Row]:
             e.get("saga_status", ""),
             e["occurred_at"],
             e.get("seq"),
+            (e.get("error") or {}).get("type", ""),
         )
         for _, e in indexed
     ]
@@ -304,15 +306,18 @@ def derive(events: list[Row], state: dict | None = None) -> dict:
     Without an explicit `saga_status` an event means: execute started/succeeded/skipped → running; execute failed →
     failed; compensate started/succeeded/skipped → compensating, and compensated once every step that executed has
     been compensated; compensate failed → compensation_failed; resolved (an operator's note) → resolved_manually.
+    A failed event also sets the error type the row keeps (`last_error_type`), whatever the status becomes.
     """
     if state is None:
         status, since, current, finished, done, count = Status.RUNNING, None, "", None, [], 0
         started = updated = None
+        error_type = ""
     else:
         status, since, current, finished = state["status"], state["state_since"], state["current_step"], None
         pending = state["pending_steps"]  # Django's connection hands jsonb over as text
         done, count = list(json.loads(pending) if isinstance(pending, str) else pending), state["event_count"]
         started, updated = state["started_at"], state["updated_at"]
+        error_type = state["last_error_type"] or ""
     for e in events:
         new = status
         if e.direction == "execute":
@@ -329,6 +334,8 @@ def derive(events: list[Row], state: dict | None = None) -> dict:
                 new = Status.COMPENSATED if e.status != "started" and not done else Status.COMPENSATING
             elif e.status == "failed":
                 new = Status.COMPENSATION_FAILED
+        if e.status == "failed":
+            error_type = e.error_type
         if e.status == "resolved":
             new = Status.RESOLVED_MANUALLY
         if e.saga_status:
@@ -352,6 +359,7 @@ def derive(events: list[Row], state: dict | None = None) -> dict:
         "tail_seq": tail.seq,
         "tail_at": tail.occurred_at,
         "pending_steps": done,
+        "last_error_type": error_type,
     }
 
 

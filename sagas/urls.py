@@ -4,6 +4,8 @@ from sagas import api, views
 
 urlpatterns = [
     path("sagas/", views.saga_list, name="sagas"),
+    # No trailing slash: "sagas/<id>/" is a saga's page, and a saga may be called "failures".
+    path("sagas/failures", views.saga_failures, name="saga_failures"),
     path("sagas/bulk/preview", views.bulk_preview, name="saga_bulk_preview"),
     path("sagas/bulk/start", views.bulk_start, name="saga_bulk_start"),
     path("sagas/<str:saga_id>/", views.saga_detail, name="saga"),

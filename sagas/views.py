@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
@@ -10,6 +11,9 @@ from console.auth import require_role
 from console.views import HtmxHttpRequest
 from sagas import actions, queries
 from sagas.models import SagaInstance
+
+# The Data panel shows this much of the indented context; the JSON API has all of it.
+CONTEXT_SHOWN_CHARS = 20_000
 
 
 def _get_saga(saga_id) -> SagaInstance:
@@ -48,8 +52,13 @@ def saga_detail(request: HtmxHttpRequest, saga_id):
     except ValueError:
         page_number = 1
     failed_only = request.GET.get("failed_only") == "1"
+    context_text, context_chars = saga.context_text(CONTEXT_SHOWN_CHARS)
     ctx = {
         "saga": saga,
+        "context_text": context_text,
+        "context_chars": context_chars,
+        "context_cut": context_chars > CONTEXT_SHOWN_CHARS,
+        "context_max_bytes": settings.SAGA_CONTEXT_MAX_BYTES,
         **queries.timeline_context(saga, page_number, failed_only),
         "steps": actions.step_order(saga),
         "options": _action_options(saga),
@@ -108,18 +117,39 @@ def saga_action(request, saga_id, action):
     return render(request, "sagas/_action_result.html", {"op": op, "error": error, "action": action})
 
 
+@require_GET
+@require_role(VIEWER)
+def saga_failures(request):
+    groups, more = queries.failure_groups()
+    ctx = {"groups": groups, "more": more, "limit": queries.FAILURE_GROUPS_MAX, "nav": "sagas"}
+    return render(request, "sagas/failures.html", ctx)
+
+
 @require_POST
 @require_role(OPERATOR)
 def bulk_preview(request):
-    """Freeze the target set for "all matching this filter": count, sample, and the signed selection to confirm."""
+    """Freeze the target set — the ticked sagas, or all matching the filter — as count, sample, and the signed
+    selection to confirm."""
     action = request.POST.get("action", "")
-    form = queries.SagaFilterForm(request.POST)
     error, preview = None, None
-    if action not in actions.ACTIONS or not form.is_valid():
-        error = "Choose an action and a valid filter."
-    else:
-        ids = queries.matching_ids(form, actions.BULK_MAX)
+    if action not in actions.ACTIONS:
+        error = "Choose an action."
+    elif request.POST.get("target") == "selected":
+        ticked = request.POST.getlist("saga_ids")
+        ids = queries.existing_ids(ticked) if len(ticked) <= actions.BULK_MAX else None
         if ids is None:
+            error = f"More than {actions.BULK_MAX} sagas ticked: use a filter."
+        elif not ids:
+            error = "Tick at least one saga (that still exists)."
+        else:
+            preview = actions.freeze_selection(action, ids)
+    else:
+        form = queries.SagaFilterForm(request.POST)
+        valid = form.is_valid()
+        ids = queries.matching_ids(form, actions.BULK_MAX) if valid else None
+        if not valid:
+            error = "Choose a valid filter."
+        elif ids is None:
             error = f"More than {actions.BULK_MAX} sagas match: narrow the filter."
         elif not ids:
             error = "No saga matches this filter."

@@ -1,5 +1,6 @@
 """The list and the timeline: filters, keyset pages, an estimated total, bounded queries, the same facts as the API."""
 
+import json
 from datetime import timedelta
 
 from django.utils import timezone
@@ -156,3 +157,56 @@ def test_it_previews_and_starts_a_bulk_action_from_the_list(world):
 
     assert len(Operation.objects.get(idempotency_key="bk").parameters["saga_ids"]) == 10
     assert 'data-testid="bulk-form"' not in world.client(world.viewer).get("/sagas/").content.decode()
+
+
+def test_it_shows_the_sagas_data_escaped_in_a_collapsible_panel(world):
+    hostile = {"note": "<script>alert(1)</script>", "<img src=x onerror=alert(2)>": ["a & b", "ünï"]}
+    _record(ev("d1", "reserve", seq=1, context=hostile))
+    html = world.client(world.viewer).get("/sagas/d1/").content.decode()
+    panel = html.split('<details class="saga-data" data-testid="saga-data">')[1].split("</details>")[0]
+    assert "<summary>Data" in panel
+    assert "&quot;note&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in panel
+    assert "&lt;img src=x onerror=alert(2)&gt;" in panel and "a &amp; b" in panel and "ünï" in panel
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert 'data-testid="saga-data-cut"' not in panel
+
+
+def test_it_cuts_a_large_context_and_points_to_the_json_api(world, settings):
+    settings.SAGA_CONTEXT_MAX_BYTES = 100_000
+    _record(ev("d2", "reserve", seq=1, context={"lines": [f"item {i:05}" for i in range(3000)]}))
+    html = world.client(world.viewer).get("/sagas/d2/").content.decode()
+    note = html.split('data-testid="saga-data-cut">')[1].split("</p>")[0]
+    whole = len(json.dumps(SagaInstance.objects.get(pk="d2").context, indent=2, ensure_ascii=False))
+    assert f"Showing the first 20000 of {whole} characters" in note
+    assert 'href="/api/v1/sagas/d2"' in note
+    shown = html.replace("&quot;", '"')
+    assert '"item 00010"' in shown and '"item 02999"' not in shown  # the start is shown, the end is cut
+    settings.SAGA_CONTEXT_MAX_BYTES = 256
+    _record(ev("d3", "reserve", seq=1, context={"blob": "x" * 1000}))
+    dropped = world.client(world.viewer).get("/sagas/d3/").content.decode()
+    assert "The producer sent 1011 bytes of data, over the 256-byte limit" in dropped
+
+
+def test_it_previews_a_bulk_action_for_ticked_sagas(world):
+    _seed()
+    client = world.client(world.operator)
+    html = client.get("/sagas/", {"status": "failed"}).content.decode()
+    assert html.count('name="saga_ids"') == 10 and 'form="bulk-selected"' in html
+    assert 'id="bulk-selected"' in html and 'data-testid="select-all"' in html
+    assert 'name="saga_ids"' not in world.client(world.viewer).get("/sagas/").content.decode()
+    ticked = {"target": "selected", "action": "resolve", "saga_ids": ["s03", "s00", "s03", "gone"]}
+    preview = client.post("/sagas/bulk/preview", ticked).content.decode()
+    assert "<strong>2</strong> sagas frozen for <strong>resolve</strong>" in preview
+    selection = preview.split('name="selection" value="')[1].split('"')[0]
+    started = client.post(
+        "/sagas/bulk/start",
+        {"selection": selection, "action": "resolve", "note": "n", "reason": "r", "idempotency_key": "tick"},
+    ).content.decode()
+    assert 'data-testid="action-started"' in started
+    from console.models import Operation
+
+    assert Operation.objects.get(idempotency_key="tick").parameters["saga_ids"] == ["s03", "s00"]
+    # Nothing ticked is an error, never "everything" (the selected form sends no filter).
+    empty = client.post("/sagas/bulk/preview", {"target": "selected", "action": "resolve"}).content.decode()
+    assert "Tick at least one saga" in empty and 'name="selection"' not in empty
+    assert world.client(world.viewer).post("/sagas/bulk/preview", ticked).status_code == 403
