@@ -161,6 +161,8 @@ def _bulk_targets(body: dict) -> list[str]:
         ids = body["saga_ids"]
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise ApiError(400, "invalid request", {"saga_ids": ["must be a non-empty list of saga ids"]})
+        if len(ids) > actions.BULK_MAX:  # the same cap as a filter: one operation stays resumable and reviewable
+            raise ApiError(400, f"more than {actions.BULK_MAX} saga ids: send them in several requests")
         return queries.existing_ids(ids)
     form = queries.SagaFilterForm(body.get("filter") or {})
     if not form.is_valid():

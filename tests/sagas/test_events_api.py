@@ -140,6 +140,17 @@ def test_it_publishes_the_json_schema(world):
     assert b'"event_id"' in schema and b'"occurred_at"' in schema
 
 
+def test_it_refuses_more_saga_ids_than_one_bulk_action_takes(world):
+    from sagas import actions
+
+    operator = world.client(world.operator)
+    url = "/api/v1/sagas/bulk/resolve"
+    ids = [f"s{i}" for i in range(actions.BULK_MAX + 1)]
+    response = operator.post(url, {"preview": True, "note": "n", "saga_ids": ids}, content_type="application/json")
+    assert response.status_code == 400 and str(actions.BULK_MAX) in response.json()["error"]
+    assert not Operation.objects.exists()
+
+
 def test_it_resolves_all_matching_a_filter_from_a_frozen_selection(world):
     token = world.token(world.operator)
     for i in range(5):
