@@ -1,6 +1,6 @@
 """The "sagas" stream: list pages get rows (new sagas at the top when they match the page's filter), a saga's page
-gets its header and the last page of its timeline. What a socket shows comes from its query string:
-`/ws/sagas/?<the list's filters>` or `/ws/sagas/?saga=<id>`."""
+gets its header and the last page of its timeline (its other timeline views get a notice that they are behind).
+What a socket shows comes from its query string: `/ws/sagas/?<the list's filters>` or `/ws/sagas/?saga=<id>`."""
 
 from django.http import QueryDict
 from django.template.loader import render_to_string
@@ -76,7 +76,13 @@ class SagasConsumer(StreamConsumer):
         # The timeline's last page: it replaces the timeline only where the viewer is on that last page.
         last = max(1, -(-saga.event_count // TIMELINE_PAGE_SIZE))
         ctx = {"saga": saga, "oob": True, **timeline_context(saga, last, False), **self.template_context()}
-        return [render_to_string("sagas/_head.html", ctx), render_to_string("sagas/_timeline.html", ctx)]
+        return [
+            render_to_string("sagas/_head.html", ctx),
+            render_to_string("sagas/_timeline.html", ctx),
+            # An earlier page, or the failed-only view, stays as it is (the reader may be in the middle of it) and
+            # gets a notice instead; the last page has no notice element, so htmx drops this part there.
+            render_to_string("sagas/_timeline_news.html", ctx),
+        ]
 
 
 LIST_FIELDS = (

@@ -72,6 +72,37 @@ def test_it_shows_events_arriving_for_the_open_saga(transactional_db, world, liv
     expect(page.locator("[data-testid=event][data-status=failed]")).to_contain_text("Declined")
 
 
+def test_it_tells_an_earlier_page_and_the_failed_only_view_that_new_events_arrived(
+    transactional_db, world, live_console, page
+):
+    from sagas.queries import TIMELINE_PAGE_SIZE
+
+    token = world.token(world.viewer)
+    _post(live_console, token, [ev("tl-2", f"step-{i}", seq=i) for i in range(1, TIMELINE_PAGE_SIZE + 2)])
+    # Page 1 of 2: the reader may be in the middle of it, so it stays as it is and says it is behind.
+    _open(page, live_console, "viewer", "/sagas/tl-2/?page=1")
+    events = page.locator("[data-testid=event]")
+    expect(events).to_have_count(TIMELINE_PAGE_SIZE)
+    expect(page.locator("[data-testid=timeline-news]")).to_be_hidden()
+    _post(live_console, token, ev("tl-2", "late", status="failed", seq=TIMELINE_PAGE_SIZE + 2))
+    news = page.locator("[data-testid=timeline-news]")
+    expect(news).to_be_visible(timeout=10_000)
+    expect(news).to_contain_text(f"{TIMELINE_PAGE_SIZE + 2} events")
+    expect(events).to_have_count(TIMELINE_PAGE_SIZE)
+    expect(events.first).to_contain_text("step-1")
+    page.click("[data-testid=timeline-news] >> text=Latest page")
+    expect(page).to_have_url(f"{live_console.url}/sagas/tl-2/?page=2")
+    expect(events).to_have_count(2)
+
+    # The failed-only view is filtered: it is told too, rather than replaced by the unfiltered last page.
+    page.goto(f"{live_console.url}/sagas/tl-2/?failed_only=1")
+    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    expect(events).to_have_count(1)
+    _post(live_console, token, ev("tl-2", "later", status="failed", seq=TIMELINE_PAGE_SIZE + 3))
+    expect(news).to_be_visible(timeout=10_000)
+    expect(events).to_have_count(1)
+
+
 def test_it_inserts_a_saga_that_starts_matching_the_filter_live(transactional_db, world, live_console, page):
     # The on-call view: a list of failed sagas. A running saga that fails must appear without a reload; one of a
     # type the filter excludes must not, and neither must a saga whose change still leaves it outside the filter.
