@@ -1,4 +1,4 @@
-"""Writes on dead letters: start a replay, edit & replay, archive / discard, purge, sources. Each one audited."""
+"""Writes on dead letters: replay, edit & replay, archive / discard / restore, purge, sources. Each one audited."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.utils import timezone
 from console import brokers
 from console.actions import Conflict, do_start_operation, find_repeat, record_audit
 from console.live import broadcast
-from dlq.models import DeadLetter, DeadLetterSource, ReplayRecord
+from dlq.models import PURGEABLE, DeadLetter, DeadLetterSource, ReplayRecord
 from dlq.operations import outgoing
 
 SAMPLE = 5
@@ -31,16 +31,19 @@ SELECTION_SALT = "dlq.replay.selection"
 SELECTION_MAX_AGE = 3600
 
 
-def freeze_selection(ids: list[int]) -> str:
-    """The previewed target set, signed: confirming replays exactly these, whatever arrived since."""
-    return signing.dumps({"ids": ids}, salt=SELECTION_SALT, compress=True)
+def freeze_selection(ids: list[int], action: str = "replay") -> str:
+    """The previewed target set, signed with what it was previewed for: confirming acts on exactly these ids, whatever
+    arrived since, and only with that action (a replay preview cannot be confirmed as a discard)."""
+    return signing.dumps({"ids": ids, "action": action}, salt=SELECTION_SALT, compress=True)
 
 
-def thaw_selection(token: str) -> list[int]:
+def thaw_selection(token: str, action: str = "replay") -> list[int]:
     try:
         data = signing.loads(token, salt=SELECTION_SALT, max_age=SELECTION_MAX_AGE)
     except signing.BadSignature as e:
         raise Conflict("the previewed selection is invalid or older than an hour: preview again") from e
+    if data.get("action", "replay") != action:
+        raise Conflict(f"the selection was previewed for {data.get('action')}, not {action}: preview again")
     return [int(i) for i in data["ids"]]
 
 
@@ -132,24 +135,31 @@ def do_edit_and_replay(
 
 
 def do_set_status(actor, ids: list[int], status: str, reason: str, idempotency_key: str, via: str = "web") -> int:
-    """Archive or discard; both are purged after DLQ_RETENTION_DAYS."""
+    """Archive or discard (both purged after DLQ_RETENTION_DAYS), or restore archived and discarded ones to new, which
+    makes them replayable again and out of the purge's reach. Returns how many changed; a repeated key, the first
+    answer."""
+    action = "restored" if status == DeadLetter.Status.NEW else status  # dead_letter.archived / discarded / restored
     repeat = find_repeat(actor, idempotency_key)
     if repeat is not None:
+        if repeat.action != f"dead_letter.{action}":
+            raise Conflict("this idempotency key was already used for a different request")
         return repeat.result.get("changed", 0)
+    targets = DeadLetter.objects.filter(pk__in=ids)
+    if status == DeadLetter.Status.NEW:
+        # Only from archived / discarded: a restore must not turn a replayed letter back into an unreplayed one.
+        targets = targets.filter(status__in=PURGEABLE)
+    else:
+        targets = targets.exclude(status=status)
     with transaction.atomic(durable=True):
-        changed = (
-            DeadLetter.objects.filter(pk__in=ids)
-            .exclude(status=status)
-            .update(status=status, status_changed_at=timezone.now())
-        )
+        changed = targets.update(status=status, status_changed_at=timezone.now())
         record_audit(
             actor,
-            f"dead_letter.{status}",
+            f"dead_letter.{action}",
             "dead_letter",
             ",".join(map(str, ids[:50])),
             reason=reason,
             parameters={"ids": ids[:1000], "count": len(ids)},
-            result={"changed": changed},
+            result={"changed": changed, "status": status},
             idempotency_key=idempotency_key,
             via=via,
         )
@@ -159,11 +169,9 @@ def do_set_status(actor, ids: list[int], status: str, reason: str, idempotency_k
 
 
 def purge() -> int:
-    """Delete archived and discarded dead letters older than the retention period."""
+    """Delete archived and discarded dead letters older than the retention period (DeadLetter.purge_at)."""
     cutoff = timezone.now() - timezone.timedelta(days=settings.DLQ_RETENTION_DAYS)
-    done = DeadLetter.objects.filter(
-        status__in=[DeadLetter.Status.ARCHIVED, DeadLetter.Status.DISCARDED], status_changed_at__lt=cutoff
-    )
+    done = DeadLetter.objects.filter(status__in=PURGEABLE, status_changed_at__lt=cutoff)
     deleted, _ = done.delete()
     return deleted
 

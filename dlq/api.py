@@ -1,4 +1,5 @@
-"""JSON API: /api/v1/dead-letters (+ /<id>, /replay, /archive, /discard, /<id>/edit-replay), /dead-letter-groups."""
+"""JSON API: /api/v1/dead-letters (+ /<id>, /replay, /archive, /discard, /restore, /<id>/edit-replay),
+/dead-letter-groups."""
 
 from __future__ import annotations
 
@@ -126,12 +127,16 @@ def replay(request):
 
 @api(methods=("POST",), role=OPERATOR)
 def set_status(request, status: str):
+    """Archive, discard, or restore (status new): a restore changes only the archived and discarded ones."""
     body = _object(request)
     reason, key = require_reason_and_key(body)
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise ApiError(400, "invalid request", {"ids": ["must be a non-empty list of dead-letter ids"]})
-    changed = actions.do_set_status(request.user, ids, status, reason, key, via=request.auth_via or "api")
+    try:
+        changed = actions.do_set_status(request.user, ids, status, reason, key, via=request.auth_via or "api")
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
     return JsonResponse({"changed": changed, "status": status})
 
 

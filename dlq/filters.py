@@ -9,9 +9,25 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
-from dlq.models import DeadLetter
+from dlq.models import DeadLetter, DeadLetterSource
 
-FILTER_KEYS = ("source", "origin", "group", "message_type", "exception_type", "status", "since", "until", "header", "q")
+FILTER_KEYS = (
+    "source",
+    "origin",
+    "group",
+    "message_type",
+    "exception_type",
+    "exception_message",  # contains, any case
+    "message_id",  # the broker's id, exactly (Kafka: partition:offset)
+    "correlation_id",
+    "status",
+    "since",
+    "until",
+    "header",
+    "q",
+)
+# A trigram index finds a substring of three characters or more; a shorter one would read every row.
+MESSAGE_SEARCH_MIN = 3
 
 
 class FilterError(ValueError):
@@ -35,6 +51,8 @@ def clean(params) -> dict:
             errors[name] = ["must be an ISO 8601 date-time"]
         elif name == "header" and "=" not in value:
             errors[name] = ["must be name=value"]
+        elif name == "exception_message" and len(value.strip()) < MESSAGE_SEARCH_MIN:
+            errors[name] = [f"give at least {MESSAGE_SEARCH_MIN} characters"]
         elif name == "status" and value not in DeadLetter.Status.values:
             errors[name] = [f"must be one of {', '.join(DeadLetter.Status.values)}"]
         else:
@@ -64,6 +82,17 @@ def apply(qs: QuerySet, f: dict) -> QuerySet:
             qs = qs.filter(**{field: f[name]})
     if "exception_type" in f:
         qs = qs.filter(exception_type=f["exception_type"])
+    if "exception_message" in f:
+        qs = qs.filter(exception_message__icontains=f["exception_message"].strip())  # dlq_exception_message_trgm
+    if "correlation_id" in f:
+        qs = qs.filter(correlation_id=f["correlation_id"])
+    if "message_id" in f:
+        qs = qs.filter(message_id=f["message_id"])
+        if "source" not in f:
+            # message_id is the second column of the (source, message_id) unique index: naming every source (a
+            # handful; a list, not a subquery, whose join the planner may turn around) makes the index condition
+            # `source_id = ANY(...) AND message_id = ...`, one descent per source instead of reading the whole index.
+            qs = qs.filter(source__in=list(DeadLetterSource.objects.values_list("id", flat=True)))
     if "status" in f:
         qs = qs.filter(status=f["status"])
     if "since" in f:

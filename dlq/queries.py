@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ LIST_FIELDS = (
     "exception_message",
     "fingerprint",
     "status",
+    "status_changed_at",  # with status: when the purge deletes an archived or discarded row
     "replay_count",
     "delivery_count",
     "body_size",
@@ -46,12 +47,14 @@ def inbox(f: dict, before: int | None = None, size: int = PAGE_SIZE) -> tuple[li
 
 
 def groups(f: dict, limit: int = 200) -> list[dict]:
-    """One row per fingerprint: count, origins, first / last seen, and hourly counts for the last day."""
+    """One row per fingerprint: count (every status), new (what "Replay group" sends), origins, first / last seen, and
+    hourly counts for the last day."""
     qs = filters.apply(DeadLetter.objects.all(), f)
     rows = list(
         qs.values("fingerprint")
         .annotate(
             count=Count("id"),
+            new=Count("id", filter=Q(status=DeadLetter.Status.NEW)),
             origins=ArrayAgg("origin", distinct=True),
             exception_type=Max("exception_type"),
             message_type=Max("message_type"),
@@ -92,6 +95,7 @@ def group_json(row: dict) -> dict:
     return {
         "fingerprint": row["fingerprint"],
         "count": row["count"],
+        "new": row["new"],
         "origins": [o for o in row["origins"] if o],
         "exception_type": row["exception_type"],
         "message_type": row["message_type"],

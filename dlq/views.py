@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,10 +16,11 @@ from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
 from console.auth import require_role
 from console.brokers import configured as configured_brokers
+from console.forms import ReasonForm
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
 from dlq import actions, filters, queries, retention
-from dlq.models import BROKERS, DeadLetter, DeadLetterSource
+from dlq.models import BROKERS, PURGEABLE, DeadLetter, DeadLetterSource
 from dlq.operations import validate
 
 BODY_SHOWN = 256 * 1024  # a 5 MB body is shown in part; the API and the hex view have it whole
@@ -37,8 +39,12 @@ def _filters_or_empty(request) -> tuple[dict, dict]:
 def inbox(request: HtmxHttpRequest):
     f, errors = _filters_or_empty(request)
     before = request.GET.get("before")
-    rows, next_before = queries.inbox(f, int(before) if before and before.isdigit() else None)
-    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
+    if errors:
+        # Not every dead letter in place of a filter that was mistyped: "all matching" must not grow to everything.
+        rows, next_before, total, exact = [], None, 0, True
+    else:
+        rows, next_before = queries.inbox(f, int(before) if before and before.isdigit() else None)
+        total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
     query = request.GET.copy()
     query.pop("before", None)
     if next_before:
@@ -46,6 +52,7 @@ def inbox(request: HtmxHttpRequest):
     ctx = {
         "rows": rows,
         "f": f,
+        "typed": {name: request.GET.get(name, "") for name in filters.FILTER_KEYS},
         "errors": errors,
         "total": total,
         "exact": exact,
@@ -55,7 +62,9 @@ def inbox(request: HtmxHttpRequest):
         "key": str(uuid.uuid4()),
         "nav": "dlq",
     }
-    return render(request, "dlq/inbox.html" + ("#rows" if request.htmx else ""), ctx)
+    # The filter form swaps #dl-results; "Older…" and the live view's reload only add or replace rows.
+    partial = ("#results" if request.htmx.target == "dl-results" else "#rows") if request.htmx else ""
+    return render(request, "dlq/inbox.html" + partial, ctx)
 
 
 @require_GET
@@ -110,6 +119,7 @@ def detail(request, dead_letter_id: int):
         "replays": dl.replays.select_related("operation", "actor").order_by("-id")[:100],
         "refailures": dl.refailures.order_by("-id")[:20],
         "saga": dl.saga(),
+        "restorable": dl.status in PURGEABLE,
         "event": dl.outbox_event(),
         "key": str(uuid.uuid4()),
         "nav": "dlq",
@@ -127,6 +137,14 @@ def _replay_targets(data) -> tuple[object | None, str]:
     except filters.FilterError as e:
         return None, str(e)
     return filters.apply(DeadLetter.objects.filter(status="new"), f), ""
+
+
+def _back(request) -> str:
+    """Back to the page the form was on (inbox, groups or detail), but never to another site."""
+    back = request.META.get("HTTP_REFERER", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return "dlq"
+    return back
 
 
 @require_POST
@@ -160,10 +178,7 @@ def replay(request):
     """Replay a previewed selection (or, without one, the checked ids or a group / filter frozen now); then watch the
     operation's progress page."""
     reason, key = request.POST.get("reason", "").strip(), request.POST.get("idempotency_key", "")
-    # Back to the page the form was on (inbox or groups), but never to another site.
-    back = request.META.get("HTTP_REFERER", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        back = "dlq"
+    back = _back(request)
     if not reason or not key:
         messages.error(request, "A reason is required.")
         return redirect(back)
@@ -194,19 +209,67 @@ def replay(request):
     return redirect("operation", operation_id=op.pk)
 
 
+# The status a form asks for -> the verb its preview, audit entry and messages use.
+STATUS_VERBS = {
+    DeadLetter.Status.ARCHIVED: "archive",
+    DeadLetter.Status.DISCARDED: "discard",
+    DeadLetter.Status.NEW: "restore",
+}
+
+
+@require_POST
+@require_role(OPERATOR)
+def status_preview(request):
+    """Freeze what "Archive group…" / "Discard group…" would change — the group's new and replayed letters (the ones
+    already archived or discarded keep their status and purge date) — with its count and a sample; confirming changes
+    exactly that set."""
+    status, group = request.POST.get("status", ""), request.POST.get("group", "")
+    ctx = {"status": status, "verb": STATUS_VERBS.get(status, "")}
+    if status not in PURGEABLE or not group:
+        ctx["error"] = "Choose a group, and archive or discard."
+    else:
+        frozen = actions.preview(filters.apply(DeadLetter.objects.exclude(status__in=PURGEABLE), {"group": group}))
+        if not frozen["ids"]:
+            ctx["error"] = f"Nothing to {ctx['verb']}: this group has no new or replayed dead letters."
+        else:
+            ctx.update(
+                frozen=frozen,
+                more=frozen["count"] - len(frozen["sample"]),
+                selection=actions.freeze_selection(frozen["ids"], ctx["verb"]),
+                key=str(uuid.uuid4()),
+                retention_days=settings.DLQ_RETENTION_DAYS,
+                reason=request.POST.get("reason", ""),
+            )
+    return render(request, "dlq/_status_preview.html", ctx)
+
+
 @require_POST
 @require_role(OPERATOR)
 def set_status(request):
-    status = request.POST.get("status")
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-    if status not in ("archived", "discarded") or not ids or not request.POST.get("reason", "").strip():
-        messages.error(request, "Choose dead letters, archive or discard, and give a reason.")
-        return redirect("dlq")
-    changed = actions.do_set_status(
-        request.user, ids, status, request.POST["reason"].strip(), request.POST.get("idempotency_key", "")
-    )
-    messages.success(request, f"{changed} dead letter(s) {status}.")
-    return redirect("dlq")
+    """Archive, discard or restore (to new) the checked dead letters, or a selection frozen by the status preview."""
+    back = _back(request)
+    # The inbox form also carries its filter's `status` as a hidden field before the button: the button's is the last.
+    status = request.POST.get("status", "")
+    form = ReasonForm(request.POST)
+    if status not in STATUS_VERBS or not form.is_valid():
+        messages.error(request, "Choose archive, discard or restore, and give a reason.")
+        return redirect(back)
+    verb = STATUS_VERBS[status]
+    try:
+        if request.POST.get("selection"):
+            ids = actions.thaw_selection(request.POST["selection"], verb)
+        else:
+            ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+        if not ids:
+            raise Conflict(f"Nothing to {verb}: check the dead letters first.")
+        changed = actions.do_set_status(
+            request.user, ids, status, form.cleaned_data["reason"], form.cleaned_data["idempotency_key"]
+        )
+    except Conflict as e:
+        messages.error(request, str(e))
+        return redirect(back)
+    messages.success(request, f"{changed} dead letter(s) {'restored to new' if verb == 'restore' else status}.")
+    return redirect(back)
 
 
 @require_POST

@@ -64,7 +64,7 @@ def test_it_replays_a_group_at_a_rate_and_shows_it_finish_live(kafka_origin, wor
     expect(row.locator("[data-testid=group-count]")).to_have_text("30")
     row.locator("input[name=rate]").fill("15")
     row.locator("input[name=reason]").fill("fixed the bug")
-    row.locator("button[type=submit]").click()
+    row.locator("[data-testid=group-replay] button[type=submit]").click()
     # The preview first: the frozen set's count and sample, the rate and reason carried over; then start.
     preview = page.locator("[data-testid=replay-preview]")
     expect(preview.locator("h2")).to_have_text("Replay 30 dead letters")
