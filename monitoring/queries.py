@@ -10,19 +10,31 @@ RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400}
 SPARK_POINTS = 30
 
 
-def targets(status: str = "", broker: str = "", ids=None) -> list[ConsumerTarget]:
+def targets(status: str = "", broker: str = "", ids=None, q: str = "") -> list[ConsumerTarget]:
     qs = ConsumerTarget.objects.filter(gone=False)
     if broker:
         qs = qs.filter(broker=broker)
+    if q:
+        qs = qs.filter(name__icontains=q)
     if ids is not None:
         qs = qs.filter(pk__in=ids)
-    rows = list(qs.order_by("broker", "name"))
-    if status == "bad":
-        rows = [t for t in rows if t.status != "OK"]
-    elif status:
-        rows = [t for t in rows if t.status == status]
+    rows = [t for t in qs.order_by("broker", "name") if matches_status(t, status)]
     rows.sort(key=lambda t: (-RANK.get(t.status, 0), t.broker, t.name))
     return rows
+
+
+def matches_status(target: ConsumerTarget, status: str) -> bool:
+    """The list's status filter: "" any, "bad" anything not OK, else that status."""
+    return not status or (target.status != "OK" if status == "bad" else target.status == status)
+
+
+def matches(target: ConsumerTarget, status: str = "", broker: str = "", q: str = "") -> bool:
+    """The same test as targets(), for one row in hand (the live list appends only new rows its filter shows)."""
+    return (
+        (not broker or target.broker == broker)
+        and (not q or q.casefold() in target.name.casefold())
+        and matches_status(target, status)
+    )
 
 
 def attach_sparklines(rows: list[ConsumerTarget], seconds: int = 3600) -> None:

@@ -1,6 +1,7 @@
 """Pages: the Consumers list (live), one target's detail with partitions, charts and the offset reset, alerts."""
 
 import uuid
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -37,10 +38,15 @@ def _get_target_for_viewer(broker: str, name: str) -> ConsumerTarget:
 @require_role(VIEWER)
 def consumers(request: HtmxHttpRequest):
     status, broker = request.GET.get("status", ""), request.GET.get("broker", "")
-    rows = queries.targets(status, broker)
+    q = request.GET.get("q", "").strip()[:200]
+    rows = queries.targets(status, broker, q=q)
     queries.attach_sparklines(rows)
-    template = "monitoring/consumers.html" + ("#rows" if request.htmx else "")
-    ctx = {"targets": rows, "status": status, "broker": broker, "brokers": BROKERS, "nav": "consumers"}
+    # A filter change swaps the whole live block, socket included: its URL carries the filter, so rows the sampler
+    # finds later are appended only if this filter shows them.
+    template = "monitoring/consumers.html" + ("#live" if request.htmx else "")
+    live_query = urlencode({k: v for k, v in (("status", status), ("broker", broker), ("q", q)) if v})
+    ctx = {"targets": rows, "status": status, "broker": broker, "q": q, "brokers": BROKERS, "nav": "consumers"}
+    ctx["live_query"] = live_query
     ctx["statuses"] = Status.values
     return render(request, template, ctx)
 
