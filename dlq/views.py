@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -57,6 +58,8 @@ def inbox(request: HtmxHttpRequest):
         "total": total,
         "exact": exact,
         "next_url": "?" + query.urlencode() if next_before else None,
+        # The live socket's filter: new dead letters are inserted only where this filter shows them.
+        "live_query": "" if errors else urlencode(f),
         "sources": DeadLetterSource.objects.all(),
         "statuses": DeadLetter.Status.values,
         "key": str(uuid.uuid4()),
@@ -75,6 +78,7 @@ def groups(request: HtmxHttpRequest):
         "groups": queries.groups(f),
         "warnings": retention.warnings(),
         "f": f,
+        "live_query": urlencode(f),
         "errors": errors,
         "key": str(uuid.uuid4()),
         "nav": "dlq",
