@@ -45,11 +45,16 @@ def record_audit(
     )
 
 
-def find_repeat(actor, idempotency_key: str) -> AuditEntry | None:
-    """The earlier audit entry made with this key by this actor: a repeated request returns its result."""
+def find_repeat(actor, idempotency_key: str, action: str | None = None) -> AuditEntry | None:
+    """The earlier audit entry made with this key by this actor: a repeated request returns its result. With
+    `action`, a key first used for another kind of request is a Conflict, not that request's result passed off as
+    this one's (a client that reuses keys by mistake must hear about it)."""
     if not idempotency_key:
         return None
-    return AuditEntry.objects.filter(actor=actor, idempotency_key=idempotency_key).first()
+    repeat = AuditEntry.objects.filter(actor=actor, idempotency_key=idempotency_key).first()
+    if repeat is not None and action is not None and repeat.action != action:
+        raise Conflict("this idempotency key was already used for a different request")
+    return repeat
 
 
 def enqueue_operation(operation_id) -> None:
@@ -100,7 +105,7 @@ def do_control_operation(
     actor, operation_id, action: str, reason: str, idempotency_key: str, via: str = "web"
 ) -> Operation:
     """Pause, resume or cancel. Queued or paused work changes at once; running work at its next checkpoint."""
-    repeat = find_repeat(actor, idempotency_key)
+    repeat = find_repeat(actor, idempotency_key, f"operation.{action}")
     if repeat is not None:
         return Operation.objects.get(pk=repeat.target_id)
     with transaction.atomic(durable=True):

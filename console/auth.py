@@ -125,7 +125,11 @@ def api(methods: tuple[str, ...] = ("GET",), role: str = "viewer") -> Callable:
                 return e.response()
             except PermissionDenied as e:
                 return JsonResponse({"error": str(e) or "permission denied"}, status=403)
-            except Exception:
+            except Exception as e:
+                from console.actions import Conflict  # here: console.actions imports models, this module must not
+
+                if isinstance(e, Conflict):  # one an endpoint did not catch itself: still the client's 409
+                    return JsonResponse({"error": str(e)}, status=409)
                 log.exception("API error on %s", request.path)
                 return JsonResponse({"error": "internal error; see the server log"}, status=500)
 

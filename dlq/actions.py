@@ -96,7 +96,7 @@ def do_edit_and_replay(
     actor, dl: DeadLetter, body: bytes, headers: dict[str, str], reason: str, idempotency_key: str, via: str = "web"
 ) -> ReplayRecord:
     """Send an edited copy to the origin now, then record it; the body and header diffs go into the audit entry."""
-    repeat = find_repeat(actor, idempotency_key)
+    repeat = find_repeat(actor, idempotency_key, "dead_letter.edit_replay")
     if repeat is not None:
         return ReplayRecord.objects.get(pk=repeat.result["replay"])
     if not dl.can_replay():
@@ -139,10 +139,8 @@ def do_set_status(actor, ids: list[int], status: str, reason: str, idempotency_k
     makes them replayable again and out of the purge's reach. Returns how many changed; a repeated key, the first
     answer."""
     action = "restored" if status == DeadLetter.Status.NEW else status  # dead_letter.archived / discarded / restored
-    repeat = find_repeat(actor, idempotency_key)
+    repeat = find_repeat(actor, idempotency_key, f"dead_letter.{action}")
     if repeat is not None:
-        if repeat.action != f"dead_letter.{action}":
-            raise Conflict("this idempotency key was already used for a different request")
         return repeat.result.get("changed", 0)
     targets = DeadLetter.objects.filter(pk__in=ids)
     if status == DeadLetter.Status.NEW:

@@ -30,7 +30,8 @@ def do_reset_offsets(actor, params: dict, reason: str, idempotency_key: str, via
 
 
 def do_save_alert_rule(actor, rule_id: int | None, values: dict, reason: str, idempotency_key: str, via: str = "web"):
-    repeat = find_repeat(actor, idempotency_key)
+    action = "alert_rule.create" if rule_id is None else "alert_rule.update"
+    repeat = find_repeat(actor, idempotency_key, action)
     if repeat is not None:
         return AlertRule.objects.get(pk=repeat.target_id)
     with transaction.atomic(durable=True):
@@ -47,7 +48,7 @@ def do_save_alert_rule(actor, rule_id: int | None, values: dict, reason: str, id
             rule.save(update_fields=list(values))
         record_audit(
             actor,
-            "alert_rule.create" if rule_id is None else "alert_rule.update",
+            action,
             "alert_rule",
             rule.pk,
             reason=reason,
@@ -60,7 +61,7 @@ def do_save_alert_rule(actor, rule_id: int | None, values: dict, reason: str, id
 
 
 def do_delete_alert_rule(actor, rule: AlertRule, reason: str, idempotency_key: str, via: str = "web") -> None:
-    if find_repeat(actor, idempotency_key) is not None:
+    if find_repeat(actor, idempotency_key, "alert_rule.delete") is not None:
         return
     with transaction.atomic(durable=True):
         before = rule.as_json()
@@ -77,18 +78,10 @@ def do_delete_alert_rule(actor, rule: AlertRule, reason: str, idempotency_key: s
         rule.delete()
 
 
-def _repeat(actor, idempotency_key: str, action: str):
-    """The earlier entry made with this key, which must have been for the same kind of request."""
-    repeat = find_repeat(actor, idempotency_key)
-    if repeat is not None and repeat.action != action:
-        raise Conflict("this idempotency key was already used for a different request")
-    return repeat
-
-
 def do_acknowledge_incident(actor, incident_id: int, note: str, idempotency_key: str, via: str = "web") -> Incident:
     """Say that someone is on it. Conflict if it is resolved or someone else acknowledged it first."""
     action = "incident.acknowledge"
-    repeat = _repeat(actor, idempotency_key, action)
+    repeat = find_repeat(actor, idempotency_key, action)
     if repeat is not None:
         return Incident.objects.select_related("rule", "acknowledged_by").get(pk=repeat.target_id)
     try:
@@ -116,7 +109,7 @@ def do_acknowledge_incident(actor, incident_id: int, note: str, idempotency_key:
             )
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with what it did.
-        repeat = _repeat(actor, idempotency_key, action)
+        repeat = find_repeat(actor, idempotency_key, action)
         if repeat is None:
             raise
         return Incident.objects.select_related("rule", "acknowledged_by").get(pk=repeat.target_id)
@@ -128,7 +121,7 @@ def do_silence_alert_rule(
 ) -> AlertRule:
     """Silence the rule until `until`, or end its silence now when `until` is None."""
     action = "alert_rule.silence" if until is not None else "alert_rule.unsilence"
-    repeat = _repeat(actor, idempotency_key, action)
+    repeat = find_repeat(actor, idempotency_key, action)
     if repeat is not None:
         return AlertRule.objects.select_related("silenced_by").get(pk=repeat.target_id)
     try:
@@ -156,7 +149,7 @@ def do_silence_alert_rule(
                 via=via,
             )
     except IntegrityError:
-        repeat = _repeat(actor, idempotency_key, action)
+        repeat = find_repeat(actor, idempotency_key, action)
         if repeat is None:
             raise
         return AlertRule.objects.select_related("silenced_by").get(pk=repeat.target_id)

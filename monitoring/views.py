@@ -189,6 +189,8 @@ def alert_rule_create(request):
         actions.do_save_alert_rule(request.user, None, values, reason, request.POST.get("idempotency_key", ""))
     except ApiError as e:
         _rule_error(request, e)
+    except Conflict as e:
+        messages.error(request, str(e))
     else:
         messages.success(request, "Rule saved.")
     return redirect("alerts")
@@ -221,6 +223,10 @@ def alert_rule_delete(request, rule_id):
     if not reason:
         messages.error(request, "A reason is required to delete a rule.")
         return redirect("alerts")
-    actions.do_delete_alert_rule(request.user, rule, reason, request.POST.get("idempotency_key", ""))
-    messages.success(request, f"Rule {rule.name!r} deleted.")
+    try:
+        actions.do_delete_alert_rule(request.user, rule, reason, request.POST.get("idempotency_key", ""))
+    except Conflict as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Rule {rule.name!r} deleted.")
     return redirect("alerts")

@@ -69,7 +69,7 @@ def _retry(
     actor, rows, reason: str, idempotency_key: str, via: str, *, parameters: dict, none_failed: str, target=None
 ) -> dict:
     """Retry the failed ones among `rows`; the audit entry names `target` (type, id), or else the rows retried."""
-    repeat = find_repeat(actor, idempotency_key)
+    repeat = find_repeat(actor, idempotency_key, "outbox.retry")
     if repeat is not None:
         return repeat.result
     with transaction.atomic(durable=True):
@@ -105,7 +105,7 @@ def _retry(
 
 def do_skip_event(actor, event_pk: int, reason: str, idempotency_key: str, via: str = "web") -> dict:
     """Never send this row; its key's later rows flow again."""
-    repeat = find_repeat(actor, idempotency_key)
+    repeat = find_repeat(actor, idempotency_key, "outbox.skip")
     if repeat is not None:
         return repeat.result
     with transaction.atomic(durable=True):
@@ -138,7 +138,7 @@ def do_skip_event(actor, event_pk: int, reason: str, idempotency_key: str, via: 
 def do_set_destination_paused(
     actor, destination: str, paused: bool, reason: str, idempotency_key: str, via: str = "web"
 ) -> dict:
-    repeat = find_repeat(actor, idempotency_key)
+    repeat = find_repeat(actor, idempotency_key, "outbox.pause" if paused else "outbox.resume")
     if repeat is not None:
         return repeat.result
     with transaction.atomic(durable=True):

@@ -138,9 +138,13 @@ def destination_control(request: HtmxHttpRequest, action: str):
         messages.error(request, _errors(form) or f"unknown action {action}")
         return _back_to_page(request)
     data = form.cleaned_data
-    do_set_destination_paused(
-        request.user, data["destination"], action == "pause", data["reason"], data["idempotency_key"]
-    )
+    try:
+        do_set_destination_paused(
+            request.user, data["destination"], action == "pause", data["reason"], data["idempotency_key"]
+        )
+    except Conflict as e:
+        messages.error(request, str(e))
+        return _back_to_page(request)
     messages.success(request, f"{data['destination']}: relaying {'paused' if action == 'pause' else 'resumed'}.")
     return _back_to_page(request)
 

@@ -167,3 +167,19 @@ def test_it_serves_the_chart_series(db, world):
     series = world.client(world.viewer).get("/api/v1/outbox/series").json()
     assert sum(series["rate_out"]) > 0 and sum(series["rate_in"]) > 0
     assert any(p == 12.0 for p in series["p99_ms"])
+
+
+def test_it_refuses_a_key_first_used_for_another_action(db, world):
+    """Resuming with the key that paused must not answer "done" with the pause's result: the destination would stay
+    paused while the client believes it resumed."""
+    client = world.client(world.operator)
+    body = {"destination": "kafka://orders", "reason": "broker maintenance", "idempotency_key": "same-key"}
+    assert _post(client, "/api/v1/outbox/destinations/pause", body).json()["paused"] is True
+    assert _post(client, "/api/v1/outbox/destinations/pause", body).json()["paused"] is True  # a true repeat
+    resumed = _post(client, "/api/v1/outbox/destinations/resume", body)
+    assert resumed.status_code == 409 and "different request" in resumed.json()["error"]
+    assert OutboxDestinationState.objects.get(destination="kafka://orders").paused
+    page = world.client(world.operator).post("/outbox/destination/resume", body, follow=True)
+    assert "different request" in page.content.decode()
+    assert OutboxDestinationState.objects.get(destination="kafka://orders").paused
+    assert AuditEntry.objects.filter(target_type="outbox_destination").count() == 1
