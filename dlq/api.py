@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
-from django.http import JsonResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 
 from console.access import OPERATOR, VIEWER
@@ -60,6 +60,25 @@ def dead_letters(request):
             "total_is_estimate": not exact,
         }
     )
+
+
+@api(role=VIEWER)
+def export(request):
+    """Every dead letter matching the inbox's filters as JSON lines, oldest first, each with its headers and its body
+    in base64 (as GET /api/v1/dead-letters/<id> has them): for a ticket, a notebook or another tool. Streamed, so a
+    large export never sits in memory; a bad filter is a 400 before anything is sent."""
+    f = _filters(request.GET)
+    rows = filters.apply(DeadLetter.objects.select_related("source"), f).order_by("id")
+
+    def lines():
+        for dl in rows.iterator(chunk_size=200):
+            data = dl.as_json(full=True)
+            data["body_base64"] = base64.b64encode(dl.body_bytes()).decode()
+            yield json.dumps(data) + "\n"
+
+    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
+    response["Content-Disposition"] = 'attachment; filename="switchyard-dead-letters.jsonl"'
+    return response
 
 
 @api(role=VIEWER)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("dead-letters/<int:dead_letter_id>/", views.detail, name="dlq_detail"),
     path("dead-letters/<int:dead_letter_id>/edit-replay", views.edit_replay, name="dlq_edit_replay"),
     path("api/v1/dead-letters", api.dead_letters, name="api_dead_letters"),
+    path("api/v1/dead-letters/export", api.export, name="api_dead_letters_export"),
     path("api/v1/dead-letters/replay", api.replay, name="api_dead_letters_replay"),
     path("api/v1/dead-letters/archive", api.set_status, {"status": "archived"}, name="api_dead_letters_archive"),
     path("api/v1/dead-letters/discard", api.set_status, {"status": "discarded"}, name="api_dead_letters_discard"),

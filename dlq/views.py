@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from console import bodies
 from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
 from console.auth import require_role
@@ -23,9 +24,6 @@ from console.views import HtmxHttpRequest
 from dlq import actions, filters, queries, retention
 from dlq.models import BROKERS, PURGEABLE, DeadLetter, DeadLetterSource
 from dlq.operations import validate
-
-BODY_SHOWN = 256 * 1024  # a 5 MB body is shown in part; the API and the hex view have it whole
-HEX_SHOWN = 16 * 1024
 
 
 def _filters_or_empty(request) -> tuple[dict, dict]:
@@ -86,31 +84,6 @@ def groups(request: HtmxHttpRequest):
     return render(request, "dlq/groups.html" + ("#rows" if request.htmx else ""), ctx)
 
 
-def body_views(data: bytes) -> dict:
-    """The body as pretty JSON, text or hex — always as data for auto-escaping templates, never marked safe."""
-    shown = data[:BODY_SHOWN]
-    out = {"size": len(data), "truncated": len(data) > BODY_SHOWN, "json": None, "text": None}
-    try:
-        text = shown.decode()
-    except UnicodeDecodeError:
-        text = None
-    if text is not None:
-        out["text"] = text
-        if not out["truncated"]:
-            try:
-                out["json"] = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-            except (ValueError, RecursionError):
-                pass  # not JSON, or nested deeper than Python's parser goes: shown as text
-    chunk = data[:HEX_SHOWN]
-    out["hex"] = "\n".join(_hex_line(i, chunk[i : i + 16]) for i in range(0, len(chunk), 16))
-    return out
-
-
-def _hex_line(offset: int, row: bytes) -> str:
-    printable = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
-    return f"{offset:08x}  {row.hex(' '):<47}  {printable}"
-
-
 @require_GET
 @require_role(VIEWER)
 def detail(request, dead_letter_id: int):
@@ -119,7 +92,7 @@ def detail(request, dead_letter_id: int):
     ctx = {
         "dl": dl,
         "headers": headers,
-        "body": body_views(dl.body_bytes()),
+        "body": bodies.views(dl.body_bytes()),
         "replays": dl.replays.select_related("operation", "actor").order_by("-id")[:100],
         "refailures": dl.refailures.order_by("-id")[:20],
         "saga": dl.saga(),

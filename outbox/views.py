@@ -1,7 +1,5 @@
 """The Outbox page (backlog, chart, rows), its operator forms, and one event's page."""
 
-import codecs
-import json
 import uuid
 
 from django import forms
@@ -11,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from console import bodies
 from console.access import OPERATOR, VIEWER
 from console.actions import Conflict
 from console.auth import ApiError, require_role
@@ -22,8 +21,6 @@ from outbox.api import events_page
 from outbox.models import OutboxEvent, OutboxPayload, split_destination
 
 FILTERS = ("status", "destination", "key", "event_type")
-PAYLOAD_SHOWN = 256 * 1024  # a larger payload is shown in part; the API has it whole
-HEX_SHOWN = 16 * 1024
 
 
 class RetryForm(ReasonForm):
@@ -167,43 +164,20 @@ def retry_destination(request: HtmxHttpRequest):
     return _back_to_page(request)
 
 
-def payload_views(head: bytes, size: int) -> dict:
-    """The payload as pretty JSON, text or hex — data for auto-escaping templates, never marked safe."""
-    out = {"size": size, "truncated": size > len(head), "json": None, "text": None}
-    try:
-        # Not final when cut short: a character split by the cut is dropped, not taken for binary.
-        out["text"] = codecs.getincrementaldecoder("utf-8")().decode(head, final=not out["truncated"])
-    except UnicodeDecodeError:
-        pass
-    if out["text"] is not None and not out["truncated"]:
-        try:
-            out["json"] = json.dumps(json.loads(out["text"]), indent=2, ensure_ascii=False)
-        except (ValueError, RecursionError):
-            pass  # not JSON, or nested deeper than Python's parser goes: shown as text
-    chunk = head[:HEX_SHOWN]
-    out["hex"] = "\n".join(_hex_line(i, chunk[i : i + 16]) for i in range(0, len(chunk), 16))
-    return out
-
-
-def _hex_line(offset: int, row: bytes) -> str:
-    printable = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
-    return f"{offset:08x}  {row.hex(' '):<47}  {printable}"
-
-
 @require_GET
 @require_role(VIEWER)
 def event(request, event_pk: int):
     row = get_object_or_404(OutboxEvent, pk=event_pk)
-    claim_check = row.claim_check_id and OutboxPayload.head(row.claim_check_id, PAYLOAD_SHOWN)
+    claim_check = row.claim_check_id and OutboxPayload.head(row.claim_check_id, bodies.SHOWN)
     if claim_check:
         head, size, sha256 = claim_check
     else:
         data = bytes(row.payload or b"")
-        head, size, sha256 = data[:PAYLOAD_SHOWN], len(data), ""
+        head, size, sha256 = data[: bodies.SHOWN], len(data), ""
     ctx = {
         "e": row,
         "headers": sorted(row.envelope_headers().items()),
-        "payload": payload_views(head, size),
+        "payload": bodies.views(head, size),
         "claim_check_sha256": sha256,
         "nav": "outbox",
     }
