@@ -95,26 +95,52 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
 
 class OperationsConsumer(StreamConsumer):
+    """An operation's page (`?operation=<id>`) and the Operations list (`?status=<filter>`): each broadcast carries
+    the operation's progress and its list row, swapped in by id. On the list, a row of an operation the page does not
+    show yet (one just started, by anyone) goes on top when the list's status filter shows it (data-live-match)."""
+
     stream = "operations"
 
     async def connect(self):
         await super().connect()
         query = QueryDict(self.scope.get("query_string", b"").decode())
         operation = query.get("operation", "")
-        if getattr(self, "group", None) and _is_uuid(operation):
+        self.operation = operation if _is_uuid(operation) else None
+        self.status = query.get("status", "")
+        if getattr(self, "group", None) and self.operation:
             # An operation's page was rendered before this socket joined the group: a short operation can finish
             # in between, and its last broadcast would never reach the page. Once joined, send where it stands now.
-            html = await database_sync_to_async(self.render)({"id": operation})
-            if html:
-                await self.send(text_data=html)
+            rendered = await database_sync_to_async(self.render)({"id": operation})
+            if rendered:
+                await self.send(text_data=rendered[1])  # its progress
+
+    async def live_event(self, event):
+        rendered = await self._shared_render(event)
+        if not rendered:
+            return
+        status, progress, row = rendered
+        if self.operation is not None:
+            await self.send(text_data=progress)
+            return
+        if not self.status or status == self.status:
+            row = row.replace('<tr id="op-row-', '<tr data-live-match id="op-row-', 1)
+        await self.send(text_data=row)
 
     def render(self, payload):
+        """(status, progress fragment, list row) of the operation, shared by every socket; None if it is gone. Two
+        fragments, sent as separate messages: a table row parsed after a <div> in one fragment is dropped by the
+        HTML parser, so the list's rows were never swapped while they shared a message with the progress bar."""
         from console.models import Operation
 
         op = Operation.objects.select_related("requested_by").filter(pk=payload["id"]).first()
         if op is None:
-            return ""
-        return render_to_string("console/_operation_live.html", {"op": op, **self.template_context()})
+            return None
+        ctx = {"op": op, "oob": True, **self.template_context()}
+        return (
+            op.status,
+            render_to_string("console/_progress.html", ctx),
+            render_to_string("console/_operation_row.html", ctx),
+        )
 
 
 class DashboardConsumer(StreamConsumer):

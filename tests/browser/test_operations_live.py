@@ -45,3 +45,41 @@ def test_it_gives_a_viewer_no_start_button_and_a_403(transactional_db, world, li
         timeout=10,
     )
     assert response.status_code == 403
+
+
+def test_it_puts_an_operation_started_elsewhere_on_the_open_list(transactional_db, world, live_console, page):
+    """A colleague's replay (here: a noop through the API) appears on an open Operations list without a reload; a list
+    filtered to another status does not take it."""
+    token = world.token(world.operator)
+
+    def start(key: str) -> str:
+        response = requests.post(
+            f"{live_console.url}/api/v1/operations",
+            json={"kind": "noop", "reason": "elsewhere", "idempotency_key": key, "parameters": {"items": 3}},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    login(page, live_console, "viewer")
+    page.add_init_script(
+        "window.wsOpen = false; document.addEventListener('htmx:wsOpen', () => { window.wsOpen = true })"
+    )
+    page.goto(f"{live_console.url}/operations/")
+    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    expect(page.locator("[data-testid=no-operations]")).to_be_visible()
+    page.evaluate("window.__marker = 'same page'")
+    op_id = start("live-1")
+    row = page.locator(f"#op-row-{op_id}")
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row).to_contain_text("succeeded", timeout=20_000)  # then swapped in place as it progresses
+    expect(page.locator("[data-testid=no-operations]")).to_have_count(0)
+    expect(page.locator("#operation-rows tr")).to_have_count(1)
+    assert page.evaluate("window.__marker") == "same page"
+
+    page.goto(f"{live_console.url}/operations/?status=failed")
+    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    other = start("live-2")
+    page.wait_for_timeout(2000)  # long enough for the worker to run it and its broadcasts to arrive
+    expect(page.locator(f"#op-row-{other}")).to_have_count(0)

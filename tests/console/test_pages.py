@@ -136,7 +136,9 @@ def test_it_pushes_operation_progress_through_redis_to_the_socket(transactional_
         return html
 
     html = async_to_sync(round_trip)()
-    assert f'id="op-{op.pk}-progress"' in html and 'hx-swap-oob="true"' in html and "75%" in html
+    # The list's socket: the operation's row, to swap in by id (or put on top: data-live-match, no status filter).
+    assert f'id="op-row-{op.pk}"' in html and 'hx-swap-oob="true"' in html and "75%" in html
+    assert "data-live-match" in html and "-progress" not in html
 
 
 def test_it_sends_an_operation_page_where_it_stands_when_its_socket_joins(transactional_db, world):
