@@ -3,6 +3,7 @@
 Roles are Django groups created by a migration. A superuser is an admin. Each role includes the ones below it.
 """
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 
 VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
@@ -29,8 +30,18 @@ def has_role(user, required: str) -> bool:
     return role is not None and ROLE_ORDER[role] >= ROLE_ORDER[required]
 
 
+def can_read_contents(user) -> bool:
+    """May this user read message bodies, outbox payloads and saga data (SWITCHYARD_CONTENTS_ROLE)? A user who may not
+    still sees that something failed and why: exception type and message, failure headers, sizes."""
+    return has_role(user, settings.CONTENTS_ROLE)
+
+
+# What a page or API answer says where it left contents out.
+CONTENTS_NOTE = "message contents are visible to operators (SWITCHYARD_CONTENTS_ROLE)"
+
+
 def roles(request):
-    """Template context: `role`, `can_act`, `can_admin` for showing or hiding controls."""
+    """Template context: `role`, `can_act`, `can_admin`, `can_read_contents` for showing or hiding controls and data."""
     user = getattr(request, "user", None)
     if user is None:
         return {}
@@ -39,4 +50,5 @@ def roles(request):
         "can_view": has_role(user, VIEWER),
         "can_act": has_role(user, OPERATOR),
         "can_admin": has_role(user, ADMIN),
+        "can_read_contents": can_read_contents(user),
     }

@@ -55,6 +55,16 @@ def envint(name: str, default: int, *, minimum: int | None = None) -> int:
     return number
 
 
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    value = value.strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 def envlist(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
@@ -207,6 +217,9 @@ if NATS_URL:
 
 # Operations: how many per-item errors one operation keeps (the rest are counted, not stored).
 OPERATION_MAX_ERRORS = envint("OPERATION_MAX_ERRORS", 200, minimum=1)
+# Bodies, payloads and saga data may hold personal or secret data: the least role that reads them (console.access).
+# "viewer": everyone who sees a page; "operator": viewers see that something failed and why, not what it carried.
+CONTENTS_ROLE = envchoice("SWITCHYARD_CONTENTS_ROLE", "viewer", ("viewer", "operator"))
 
 LOGGING = {
     "version": 1,

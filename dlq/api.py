@@ -9,12 +9,12 @@ import json
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 
-from console.access import OPERATOR, VIEWER
+from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
 from console.operations import ParameterError
-from dlq import actions, filters, queries, retention
+from dlq import actions, contents, filters, queries, retention
 from dlq.models import DeadLetter
 from dlq.operations import validate
 
@@ -37,6 +37,27 @@ def _filters(params) -> dict:
         raise ApiError(400, "invalid filter", e.fields) from e
 
 
+def _read_filters(request) -> dict:
+    """The filters of a read: a body search (or hidden-header filter) by a user who may not read contents is a 403,
+    not an empty answer, or which filters match would tell what the bodies hold."""
+    f = _filters(request.GET)
+    refused = contents.refused_filters(f, request.user)
+    if refused:
+        raise ApiError(403, "filter not allowed", refused)
+    return f
+
+
+def _full_json(dl: DeadLetter, readable: bool) -> dict:
+    data = dl.as_json(full=True)
+    if readable:
+        data["body_base64"] = base64.b64encode(dl.body_bytes()).decode()
+    else:
+        del data["body_text"]  # the body's text prefix: contents, like the body
+        data["headers"] = contents.masked_headers(dl)
+        data["contents_hidden"] = CONTENTS_NOTE
+    return data
+
+
 def _object(request) -> dict:
     body = json_body(request)
     if not isinstance(body, dict):
@@ -46,7 +67,7 @@ def _object(request) -> dict:
 
 @api(role=VIEWER)
 def dead_letters(request):
-    f = _filters(request.GET)
+    f = _read_filters(request)
     before = request.GET.get("before")
     if before and not before.isdigit():
         raise ApiError(400, "invalid filter", {"before": ["must be a dead-letter id"]})
@@ -65,16 +86,15 @@ def dead_letters(request):
 @api(role=VIEWER)
 def export(request):
     """Every dead letter matching the inbox's filters as JSON lines, oldest first, each with its headers and its body
-    in base64 (as GET /api/v1/dead-letters/<id> has them): for a ticket, a notebook or another tool. Streamed, so a
-    large export never sits in memory; a bad filter is a 400 before anything is sent."""
-    f = _filters(request.GET)
+    in base64 (as GET /api/v1/dead-letters/<id> has them, contents hidden the same way): for a ticket, a notebook or
+    another tool. Streamed, so a large export never sits in memory; a bad filter is a 400 before anything is sent."""
+    f = _read_filters(request)
     rows = filters.apply(DeadLetter.objects.select_related("source"), f).order_by("id")
+    readable = can_read_contents(request.user)
 
     def lines():
         for dl in rows.iterator(chunk_size=200):
-            data = dl.as_json(full=True)
-            data["body_base64"] = base64.b64encode(dl.body_bytes()).decode()
-            yield json.dumps(data) + "\n"
+            yield json.dumps(_full_json(dl, readable)) + "\n"
 
     response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
     response["Content-Disposition"] = 'attachment; filename="switchyard-dead-letters.jsonl"'
@@ -84,8 +104,7 @@ def export(request):
 @api(role=VIEWER)
 def dead_letter(request, dead_letter_id: int):
     dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
-    data = dl.as_json(full=True)
-    data["body_base64"] = base64.b64encode(dl.body_bytes()).decode()
+    data = _full_json(dl, can_read_contents(request.user))
     data["replays"] = [
         {"at": r.created_at.isoformat(), "destination": f"{r.broker}:{r.destination}", "operation": str(r.operation_id)}
         for r in dl.replays.order_by("id")
@@ -95,7 +114,7 @@ def dead_letter(request, dead_letter_id: int):
 
 @api(role=VIEWER)
 def dead_letter_groups(request):
-    rows = queries.groups(_filters(request.GET))
+    rows = queries.groups(_read_filters(request))
     return JsonResponse({"groups": [queries.group_json(r) for r in rows], "warnings": retention.warnings()})
 
 

@@ -22,6 +22,13 @@ class DeadLettersConsumer(StreamConsumer):
             self.filter = filters.clean(QueryDict(self.scope.get("query_string", b"").decode()))
         except filters.FilterError:
             self.filter = None  # the page shows the filter's error and lists nothing, so it takes no rows either
+        user = self.scope.get("user")
+        if self.filter and user is not None:
+            from dlq.contents import refused_filters
+
+            # Which new rows a body search lets through would answer it: refused as on the page.
+            if await database_sync_to_async(refused_filters)(self.filter, user):
+                self.filter = None
         await super().connect()
 
     async def live_event(self, event):

@@ -14,23 +14,26 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from console import bodies
-from console.access import ADMIN, OPERATOR, VIEWER
+from console.access import ADMIN, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import require_role
 from console.brokers import configured as configured_brokers
 from console.forms import ReasonForm
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
-from dlq import actions, filters, queries, retention
+from dlq import actions, contents, filters, queries, retention
 from dlq.models import BROKERS, PURGEABLE, DeadLetter, DeadLetterSource
 from dlq.operations import validate
 
 
 def _filters_or_empty(request) -> tuple[dict, dict]:
     try:
-        return filters.clean(request.GET), {}
+        f = filters.clean(request.GET)
     except filters.FilterError as e:
         return {}, e.fields
+    # Refused like a mistyped filter (error shown, nothing listed): an empty or full list would answer the search.
+    refused = contents.refused_filters(f, request.user)
+    return ({}, refused) if refused else (f, {})
 
 
 @require_GET
@@ -88,11 +91,10 @@ def groups(request: HtmxHttpRequest):
 @require_role(VIEWER)
 def detail(request, dead_letter_id: int):
     dl = get_object_or_404(DeadLetter.objects.select_related("source", "replay_of"), pk=dead_letter_id)
-    headers = sorted(dl.headers.items())
     ctx = {
         "dl": dl,
-        "headers": headers,
-        "body": bodies.views(dl.body_bytes()),
+        "headers": sorted(contents.headers_for(request.user, dl).items()),
+        "body": bodies.views(dl.body_bytes()) if can_read_contents(request.user) else None,
         "replays": dl.replays.select_related("operation", "actor").order_by("-id")[:100],
         "refailures": dl.refailures.order_by("-id")[:20],
         "saga": dl.saga(),

@@ -7,7 +7,7 @@ import uuid
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 
-from console.access import OPERATOR, VIEWER
+from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
@@ -19,7 +19,15 @@ from outbox.actions import (
     do_set_destination_paused,
     do_skip_event,
 )
-from outbox.models import OutboxEvent, OutboxPayload, split_destination
+from outbox.models import (
+    H_CORRELATION,
+    H_EVENT_ID,
+    H_EVENT_TYPE,
+    H_SCHEMA,
+    OutboxEvent,
+    OutboxPayload,
+    split_destination,
+)
 
 PAGE_SIZE = 100
 
@@ -51,6 +59,18 @@ def events_page(params) -> tuple[list[OutboxEvent], int | None]:
     return page, page[-1].pk if len(page) == PAGE_SIZE else None
 
 
+# The envelope's own headers: what the outbox says about the event. The publisher's headers may carry the same personal
+# or secret data as the payload, so a user who may not read contents sees their names only (value None).
+ENVELOPE_HEADERS = frozenset((H_EVENT_ID, H_EVENT_TYPE, H_SCHEMA, H_CORRELATION))
+
+
+def headers_for(user, row: OutboxEvent) -> dict[str, str | None]:
+    headers = row.envelope_headers()
+    if can_read_contents(user):
+        return headers
+    return {name: value if name in ENVELOPE_HEADERS else None for name, value in headers.items()}
+
+
 @api(role=VIEWER)
 def stats_view(request):
     return JsonResponse({**stats.backlog().as_json(), "latency": stats.latency()})
@@ -70,11 +90,13 @@ def events(request):
 @api(role=VIEWER)
 def event(request, event_pk):
     """One row with its headers and payload: JSON as JSON, bytes (or stored JSON that does not parse) as base64, and
-    a claim check as a reference to GET /api/v1/outbox/payloads/<id>."""
+    a claim check as a reference to GET /api/v1/outbox/payloads/<id>. No payload for a user who may not read it."""
     row = OutboxEvent.objects.filter(pk=event_pk).first()
     if row is None:
         raise ApiError(404, "no such outbox row")
-    body = {**row.as_json(), "encoding": row.encoding, "headers": row.envelope_headers()}
+    body = {**row.as_json(), "encoding": row.encoding, "headers": headers_for(request.user, row)}
+    if not can_read_contents(request.user):
+        return JsonResponse({**body, "contents_hidden": CONTENTS_NOTE})
     stored = row.claim_check_id and OutboxPayload.head(row.claim_check_id, 0)
     if stored:
         _, size, sha256 = stored
@@ -92,6 +114,8 @@ def event(request, event_pk):
 
 @api(role=VIEWER)
 def payload(request, payload_id):
+    if not can_read_contents(request.user):
+        raise ApiError(403, f"payload not available: {CONTENTS_NOTE}")
     try:
         uuid.UUID(str(payload_id))
     except ValueError:

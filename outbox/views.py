@@ -10,14 +10,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from console import bodies
-from console.access import OPERATOR, VIEWER
+from console.access import OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import ApiError, require_role
 from console.forms import ReasonForm
 from console.views import HtmxHttpRequest
 from outbox import stats
 from outbox.actions import do_retry_events, do_retry_failed_destination, do_set_destination_paused, do_skip_event
-from outbox.api import events_page
+from outbox.api import events_page, headers_for
 from outbox.models import OutboxEvent, OutboxPayload, split_destination
 
 FILTERS = ("status", "destination", "key", "event_type")
@@ -168,7 +168,9 @@ def retry_destination(request: HtmxHttpRequest):
 @require_role(VIEWER)
 def event(request, event_pk: int):
     row = get_object_or_404(OutboxEvent, pk=event_pk)
-    claim_check = row.claim_check_id and OutboxPayload.head(row.claim_check_id, bodies.SHOWN)
+    readable = can_read_contents(request.user)
+    # A user who may not read the payload still sees its size: no bytes of it are read for them.
+    claim_check = row.claim_check_id and OutboxPayload.head(row.claim_check_id, bodies.SHOWN if readable else 0)
     if claim_check:
         head, size, sha256 = claim_check
     else:
@@ -176,8 +178,8 @@ def event(request, event_pk: int):
         head, size, sha256 = data[: bodies.SHOWN], len(data), ""
     ctx = {
         "e": row,
-        "headers": sorted(row.envelope_headers().items()),
-        "payload": bodies.views(head, size),
+        "headers": sorted(headers_for(request.user, row).items()),
+        "payload": bodies.views(head, size) if readable else {"size": size},
         "claim_check_sha256": sha256,
         "nav": "outbox",
     }

@@ -3,7 +3,7 @@
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 
-from console.access import OPERATOR, VIEWER, has_role
+from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents, has_role
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
@@ -75,9 +75,11 @@ def saga(request, saga_id):
     except ValueError:
         raise ApiError(400, "invalid request", {"page": ["must be a positive integer"]}) from None
     events, more = queries.timeline(instance, page_number, request.GET.get("failed_only") in ("1", "true"))
+    readable = can_read_contents(request.user)
     return JsonResponse(
         {
-            **instance.as_json(),
+            **instance.as_json(context=readable),
+            **({} if readable else {"contents_hidden": CONTENTS_NOTE}),
             "steps": actions.step_order(instance),
             "events": [e.as_json() for e in events],
             "next_page": page_number + 1 if more else None,

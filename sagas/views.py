@@ -5,7 +5,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from console.access import OPERATOR, VIEWER
+from console.access import OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import require_role
 from console.views import HtmxHttpRequest
@@ -52,7 +52,8 @@ def saga_detail(request: HtmxHttpRequest, saga_id):
     except ValueError:
         page_number = 1
     failed_only = request.GET.get("failed_only") == "1"
-    context_text, context_chars = saga.context_text(CONTEXT_SHOWN_CHARS)
+    # The Data panel is hidden from a user who may not read contents: nothing of it is rendered, not even its size.
+    context_text, context_chars = saga.context_text(CONTEXT_SHOWN_CHARS) if can_read_contents(request.user) else ("", 0)
     ctx = {
         "saga": saga,
         "context_text": context_text,
