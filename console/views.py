@@ -8,6 +8,7 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -28,6 +29,15 @@ class HtmxHttpRequest(HttpRequest):
 
 def new_key() -> str:
     return str(uuid.uuid4())
+
+
+def back_to_referer(request, fallback: str) -> str:
+    """The page a form was posted from (its filters, its page), so an action's message shows where the operator was;
+    never another site: an off-site or missing Referer gives `fallback` (a URL or a view name)."""
+    back = request.META.get("HTTP_REFERER", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return fallback
+    return back
 
 
 def _get_operation_for_viewer(request, operation_id) -> Operation:

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from console import bodies
@@ -20,7 +19,7 @@ from console.auth import require_role
 from console.brokers import configured as configured_brokers
 from console.forms import ReasonForm
 from console.operations import ParameterError
-from console.views import HtmxHttpRequest
+from console.views import HtmxHttpRequest, back_to_referer
 from dlq import actions, contents, filters, queries, retention
 from dlq.models import BROKERS, PURGEABLE, DeadLetter, DeadLetterSource
 from dlq.operations import validate
@@ -118,14 +117,6 @@ def _replay_targets(data) -> tuple[object | None, str]:
     return filters.apply(DeadLetter.objects.filter(status="new"), f), ""
 
 
-def _back(request) -> str:
-    """Back to the page the form was on (inbox, groups or detail), but never to another site."""
-    back = request.META.get("HTTP_REFERER", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return "dlq"
-    return back
-
-
 @require_POST
 @require_role(OPERATOR)
 def replay_preview(request):
@@ -157,7 +148,7 @@ def replay(request):
     """Replay a previewed selection (or, without one, the checked ids or a group / filter frozen now); then watch the
     operation's progress page."""
     reason, key = request.POST.get("reason", "").strip(), request.POST.get("idempotency_key", "")
-    back = _back(request)
+    back = back_to_referer(request, "dlq")
     if not reason or not key:
         messages.error(request, "A reason is required.")
         return redirect(back)
@@ -226,7 +217,7 @@ def status_preview(request):
 @require_role(OPERATOR)
 def set_status(request):
     """Archive, discard or restore (to new) the checked dead letters, or a selection frozen by the status preview."""
-    back = _back(request)
+    back = back_to_referer(request, "dlq")
     # The inbox form also carries its filter's `status` as a hidden field before the button: the button's is the last.
     status = request.POST.get("status", "")
     form = ReasonForm(request.POST)

@@ -14,7 +14,7 @@ from console.access import OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import ApiError, require_role
 from console.forms import ReasonForm
-from console.views import HtmxHttpRequest
+from console.views import HtmxHttpRequest, back_to_referer
 from outbox import stats
 from outbox.actions import do_retry_events, do_retry_failed_destination, do_set_destination_paused, do_skip_event
 from outbox.api import events_page, headers_for
@@ -93,7 +93,7 @@ def retry(request):
     form = RetryForm(request.POST)
     if not form.is_valid():
         messages.error(request, _errors(form))
-        return redirect("outbox")
+        return redirect(back_to_referer(request, "outbox"))
     try:
         result = do_retry_events(
             request.user, form.cleaned_data["ids"], form.cleaned_data["reason"], form.cleaned_data["idempotency_key"]
@@ -101,7 +101,7 @@ def retry(request):
         messages.success(request, f"{len(result['retried'])} row(s) will be relayed again.")
     except Conflict as e:
         messages.error(request, str(e))
-    return redirect("outbox")
+    return redirect(back_to_referer(request, "outbox"))
 
 
 @require_POST
@@ -110,7 +110,7 @@ def skip(request, event_pk: int):
     form = ReasonForm(request.POST)
     if not form.is_valid():
         messages.error(request, _errors(form))
-        return redirect("outbox")
+        return redirect(back_to_referer(request, "outbox"))
     try:
         do_skip_event(request.user, event_pk, form.cleaned_data["reason"], form.cleaned_data["idempotency_key"])
         messages.success(request, f"Row {event_pk} skipped; later rows of its key flow again.")
@@ -118,13 +118,13 @@ def skip(request, event_pk: int):
         messages.error(request, f"There is no outbox row {event_pk}.")
     except Conflict as e:
         messages.error(request, str(e))
-    return redirect("outbox")
+    return redirect(back_to_referer(request, "outbox"))
 
 
 def _back_to_page(request: HtmxHttpRequest):
     # The backlog table's forms post through htmx (the live re-render has no request, so no CSRF token of its own:
     # htmx sends the page's). A full reload then shows the message with the page's filters kept.
-    return HttpResponseClientRefresh() if request.htmx else redirect("outbox")
+    return HttpResponseClientRefresh() if request.htmx else redirect(back_to_referer(request, "outbox"))
 
 
 @require_POST

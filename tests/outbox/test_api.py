@@ -138,10 +138,20 @@ def test_it_retries_and_skips_through_the_page_forms(db, world):
     failed, held, *_ = _seed()
     client = world.client(world.operator)
     key = str(uuid.uuid4())
-    client.post("/outbox/retry", {"ids": str(failed.pk), "reason": "fixed", "idempotency_key": key})
+    # Back to the filtered page the form was on (never off-site), so the message shows where the operator was.
+    filtered = "http://testserver/outbox/?status=failed&key=order-1"
+    response = client.post(
+        "/outbox/retry", {"ids": str(failed.pk), "reason": "fixed", "idempotency_key": key}, HTTP_REFERER=filtered
+    )
+    assert response.status_code == 302 and response["Location"] == filtered
     failed.refresh_from_db()
     assert failed.status == Status.PENDING
-    client.post(f"/outbox/{held.pk}/skip", {"reason": "obsolete", "idempotency_key": key + "s"})
+    response = client.post(
+        f"/outbox/{held.pk}/skip",
+        {"reason": "obsolete", "idempotency_key": key + "s"},
+        HTTP_REFERER="https://elsewhere.example/outbox/",
+    )
+    assert response["Location"] == "/outbox/"
     held.refresh_from_db()
     assert held.status == Status.SKIPPED
     assert (
