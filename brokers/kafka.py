@@ -294,24 +294,41 @@ class KafkaAdapter(BrokerAdapter):
         return result
 
     def reset_offsets(
-        self, group: str, topic: str, to: str, value: int | None = None, dry_run: bool = True
+        self,
+        group: str,
+        topic: str,
+        to: str,
+        value: int | None = None,
+        dry_run: bool = True,
+        partitions: Iterable[int] | None = None,
     ) -> list[OffsetChange]:
-        """Move `group`'s committed offsets on every partition of `topic`: to "earliest", "latest", "timestamp" (ms
-        since the epoch in `value`; partitions with nothing newer go to the end) or "offset" (`value`, clamped to
-        the partition's range). Returns old → new per partition; with dry_run nothing is written.
+        """Move `group`'s committed offsets on the partitions of `topic` (all, or only `partitions`): to "earliest",
+        "latest", "timestamp" (ms since the epoch in `value`; partitions with nothing newer go to the end), "offset"
+        (`value`, clamped to the partition's range) or "shift" (the committed offset plus `value`, which may be
+        negative, clamped to the partition's range). Returns old → new per partition; with dry_run nothing is written.
 
         Refused while the group has members: Kafka itself rejects an offset commit for an active group, and a running
         consumer would overwrite the reset with its next commit. tansu reports no members ever, so there the broker's
-        own refusal (or none) is all we have.
+        own refusal (or none) is all we have. Like kafka-consumer-groups.sh, a shift refuses a partition with no
+        committed offset (there is nothing to shift from) and a partition the topic lacks raises ValueError.
         """
-        if to not in ("earliest", "latest", "timestamp", "offset"):
+        if to not in ("earliest", "latest", "timestamp", "offset", "shift"):
             raise ValueError(f"unknown reset target {to!r}")
-        if to in ("timestamp", "offset") and value is None:
+        if to in ("timestamp", "offset", "shift") and value is None:
             raise ValueError(f"a reset to {to} needs a value")
         members = {g.name: g.members for g in self.consumer_groups()}.get(group, 0)
         if members:
             raise BrokerError(f"group {group!r} has {members} active member(s); stop its consumers first")
         current = self.group_offsets(group, topics=[topic])
+        if partitions is not None:
+            chosen = set(partitions)
+            missing = sorted(chosen - {o.partition for o in current})
+            if missing:
+                have = len(current)
+                raise ValueError(
+                    f"topic {topic!r} has no partition {', '.join(map(str, missing))} (it has {have}: 0–{have - 1})"
+                )
+            current = [o for o in current if o.partition in chosen]
         keys = [(o.topic, o.partition) for o in current]
         earliest = self.end_offsets(keys, "earliest")
         latest = {(o.topic, o.partition): o.end for o in current}
@@ -322,8 +339,19 @@ class KafkaAdapter(BrokerAdapter):
         elif to == "timestamp":
             found = self.end_offsets(keys, str(value))
             targets = {k: latest[k] if found[k] < 0 else found[k] for k in keys}
-        else:
+        elif to == "offset":
             targets = {k: min(max(int(value), earliest[k]), latest[k]) for k in keys}
+        else:
+            unset = [o.partition for o in current if o.committed is None]
+            if unset:
+                raise BrokerError(
+                    f"group {group!r} has no committed offset on {topic!r} partition {', '.join(map(str, unset))} "
+                    "to shift from; reset those to earliest, latest or an offset first, or leave them out"
+                )
+            targets = {
+                (o.topic, o.partition): min(max(o.committed + int(value), earliest[(o.topic, o.partition)]), o.end)
+                for o in current
+            }
         changes = [OffsetChange(o.topic, o.partition, o.committed, targets[(o.topic, o.partition)]) for o in current]
         if dry_run or not changes:
             return changes

@@ -9,23 +9,31 @@ from django.utils import timezone
 from brokers.base import BrokerError
 from console import brokers
 from console.actions import Conflict, do_start_operation, find_repeat, record_audit
+from console.models import Operation
+from console.operations import ParameterError
 from monitoring.models import AlertRule, Incident
 
 
-def preview_reset(group: str, topic: str, to: str, value: int | None):
-    """The dry run: old → new per partition, nothing written. Conflict while the group has members."""
+def preview_reset(params: dict):
+    """The dry run: old → new per partition, nothing written. Conflict while the group has members or when a shift
+    has nothing committed to shift from; ParameterError for a partition the topic lacks."""
     adapter = brokers.get("kafka")
     try:
-        return adapter.reset_offsets(group, topic, to, value, dry_run=True)
+        return adapter.reset_offsets(
+            params["group"], params["topic"], params["to"], params["value"], True, params.get("partitions")
+        )
+    except ValueError as e:
+        raise ParameterError({"partitions": [str(e)]}) from e
     except BrokerError as e:
         raise Conflict(str(e)) from e
 
 
 def do_reset_offsets(actor, params: dict, reason: str, idempotency_key: str, via: str = "web"):
-    """Start the reset as an Operation; refused (Conflict) up front while the group has members."""
-    members = {g.name: g.members for g in brokers.get("kafka").consumer_groups()}.get(params["group"], 0)
-    if members:
-        raise Conflict(f"group {params['group']!r} has {members} active member(s); stop its consumers first")
+    """Start the reset as an Operation. A repeated key returns the first operation; a new one is dry-run first, so
+    what the broker would refuse (members in the group, a shift with nothing committed, a missing partition) is
+    refused up front instead of as a failed operation."""
+    if not Operation.objects.filter(idempotency_key=idempotency_key).exists():
+        preview_reset(params)
     return do_start_operation(actor, "kafka_offset_reset", params, reason, idempotency_key, via)
 
 

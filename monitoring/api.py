@@ -15,7 +15,7 @@ from console.brokers import NotConfigured
 from console.operations import ParameterError
 from monitoring import actions, queries
 from monitoring.models import BROKERS, AlertRule, ConsumerTarget, Incident
-from monitoring.operations import validate_reset
+from monitoring.operations import describe_changes, validate_reset
 
 
 def _target(broker: str, name: str) -> ConsumerTarget:
@@ -61,26 +61,24 @@ def consumer_history(request, broker, name):
 
 @api(methods=("POST",), role=OPERATOR)
 def offset_reset(request, group):
+    """POST {topic, to, value?, partitions?, dry_run?}: `to` earliest | latest | timestamp (value: epoch ms or ISO
+    8601) | offset | shift (value: N, negative rewinds); `partitions` a list (default every partition). A dry run
+    (the default) answers old → new and delta per partition; dry_run false with reason and idempotency_key starts it."""
     body = _object(request)
     try:
         params = validate_reset({**body, "group": group})
-    except ParameterError as e:
-        raise ApiError(400, "invalid parameters", e.fields) from e
-    try:
         if body.get("dry_run", True):
-            changes = actions.preview_reset(params["group"], params["topic"], params["to"], params["value"])
-            return JsonResponse({"dry_run": True, **params, "changes": [_change(c) for c in changes]})
+            rows, total = describe_changes(actions.preview_reset(params))
+            return JsonResponse({"dry_run": True, **params, "changes": rows, "total_delta": total})
         reason, key = require_reason_and_key(body)
         op, created = actions.do_reset_offsets(request.user, params, reason, key, via=request.auth_via or "api")
+    except ParameterError as e:
+        raise ApiError(400, "invalid parameters", e.fields) from e
     except Conflict as e:
         raise ApiError(409, str(e)) from e
     except NotConfigured as e:
         raise ApiError(409, str(e)) from e
     return JsonResponse({"dry_run": False, "operation": op.as_json()}, status=202 if created else 200)
-
-
-def _change(c) -> dict:
-    return {"topic": c.topic, "partition": c.partition, "old": c.old, "new": c.new}
 
 
 @api(methods=("GET", "POST"), role=VIEWER)

@@ -18,7 +18,7 @@ from console.views import HtmxHttpRequest
 from monitoring import actions, queries
 from monitoring.api import clean_until
 from monitoring.models import BROKERS, AlertRule, ConsumerTarget, Incident, Status
-from monitoring.operations import validate_reset
+from monitoring.operations import describe_changes, reset_time, validate_reset
 
 
 class SilenceForm(ReasonForm):
@@ -54,37 +54,59 @@ def consumers(request: HtmxHttpRequest):
 @require_GET
 @require_role(VIEWER)
 def consumer_detail(request, broker, name):
-    target = _get_target_for_viewer(broker, name)
+    return _consumer_page(request, _get_target_for_viewer(broker, name))
+
+
+def _consumer_page(request, target: ConsumerTarget, failed: dict | None = None, status: int = 200):
+    """The page; `failed` re-shows the reset form with its error and what was typed."""
     parts = queries.partitions(target) if target.kind == ConsumerTarget.Kind.GROUP else []
     ctx = {"target": target, "partitions": parts, "key": str(uuid.uuid4()), "nav": "consumers"}
-    ctx["ranges"] = list(queries.RANGES)
-    return render(request, "monitoring/consumer.html", ctx)
+    ctx.update(ranges=list(queries.RANGES), failed=failed or {}, reset_targets=RESET_TARGETS)
+    return render(request, "monitoring/consumer.html", ctx, status=status)
+
+
+RESET_TARGETS = [
+    ("earliest", "earliest"),
+    ("latest", "latest"),
+    ("datetime", "date-time (UTC)"),
+    ("timestamp", "timestamp (epoch ms)"),
+    ("offset", "offset"),
+    ("shift", "shift by N"),
+]
+RESET_FIELDS = ("topic", "to", "value", "at", "partitions", "reason", "idempotency_key")
 
 
 @require_POST
 @require_role(OPERATOR)
 def offset_reset(request, group):
-    """Step 1 (no `confirm`): the dry run, shown as old → new. Step 2 (`confirm`): start the reset operation."""
+    """Step 1 (no `confirm`): the dry run, shown as old → new. Step 2 (`confirm`): start the reset operation. Bad input
+    or a refusal re-shows the consumer page with the form as it was typed."""
     target = _get_target_for_viewer("kafka", group)
-    raw = {k: request.POST.get(k) or None for k in ("topic", "to", "value")}
+    typed = {k: request.POST.get(k, "") for k in RESET_FIELDS}
+    raw = {"group": group, "topic": typed["topic"] or None, "to": typed["to"] or None}
+    # The page has a date-time input next to the number one; whichever the chosen target reads is the value.
+    raw.update(value=(typed["at"] if typed["to"] == "datetime" else typed["value"]) or None)
+    raw.update(partitions=typed["partitions"])
     try:
-        params = validate_reset({**raw, "group": group})
+        params = validate_reset(raw)
         if not request.POST.get("confirm"):
-            changes = actions.preview_reset(params["group"], params["topic"], params["to"], params["value"])
-            ctx = {"target": target, "params": params, "changes": changes, "nav": "consumers"}
-            ctx.update(reason=request.POST.get("reason", ""), key=request.POST.get("idempotency_key") or uuid.uuid4())
+            rows, total = describe_changes(actions.preview_reset(params))
+            ctx = {"target": target, "params": params, "changes": rows, "total": total, "nav": "consumers"}
+            ctx["uncounted"] = sum(1 for r in rows if r["delta"] is None)
+            ctx.update(at=reset_time(params), reason=typed["reason"], key=typed["idempotency_key"] or uuid.uuid4())
             return render(request, "monitoring/reset_preview.html", ctx)
-        reason = (request.POST.get("reason") or "").strip()
-        if not reason:
-            raise Conflict("a reason is required")
-        op, _ = actions.do_reset_offsets(request.user, params, reason, request.POST.get("idempotency_key", ""))
+        reason, key = typed["reason"].strip(), typed["idempotency_key"].strip()
+        fields = {"reason": ["a reason is required"]} if not reason else {}
+        if not key or len(key) > 200:
+            fields["idempotency_key"] = ["the form's key is missing or too long: reload the page"]
+        if fields:
+            raise ParameterError(fields)
+        op, _ = actions.do_reset_offsets(request.user, params, reason, key)
     except ParameterError as e:
-        messages.error(request, str(e))
+        return _consumer_page(request, target, {"values": typed, "fields": e.fields, "error": str(e)}, status=400)
     except (Conflict, NotConfigured) as e:
-        messages.error(request, f"Offset reset refused: {e}")
-    else:
-        return redirect("operation", operation_id=op.pk)
-    return redirect(target.get_absolute_url())
+        return _consumer_page(request, target, {"values": typed, "error": f"Offset reset refused: {e}"}, status=409)
+    return redirect("operation", operation_id=op.pk)
 
 
 @require_GET
@@ -94,11 +116,21 @@ def alerts(request):
 
 
 def _alerts_page(request, failed: dict | None = None):
-    """The page; `failed` re-shows one silence or acknowledge form with its error and what was typed (a 400)."""
-    rules = AlertRule.objects.select_related("silenced_by").order_by("pk")
+    """The page; `failed` re-shows one form (silence, acknowledge, a rule's edit form or the new-rule form) with its
+    error, its field errors and what was typed (a 400)."""
+    failed = failed or {}
+    rules = list(AlertRule.objects.select_related("silenced_by").order_by("pk"))
+    for r in rules:
+        # Each edit form reads `r.form`: what was typed when this is the form that failed, else the stored rule.
+        mine = failed.get("edit") == r.pk
+        r.form, r.form_errors = (failed["values"], failed["fields"]) if mine else (r.as_json(), {})
+    new_rule = {"threshold": 0, "seconds": 0, "minutes": 5, "enabled": True}
+    if failed.get("create"):
+        new_rule = failed["values"]
     incidents = Incident.objects.select_related("rule", "acknowledged_by").order_by("-opened_at")[:50]
     ctx = {"rules": rules, "incidents": incidents, "kinds": AlertRule.Kind.choices, "nav": "consumers"}
-    ctx.update(key=str(uuid.uuid4()), brokers=BROKERS, failed=failed or {})
+    ctx.update(key=str(uuid.uuid4()), brokers=BROKERS, failed=failed, new_rule=new_rule)
+    ctx.update(new_rule_errors=failed["fields"] if failed.get("create") else {})
     return render(request, "monitoring/alerts.html", ctx, status=400 if failed else 200)
 
 
@@ -174,8 +206,17 @@ def _rule_from_post(request) -> dict:
     return body
 
 
-def _rule_error(request, e) -> None:
-    messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in e.fields.items()) or e.message)
+def _typed_rule(request) -> dict:
+    """The rule form as typed, to fill it again after a refusal; `enabled` as the checkbox last said."""
+    values = {k: request.POST.get(k, "") for k in request.POST if k != "csrfmiddlewaretoken"}
+    values["enabled"] = request.POST.get("enabled", "on") == "on"
+    return values
+
+
+def _rule_refused(request, which: dict, e: ApiError | Conflict):
+    fields = e.fields if isinstance(e, ApiError) else {}
+    error = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()) or str(e)
+    return _alerts_page(request, {**which, "values": _typed_rule(request), "fields": fields, "error": error})
 
 
 @require_POST
@@ -187,12 +228,9 @@ def alert_rule_create(request):
         values = clean_rule(_rule_from_post(request))
         reason = (request.POST.get("reason") or "").strip() or "created on the Alerts page"
         actions.do_save_alert_rule(request.user, None, values, reason, request.POST.get("idempotency_key", ""))
-    except ApiError as e:
-        _rule_error(request, e)
-    except Conflict as e:
-        messages.error(request, str(e))
-    else:
-        messages.success(request, "Rule saved.")
+    except (ApiError, Conflict) as e:
+        return _rule_refused(request, {"create": True}, e)
+    messages.success(request, "Rule saved.")
     return redirect("alerts")
 
 
@@ -206,12 +244,9 @@ def alert_rule_update(request, rule_id):
         values = clean_rule(_rule_from_post(request))
         reason = (request.POST.get("reason") or "").strip() or "changed on the Alerts page"
         actions.do_save_alert_rule(request.user, rule.pk, values, reason, request.POST.get("idempotency_key", ""))
-    except ApiError as e:
-        _rule_error(request, e)
-    except Conflict as e:
-        messages.error(request, str(e))
-    else:
-        messages.success(request, f"Rule {rule.name!r} saved.")
+    except (ApiError, Conflict) as e:
+        return _rule_refused(request, {"edit": rule.pk}, e)
+    messages.success(request, f"Rule {rule.name!r} saved.")
     return redirect("alerts")
 
 

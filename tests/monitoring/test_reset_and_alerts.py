@@ -31,7 +31,7 @@ def test_it_dry_runs_an_offset_reset_then_moves_the_offsets_as_an_audited_operat
     url = f"/api/v1/consumers/kafka/{group}/reset"
     preview = client.post(url, {"topic": topic, "to": "earliest"}, content_type="application/json")
     assert preview.status_code == 200
-    assert preview.json()["changes"] == [{"topic": topic, "partition": 0, "old": 8, "new": 0}]
+    assert preview.json()["changes"] == [{"topic": topic, "partition": 0, "old": 8, "new": 0, "delta": -8}]
     assert [o.committed for o in kafka.group_offsets(group)] == [8]  # the dry run moved nothing
 
     body = {"topic": topic, "to": "offset", "value": 3, "dry_run": False, "reason": "replay", "idempotency_key": "r1"}
@@ -41,7 +41,7 @@ def test_it_dry_runs_an_offset_reset_then_moves_the_offsets_as_an_audited_operat
     assert execute(op_id) == "succeeded"
     assert [o.committed for o in kafka.group_offsets(group)] == [3]
     op = Operation.objects.get(pk=op_id)
-    assert op.result["changes"] == [{"topic": topic, "partition": 0, "old": 8, "new": 3}]
+    assert op.result["changes"] == [{"topic": topic, "partition": 0, "old": 8, "new": 3, "delta": -5}]
     entry = AuditEntry.objects.get(operation=op)
     assert (entry.actor, entry.reason, entry.idempotency_key) == (world.operator, "replay", "r1")
     # The same key again is the same operation, not a second reset.
