@@ -304,18 +304,23 @@ class KafkaAdapter(BrokerAdapter):
     ) -> list[OffsetChange]:
         """Move `group`'s committed offsets on the partitions of `topic` (all, or only `partitions`): to "earliest",
         "latest", "timestamp" (ms since the epoch in `value`; partitions with nothing newer go to the end), "offset"
-        (`value`, clamped to the partition's range) or "shift" (the committed offset plus `value`, which may be
-        negative, clamped to the partition's range). Returns old → new per partition; with dry_run nothing is written.
+        (`value`, clamped to the partition's range), "shift" (the committed offset plus `value`, which may be
+        negative, clamped to the partition's range) or "offsets" (`value` maps partition → offset, each clamped: a
+        shift worked out earlier, applied again with the same result). Returns old → new per partition; with dry_run
+        nothing is written.
 
         Refused while the group has members: Kafka itself rejects an offset commit for an active group, and a running
         consumer would overwrite the reset with its next commit. tansu reports no members ever, so there the broker's
         own refusal (or none) is all we have. Like kafka-consumer-groups.sh, a shift refuses a partition with no
         committed offset (there is nothing to shift from) and a partition the topic lacks raises ValueError.
         """
-        if to not in ("earliest", "latest", "timestamp", "offset", "shift"):
+        if to not in ("earliest", "latest", "timestamp", "offset", "shift", "offsets"):
             raise ValueError(f"unknown reset target {to!r}")
-        if to in ("timestamp", "offset", "shift") and value is None:
+        if to in ("timestamp", "offset", "shift", "offsets") and value is None:
             raise ValueError(f"a reset to {to} needs a value")
+        if to == "offsets":
+            value = {int(partition): int(offset) for partition, offset in dict(value).items()}
+            partitions = sorted(value)
         members = {g.name: g.members for g in self.consumer_groups()}.get(group, 0)
         if members:
             raise BrokerError(f"group {group!r} has {members} active member(s); stop its consumers first")
@@ -341,6 +346,8 @@ class KafkaAdapter(BrokerAdapter):
             targets = {k: latest[k] if found[k] < 0 else found[k] for k in keys}
         elif to == "offset":
             targets = {k: min(max(int(value), earliest[k]), latest[k]) for k in keys}
+        elif to == "offsets":
+            targets = {k: min(max(value[k[1]], earliest[k]), latest[k]) for k in keys}
         else:
             unset = [o.partition for o in current if o.committed is None]
             if unset:

@@ -33,7 +33,12 @@ def do_reset_offsets(actor, params: dict, reason: str, idempotency_key: str, via
     what the broker would refuse (members in the group, a shift with nothing committed, a missing partition) is
     refused up front instead of as a failed operation."""
     if not Operation.objects.filter(idempotency_key=idempotency_key).exists():
-        preview_reset(params)
+        changes = preview_reset(params)
+        if params["to"] == "shift":
+            # A shift is relative: run twice (a worker killed after the broker moved the offsets, before the
+            # operation recorded it, is run again) it would move twice. The operation applies the offsets this dry
+            # run worked out instead, which gives the same result however often it runs.
+            params = {**params, "frozen": {str(c.partition): c.new for c in changes}}
     return do_start_operation(actor, "kafka_offset_reset", params, reason, idempotency_key, via)
 
 

@@ -117,8 +117,9 @@ def run_reset(ctx):
         return {"note": "already applied"}
     p = ctx.params
     ctx.checkpoint(force=True)
+    to, value = ("offsets", p["frozen"]) if p.get("frozen") else (p["to"], p["value"])
     changes = brokers.get("kafka").reset_offsets(
-        p["group"], p["topic"], p["to"], p["value"], dry_run=False, partitions=p.get("partitions")
+        p["group"], p["topic"], to, value, dry_run=False, partitions=p.get("partitions")
     )
     ctx.set_total(len(changes))
     ctx.advance(len(changes))

@@ -108,6 +108,11 @@ def test_it_previews_a_shift_with_messages_re_read_per_partition_then_applies_it
     assert (op.result["changes"], op.result["total_delta"]) == (expected, -2)
     entry = AuditEntry.objects.get(operation=op)
     assert (entry.actor, entry.reason, entry.parameters["partitions"]) == (world.operator, "replay the last two", [1])
+    # Run again from the start, as a worker killed after the broker moved the offsets but before the operation
+    # recorded it would be: the shift the dry run worked out is applied again, not shifted a second time.
+    Operation.objects.filter(pk=op_id).update(status="queued", progress_done=0, finished_at=None, result={})
+    assert execute(op_id) == "succeeded"
+    assert _committed(kafka, group) == {0: before[0], 1: before[1] - 2}
     # The same key again is the same operation: no second shift.
     again = _api(client, group, body)
     assert again.status_code == 200 and again.json()["operation"]["id"] == op_id
