@@ -234,9 +234,11 @@ def steady_latency(uri: str, rate: int, seconds: float, keys: int, publishers: i
     OutboxEvent.objects.all().delete()
     # Start from a settled database: the throughput runs above leave tens of thousands of dead rows and dirty pages,
     # whose autovacuum and writeback would otherwise land inside this phase and measure the bench, not the relay.
+    # CHECKPOINT hands Postgres's dirty pages to the kernel; sync() waits until the kernel has written them too.
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {OutboxEvent._meta.db_table}")
         cursor.execute("CHECKPOINT")
+    os.sync()
     connection.close()
     fork = multiprocessing.get_context("fork")
     topic = uri.partition("://")[2]
