@@ -4,12 +4,15 @@ Each `do_*` runs in one transaction with its audit entry; Celery work and live b
 nothing is ever sent for work that rolled back.
 """
 
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from console.access import OPERATOR, ROLE_ORDER, has_role
 from console.live import broadcast
 from console.models import AuditEntry, Operation
-from console.operations import STALE_AFTER_SECONDS
+from console.operations import STALE_AFTER_SECONDS, get_kind
 
 Status = Operation.Status
 
@@ -66,12 +69,16 @@ def enqueue_operation(operation_id) -> None:
 def do_start_operation(
     actor, kind: str, parameters: dict, reason: str, idempotency_key: str, via: str = "web"
 ) -> tuple[Operation, bool]:
-    """Create and enqueue an operation. The same idempotency key returns the same operation, never a second run."""
+    """Create and enqueue an operation. The same idempotency key returns the same operation, never a second run.
+
+    A kind listed in OPERATION_APPROVAL_KINDS is created awaiting approval and not enqueued: a second operator's
+    do_approve_operation enqueues it."""
     existing = Operation.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         if existing.requested_by_id != actor.pk or existing.kind != kind:
             raise Conflict("this idempotency key was already used for a different request")
         return existing, False
+    needs_approval = kind in settings.OPERATION_APPROVAL_KINDS
     try:
         with transaction.atomic(durable=True):
             op = Operation.objects.create(
@@ -80,6 +87,7 @@ def do_start_operation(
                 parameters=parameters,
                 reason=reason,
                 idempotency_key=idempotency_key,
+                status=Status.AWAITING_APPROVAL if needs_approval else Status.QUEUED,
             )
             record_audit(
                 actor,
@@ -93,7 +101,10 @@ def do_start_operation(
                 idempotency_key=idempotency_key,
                 via=via,
             )
-            transaction.on_commit(lambda: enqueue_operation(op.pk))
+            if needs_approval:
+                transaction.on_commit(_broadcast_awaiting)
+            else:
+                transaction.on_commit(lambda: enqueue_operation(op.pk))
             transaction.on_commit(lambda: broadcast("operations", op.live_event()))
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its operation.
@@ -148,7 +159,71 @@ def do_control_operation(
             via=via,
         )
         transaction.on_commit(lambda: broadcast("operations", op.live_event()))
+        if before == Status.AWAITING_APPROVAL:
+            transaction.on_commit(_broadcast_awaiting)
     return op
+
+
+def approval_role(kind: str) -> str:
+    """The least role that may approve or reject an operation of `kind`: operator, or the kind's own if higher."""
+    registered = get_kind(kind)
+    own = registered.role if registered is not None else OPERATOR
+    return own if ROLE_ORDER[own] > ROLE_ORDER[OPERATOR] else OPERATOR
+
+
+def do_approve_operation(actor, operation_id, reason: str, idempotency_key: str, via: str = "web") -> Operation:
+    """A second operator lets an operation awaiting approval run: it is queued and enqueued on commit."""
+    return _decide(actor, operation_id, "approve", reason, idempotency_key, via)
+
+
+def do_reject_operation(actor, operation_id, reason: str, idempotency_key: str, via: str = "web") -> Operation:
+    """A second operator refuses an operation awaiting approval: it is cancelled and never runs."""
+    return _decide(actor, operation_id, "reject", reason, idempotency_key, via)
+
+
+def _decide(actor, operation_id, decision: str, reason: str, idempotency_key: str, via: str) -> Operation:
+    action = f"operation.{decision}"
+    repeat = find_repeat(actor, idempotency_key, action)
+    if repeat is not None:
+        return Operation.objects.select_related("requested_by", "approved_by").get(pk=repeat.target_id)
+    with transaction.atomic(durable=True):
+        op = Operation.objects.select_for_update().get(pk=operation_id)
+        role = approval_role(op.kind)
+        if not has_role(actor, role):
+            raise PermissionDenied(f"the {role} role is required to {decision} a {op.kind} operation")
+        if not op.is_awaiting_approval:
+            raise Conflict(f"a {op.status} operation is not awaiting approval")
+        if not op.can_be_approved_by(actor):
+            raise Conflict(f"an operation must be {decision}ed by an operator other than the one who requested it")
+        now = timezone.now()
+        before = op.status
+        if decision == "approve":
+            op.status, op.approved_by, op.approved_at = Status.QUEUED, actor, now
+            transaction.on_commit(lambda: enqueue_operation(op.pk))
+        else:
+            op.status, op.finished_at = Status.CANCELLED, now
+            op.message = f"rejected by {actor.get_username()}: {reason}"[:2000]
+        op.updated_at = now
+        op.save(update_fields=["status", "approved_by", "approved_at", "finished_at", "message", "updated_at"])
+        record_audit(
+            actor,
+            action,
+            "operation",
+            op.pk,
+            reason=reason,
+            parameters={"status_before": before, "requested_by": op.requested_by.get_username()},
+            result={"status": op.status},
+            operation=op,
+            idempotency_key=idempotency_key,
+            via=via,
+        )
+        transaction.on_commit(lambda: broadcast("operations", op.live_event()))
+        transaction.on_commit(_broadcast_awaiting)
+    return op
+
+
+def _broadcast_awaiting() -> None:
+    broadcast("dashboard", {"type": "dashboard", "tile": "operations-awaiting-approval"})
 
 
 def requeue_stale() -> list:

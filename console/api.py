@@ -6,7 +6,13 @@ from django.http import JsonResponse
 
 from console import brokers
 from console.access import OPERATOR, VIEWER, has_role, role_of
-from console.actions import Conflict, do_control_operation, do_start_operation
+from console.actions import (
+    Conflict,
+    do_approve_operation,
+    do_control_operation,
+    do_reject_operation,
+    do_start_operation,
+)
 from console.auth import ApiError, api, json_object
 from console.forms import AuditFilterForm, audit_queryset
 from console.models import Operation
@@ -34,7 +40,7 @@ def _operation(operation_id) -> Operation:
         uuid.UUID(str(operation_id))
     except ValueError:
         raise ApiError(404, "no such operation") from None
-    op = Operation.objects.select_related("requested_by").filter(pk=operation_id).first()
+    op = Operation.objects.select_related("requested_by", "approved_by").filter(pk=operation_id).first()
     if op is None:
         raise ApiError(404, "no such operation")
     return op
@@ -44,7 +50,7 @@ def _operation(operation_id) -> Operation:
 def operations(request):
     if request.method == "POST":
         return _start_operation(request)
-    ops = Operation.objects.select_related("requested_by").order_by("-created_at")
+    ops = Operation.objects.select_related("requested_by", "approved_by").order_by("-created_at")
     for name in ("status", "kind"):
         if request.GET.get(name):
             ops = ops.filter(**{name: request.GET[name]})
@@ -87,6 +93,20 @@ def operation_control(request, operation_id, action):
     reason, key = require_reason_and_key(body)
     try:
         op = do_control_operation(request.user, op.pk, action, reason, key, via=request.auth_via or "api")
+    except Conflict as e:
+        raise ApiError(409, str(e)) from e
+    return JsonResponse(op.as_json())
+
+
+@api(methods=("POST",), role=OPERATOR)
+def operation_decision(request, operation_id, decision):
+    """approve / reject an operation awaiting approval; its requester may do neither (409)."""
+    op = _operation(operation_id)
+    body = json_object(request)
+    reason, key = require_reason_and_key(body)
+    decide = do_approve_operation if decision == "approve" else do_reject_operation
+    try:
+        op = decide(request.user, op.pk, reason, key, via=request.auth_via or "api")
     except Conflict as e:
         raise ApiError(409, str(e)) from e
     return JsonResponse(op.as_json())

@@ -42,8 +42,17 @@ def operation_tiles() -> list[Tile]:
     active = Operation.objects.filter(status__in=[Status.QUEUED, Status.RUNNING, Status.PAUSED]).count()
     since = timezone.now() - timezone.timedelta(hours=24)
     failed = Operation.objects.filter(status=Status.FAILED, finished_at__gte=since).count()
+    awaiting = Operation.objects.filter(status=Status.AWAITING_APPROVAL).count()
     href = reverse("operations")
     return [
         Tile("operations", "Operations in progress", str(active), href),
         Tile("operations-failed", "Operations failed (24 h)", str(failed), href + "?status=failed", bad=failed > 0),
+        # Work someone asked for sits still until a second operator looks: red until nobody is waiting.
+        Tile(
+            "operations-awaiting-approval",
+            "Operations awaiting approval",
+            str(awaiting),
+            href + "?status=awaiting_approval",
+            bad=awaiting > 0,
+        ),
     ]

@@ -90,6 +90,8 @@ class Operation(models.Model):
     """A long-running Celery job started by a person: progress, pause / resume / cancel, per-item errors."""
 
     class Status(models.TextChoices):
+        # A kind listed in OPERATION_APPROVAL_KINDS waits here, never enqueued, until another operator approves it.
+        AWAITING_APPROVAL = "awaiting_approval"
         QUEUED = "queued"
         RUNNING = "running"
         PAUSED = "paused"
@@ -104,7 +106,7 @@ class Operation(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="operations")
     parameters = models.JSONField(default=dict, blank=True)
     reason = models.TextField(blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     # What an operator asked for while the job runs; the worker acts on it at its next checkpoint.
     requested_state = models.CharField(max_length=16, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
@@ -118,6 +120,11 @@ class Operation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The second person who let an operation of a listed kind run (OPERATION_APPROVAL_KINDS).
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="approved_operations"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -146,6 +153,14 @@ class Operation(models.Model):
     def can_cancel(self) -> bool:
         return not self.is_finished
 
+    @property
+    def is_awaiting_approval(self) -> bool:
+        return self.status == self.Status.AWAITING_APPROVAL
+
+    def can_be_approved_by(self, user) -> bool:
+        """Four eyes: whoever asked for it may not let it run."""
+        return self.is_awaiting_approval and user.pk != self.requested_by_id
+
     def live_event(self) -> dict:
         """The `operations` stream payload (console.live.OperationEvent) for this row's current state."""
         return {
@@ -168,6 +183,8 @@ class Operation(models.Model):
             "status": self.status,
             "requested_state": self.requested_state or None,
             "requested_by": self.requested_by.get_username(),
+            "approved_by": self.approved_by.get_username() if self.approved_by_id else None,
+            "approved_at": self.approved_at.isoformat() if self.approved_at else None,
             "reason": self.reason,
             "parameters": self.parameters,
             "progress": {"done": self.progress_done, "total": self.progress_total, "percent": self.percent},

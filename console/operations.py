@@ -138,7 +138,10 @@ class OperationContext:
 
 
 def claim(operation_id) -> Operation | None:
-    """Move a queued (or abandoned running) operation to running. None if someone else has it or it is finished."""
+    """Move a queued (or abandoned running) operation to running. None if someone else has it or it is finished.
+
+    Only those two states are claimed: an operation awaiting approval (or paused) is never run, even when a stray
+    or forged task names it; the conditional UPDATE makes that hold against a concurrent approve as well."""
     now = timezone.now()
     stale = now - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
     claimed = Operation.objects.filter(

@@ -217,6 +217,8 @@ if NATS_URL:
 
 # Operations: how many per-item errors one operation keeps (the rest are counted, not stored).
 OPERATION_MAX_ERRORS = envint("OPERATION_MAX_ERRORS", 200, minimum=1)
+# Four eyes: operation kinds (e.g. "dlq.replay,kafka_offset_reset") that wait for a second operator's approval.
+OPERATION_APPROVAL_KINDS = envlist("OPERATION_APPROVAL_KINDS", [])
 # Bodies, payloads and saga data may hold personal or secret data: the least role that reads them (console.access).
 # "viewer": everyone who sees a page; "operator": viewers see that something failed and why, not what it carried.
 CONTENTS_ROLE = envchoice("SWITCHYARD_CONTENTS_ROLE", "viewer", ("viewer", "operator"))

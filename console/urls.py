@@ -16,6 +16,15 @@ urlpatterns = [
     path("operations/start", views.operation_start, name="operation_start"),
     path("operations/<uuid:operation_id>/", views.operation, name="operation"),
     path("operations/<uuid:operation_id>/control", views.operation_control, name="operation_control"),
+    path(
+        "operations/<uuid:operation_id>/approve",
+        views.operation_decide,
+        {"decision": "approve"},
+        name="operation_approve",
+    ),
+    path(
+        "operations/<uuid:operation_id>/reject", views.operation_decide, {"decision": "reject"}, name="operation_reject"
+    ),
     path("audit/", views.audit, name="audit"),
     path("audit/export.jsonl", views.audit_export, name="audit_export"),
     path("brokers/", views.brokers_page, name="brokers"),
@@ -35,6 +44,18 @@ urlpatterns = [
     path("api/v1/me", api.me, name="api_me"),
     path("api/v1/operations", api.operations, name="api_operations"),
     path("api/v1/operations/<str:operation_id>", api.operation, name="api_operation"),
+    path(
+        "api/v1/operations/<str:operation_id>/approve",
+        api.operation_decision,
+        {"decision": "approve"},
+        name="api_operation_approve",
+    ),
+    path(
+        "api/v1/operations/<str:operation_id>/reject",
+        api.operation_decision,
+        {"decision": "reject"},
+        name="api_operation_reject",
+    ),
     path("api/v1/operations/<str:operation_id>/<str:action>", api.operation_control, name="api_operation_control"),
     path("api/v1/audit", api.audit, name="api_audit"),
     path("api/v1/brokers", api.brokers_list, name="api_brokers"),

@@ -14,9 +14,18 @@ from django_htmx.middleware import HtmxDetails
 
 from console import brokers, metrics
 from console.access import ADMIN, OPERATOR, VIEWER, has_role
-from console.actions import Conflict, do_control_operation, do_create_api_token, do_revoke_api_token, do_start_operation
+from console.actions import (
+    Conflict,
+    approval_role,
+    do_approve_operation,
+    do_control_operation,
+    do_create_api_token,
+    do_reject_operation,
+    do_revoke_api_token,
+    do_start_operation,
+)
 from console.auth import require_role
-from console.forms import AuditFilterForm, ControlForm, StartOperationForm, TokenForm, audit_queryset
+from console.forms import AuditFilterForm, ControlForm, ReasonForm, StartOperationForm, TokenForm, audit_queryset
 from console.models import ApiToken, Operation
 from console.operations import KINDS, ParameterError, get_kind
 
@@ -41,7 +50,7 @@ def back_to_referer(request, fallback: str) -> str:
 
 
 def _get_operation_for_viewer(request, operation_id) -> Operation:
-    return get_object_or_404(Operation.objects.select_related("requested_by"), pk=operation_id)
+    return get_object_or_404(Operation.objects.select_related("requested_by", "approved_by"), pk=operation_id)
 
 
 @require_GET
@@ -93,7 +102,16 @@ def operation_start(request):
 def operation(request: HtmxHttpRequest, operation_id):
     op = _get_operation_for_viewer(request, operation_id)
     audit = op.audit_entries.select_related("actor").order_by("created_at")
-    ctx = {"op": op, "audit": audit, "key": new_key(), "nav": "operations"}
+    ctx = {
+        "op": op,
+        "audit": audit,
+        "key": new_key(),
+        # Each form its own key: approving and rejecting are different requests (find_repeat tells them apart).
+        "approve_key": new_key(),
+        "reject_key": new_key(),
+        "can_decide": op.can_be_approved_by(request.user) and has_role(request.user, approval_role(op.kind)),
+        "nav": "operations",
+    }
     return render(request, "console/operation.html" + ("#progress" if request.htmx else ""), ctx)
 
 
@@ -113,6 +131,24 @@ def operation_control(request, operation_id):
             form.cleaned_data["reason"],
             form.cleaned_data["idempotency_key"],
         )
+    except Conflict as e:
+        messages.error(request, str(e))
+    return redirect("operation", operation_id=op.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def operation_decide(request, operation_id, decision: str):
+    """Approve or reject an operation awaiting approval (OPERATION_APPROVAL_KINDS), as an operator other than its
+    requester; the action re-checks both under the row lock."""
+    op = _get_operation_for_viewer(request, operation_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("operation", operation_id=op.pk)
+    decide = do_approve_operation if decision == "approve" else do_reject_operation
+    try:
+        decide(request.user, op.pk, form.cleaned_data["reason"], form.cleaned_data["idempotency_key"])
     except Conflict as e:
         messages.error(request, str(e))
     return redirect("operation", operation_id=op.pk)
