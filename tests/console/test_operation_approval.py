@@ -210,3 +210,18 @@ def test_it_rejects_from_the_operation_page(world, second, approval):
     assert Operation.objects.get(pk=op_id).status == "cancelled"
     html = client.get(f"/operations/{op_id}/").content.decode()
     assert "rejected by second: &lt;b&gt;no&lt;/b&gt;" in html and "<b>no</b>" not in html
+
+
+def test_it_refuses_an_approval_kind_no_app_registers(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    from console.checks import approval_kinds
+
+    settings.OPERATION_APPROVAL_KINDS = ["dlq.replay", "kafka_offset_reset"]
+    assert approval_kinds(None) == []
+    settings.OPERATION_APPROVAL_KINDS = ["dlq.replay", "dlq.replya"]
+    (error,) = approval_kinds(None)
+    assert error.id == "switchyard.E001" and "dlq.replya" in error.msg and "dlq.replay" in error.hint
+    with pytest.raises(SystemCheckError):
+        call_command("check")
