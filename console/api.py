@@ -48,6 +48,8 @@ def _operation(operation_id) -> Operation:
 
 @api(methods=("GET", "POST"), role=VIEWER)
 def operations(request):
+    """GET lists operations newest first (`status`, `kind`); POST {kind, parameters, reason, idempotency_key}
+    starts one."""
     if request.method == "POST":
         return _start_operation(request)
     ops = Operation.objects.select_related("requested_by", "approved_by").order_by("-created_at")
@@ -81,11 +83,13 @@ def _start_operation(request):
 
 @api(role=VIEWER)
 def operation(request, operation_id):
+    """One operation: status, progress, errors, result, who asked and (if needed) who approved."""
     return JsonResponse(_operation(operation_id).as_json())
 
 
 @api(methods=("POST",), role=OPERATOR)
 def operation_control(request, operation_id, action):
+    """POST {reason, idempotency_key} to .../pause, .../resume or .../cancel an operation."""
     if action not in ("pause", "resume", "cancel"):
         raise ApiError(404, f"unknown action {action!r}; use pause, resume or cancel")
     op = _operation(operation_id)
@@ -114,6 +118,8 @@ def operation_decision(request, operation_id, decision):
 
 @api(role=VIEWER)
 def audit(request):
+    """Audit entries newest first (keyset `before`), by `actor`, `action`, `target_type`, `target_id`, `since` and
+    `until`."""
     form = AuditFilterForm(request.GET)
     if not form.is_valid():
         raise ApiError(400, "invalid filter", {k: list(v) for k, v in form.errors.items()})
@@ -128,6 +134,7 @@ def audit(request):
 
 @api(role=VIEWER)
 def trace(request):
+    """Everything under one `correlation` id: a section per source (sagas, outbox events, dead letters)."""
     from console import trace as tracing
 
     correlation = request.GET.get("correlation", "").strip()
@@ -138,6 +145,7 @@ def trace(request):
 
 @api(role=VIEWER)
 def brokers_list(request):
+    """Each configured broker: reachable, version, round-trip latency, destinations."""
     out = []
     for name, health in brokers.health_all().items():
         if health is None:
@@ -158,7 +166,40 @@ def brokers_list(request):
 
 
 @api(role=VIEWER)
+def index(request):
+    """Every endpoint of this API: path, methods, the least role, and what it does (each view's own docstring).
+
+    Read from the URL configuration and the @api decorator at request time, so it cannot fall out of date."""
+    return JsonResponse({"endpoints": endpoints()})
+
+
+def endpoints() -> list[dict]:
+    from django.urls import get_resolver
+
+    found = []
+
+    def walk(patterns, prefix: str) -> None:
+        for p in patterns:
+            route = prefix + str(p.pattern)
+            if hasattr(p, "url_patterns"):
+                walk(p.url_patterns, route)
+                continue
+            view = p.callback
+            if not route.startswith("api/v1/") or not hasattr(view, "api_role"):
+                continue
+            doc = (view.__doc__ or "").strip()
+            summary = " ".join(doc.split("\n\n", 1)[0].split())
+            found.append(
+                {"path": "/" + route, "methods": list(view.api_methods), "role": view.api_role, "summary": summary}
+            )
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+@api(role=VIEWER)
 def me(request):
+    """Who the caller is: username, role, and how it authenticated (session or token)."""
     return JsonResponse(
         {"username": request.user.get_username(), "role": role_of(request.user), "via": request.auth_via}
     )

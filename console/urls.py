@@ -41,6 +41,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
+    path("api/v1/", api.index, name="api_index"),
     path("api/v1/me", api.me, name="api_me"),
     path("api/v1/operations", api.operations, name="api_operations"),
     path("api/v1/operations/<str:operation_id>", api.operation, name="api_operation"),

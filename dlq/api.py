@@ -67,6 +67,7 @@ def _object(request) -> dict:
 
 @api(role=VIEWER)
 def dead_letters(request):
+    """Dead letters newest first (keyset `before`), the inbox's filters as query parameters, with an estimated total."""
     f = _read_filters(request)
     before = request.GET.get("before")
     if before and not before.isdigit():
@@ -103,6 +104,7 @@ def export(request):
 
 @api(role=VIEWER)
 def dead_letter(request, dead_letter_id: int):
+    """One dead letter with its headers, body (base64) and replay history; contents as the caller's role allows."""
     dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
     data = _full_json(dl, can_read_contents(request.user))
     data["replays"] = [
@@ -114,6 +116,7 @@ def dead_letter(request, dead_letter_id: int):
 
 @api(role=VIEWER)
 def dead_letter_groups(request):
+    """Dead letters grouped by failure fingerprint: counts (total and new), origins, first and last seen."""
     rows = queries.groups(_read_filters(request))
     return JsonResponse({"groups": [queries.group_json(r) for r in rows], "warnings": retention.warnings()})
 
@@ -151,6 +154,7 @@ def replay_params(body: dict) -> dict:
 
 @api(methods=("POST",), role=OPERATOR)
 def replay(request):
+    """POST {ids | filter, rate?, destination?, canary?, dry_run?, reason, idempotency_key}: replay as an operation."""
     body = _object(request)
     reason, key = require_reason_and_key(body)
     params = replay_params(body)
@@ -180,6 +184,7 @@ def set_status(request, status: str):
 
 @api(methods=("POST",), role=OPERATOR)
 def edit_replay(request, dead_letter_id: int):
+    """POST {body, headers, reason, idempotency_key}: replay an edited copy; the diff goes into the audit entry."""
     dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
     body = _object(request)
     reason, key = require_reason_and_key(body)

@@ -41,12 +41,14 @@ def _object(request) -> dict:
 
 @api(role=VIEWER)
 def consumers(request):
+    """Every watched consumer group, queue and consumer with its lag, lag in seconds and status (`status`, `broker`)."""
     rows = queries.targets(request.GET.get("status", ""), request.GET.get("broker", ""))
     return JsonResponse({"consumers": [t.as_json() for t in rows]})
 
 
 @api(role=VIEWER)
 def consumer(request, broker, name):
+    """One target with its status, why, and (Kafka groups) per-partition offsets and lag."""
     target = _target(broker, name)
     body = target.as_json()
     if target.kind == ConsumerTarget.Kind.GROUP:
@@ -56,6 +58,7 @@ def consumer(request, broker, name):
 
 @api(role=VIEWER)
 def consumer_history(request, broker, name):
+    """One target's lag history (`range` 1h, 24h or 7d), the series the page's chart draws."""
     return JsonResponse(queries.history(_target(broker, name), request.GET.get("range", "1h")))
 
 
@@ -83,6 +86,7 @@ def offset_reset(request, group):
 
 @api(methods=("GET", "POST"), role=VIEWER)
 def alert_rules(request):
+    """GET lists the alert rules; POST {…, reason, idempotency_key} creates one (admin role)."""
     if request.method == "GET":
         incidents = Incident.objects.select_related("rule", "acknowledged_by").order_by("-opened_at")[:100]
         return JsonResponse(
@@ -96,6 +100,7 @@ def alert_rules(request):
 
 @api(methods=("POST", "DELETE"), role=ADMIN)
 def alert_rule(request, rule_id):
+    """POST {…, reason, idempotency_key} changes a rule; DELETE {reason, idempotency_key} deletes it."""
     rule = _rule(rule_id)
     if request.method == "DELETE":
         reason, key = require_reason_and_key(_object(request))

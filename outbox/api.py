@@ -73,16 +73,19 @@ def headers_for(user, row: OutboxEvent) -> dict[str, str | None]:
 
 @api(role=VIEWER)
 def stats_view(request):
+    """The backlog now: unpublished, oldest unpublished age, failed, blocked keys, per destination and event type."""
     return JsonResponse({**stats.backlog().as_json(), "latency": stats.latency()})
 
 
 @api(role=VIEWER)
 def series_view(request):
+    """Rates in / out and publish latency percentiles over time, for the chart."""
     return JsonResponse(stats.series())
 
 
 @api(role=VIEWER)
 def events(request):
+    """Outbox rows newest first, by `status`, `destination`, `key` or `event_type`."""
     page, next_before = events_page(request.GET)
     return JsonResponse({"events": [e.as_json() for e in page], "next_before": next_before})
 
@@ -114,6 +117,7 @@ def event(request, event_pk):
 
 @api(role=VIEWER)
 def payload(request, payload_id):
+    """A claim-checked payload's bytes, by the reference the sent message carries."""
     if not can_read_contents(request.user):
         raise ApiError(403, f"payload not available: {CONTENTS_NOTE}")
     try:
@@ -164,6 +168,7 @@ def _destination(body: dict) -> str:
 
 @api(methods=("POST",), role=OPERATOR)
 def skip(request, event_pk):
+    """POST {reason, idempotency_key}: never send this row; the later rows of its key flow again."""
     body = _object_body(request)
     reason, key = require_reason_and_key(body)
     try:
@@ -177,6 +182,7 @@ def skip(request, event_pk):
 
 @api(methods=("POST",), role=OPERATOR)
 def destination_control(request, action):
+    """POST {destination, reason, idempotency_key} to .../pause or .../resume relaying to one destination."""
     if action not in ("pause", "resume"):
         raise ApiError(404, f"unknown action {action!r}; use pause or resume")
     body = _object_body(request)

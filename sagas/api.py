@@ -14,6 +14,7 @@ from sagas.recording import MAX_BATCH, SCHEMA_PATH, record_events, validate_even
 
 @api(role=VIEWER)
 def schema(request):
+    """The JSON Schema of a saga event, as POST /api/v1/saga-events validates it."""
     return FileResponse(SCHEMA_PATH.open("rb"), content_type="application/schema+json")
 
 
@@ -58,6 +59,7 @@ def saga_events(request):
 
 @api(role=VIEWER)
 def sagas(request):
+    """Sagas newest update first, 50 a page (keyset `cursor`); the list page's filters as query parameters."""
     form = queries.SagaFilterForm(request.GET)
     if not form.is_valid():
         raise ApiError(400, "invalid filter", {k: list(v) for k, v in form.errors.items()})
@@ -69,6 +71,8 @@ def sagas(request):
 
 @api(role=VIEWER)
 def saga(request, saga_id):
+    """One saga: derived state, data (unless SWITCHYARD_CONTENTS_ROLE hides it), and a page of its step events
+    (`page`, `failed_only`)."""
     instance = get_object_or_404(SagaInstance, pk=saga_id)
     try:
         page_number = max(1, int(request.GET.get("page", 1)))
@@ -89,6 +93,8 @@ def saga(request, saga_id):
 
 @api(methods=("POST",), role=OPERATOR)
 def saga_action(request, saga_id, action):
+    """POST {reason, idempotency_key, ...}: retry-step, retry-compensation, compensate, resolve or skip, run as an
+    operation."""
     if action not in actions.ACTIONS:
         raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(actions.ACTIONS)}")
     instance = get_object_or_404(SagaInstance, pk=saga_id)

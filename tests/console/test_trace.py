@@ -68,3 +68,28 @@ def test_it_answers_the_api_and_escapes_a_hostile_correlation_id(world):
     assert client.get("/api/v1/trace").status_code == 400
     nothing = client.get("/trace/", {"correlation": "nobody"}).content.decode()
     assert 'data-testid="trace-empty"' in nothing
+
+
+def test_it_lists_every_api_endpoint_with_its_methods_role_and_summary(world):
+    from django.urls import get_resolver
+
+    body = world.client(world.viewer).get("/api/v1/").json()
+    listed = {e["path"]: e for e in body["endpoints"]}
+    # Every /api/v1/ route the URL configuration has, found independently of the index's own walk.
+    routes = set()
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            route = prefix + str(p.pattern)
+            if hasattr(p, "url_patterns"):
+                walk(p.url_patterns, route)
+            elif route.startswith("api/v1/"):
+                routes.add("/" + route)
+
+    walk(get_resolver().url_patterns)
+    assert routes == set(listed)
+    assert all(e["summary"] for e in listed.values()), [p for p, e in listed.items() if not e["summary"]]
+    assert listed["/api/v1/dead-letters/replay"]["methods"] == ["POST"]
+    assert listed["/api/v1/dead-letters/replay"]["role"] == "operator"
+    assert listed["/api/v1/alert-rules/<int:rule_id>"]["role"] == "admin"
+    assert world.client(None).get("/api/v1/").status_code == 401
