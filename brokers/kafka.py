@@ -516,10 +516,13 @@ class KafkaPending(PendingPublish):
 
     def result(self) -> list[PublishResult]:
         total = len(self._messages)
-        # Poll rather than flush(): flush() would also wait for other threads' (and later batches') messages.
+        # flush() in short slices rather than one flush(): a whole flush() would also wait for other threads' (and
+        # later batches') messages. A slice of flush() still serves delivery reports like poll(), and while it waits
+        # librdkafka sends what is queued at once instead of after linger.ms: the batch is complete, nothing more
+        # will join it, and the caller (the relay, a replay) is waiting for its confirmation.
         deadline = time.monotonic() + DELIVERY_TIMEOUT
         while len(self._reports) < total and time.monotonic() < deadline:
-            self._producer.poll(0.05)
+            self._producer.flush(0.05)
         results: list[PublishResult | None] = [None] * total
         errors: dict[int, str] = {}
         for index, error, msg in list(self._reports):

@@ -4,10 +4,27 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from outbox.models import OutboxEvent, OutboxPayload, payload_digest, split_destination
+
+# One INSERT with parameters bound by the server, not Django's save(). Django's psycopg cursors bind client-side:
+# they quote every parameter into the SQL text in Python, and save() compiles the statement again for every row. That
+# cost 0.7 ms of the caller's CPU per event (bench/outbox_relay.py's publishers kept a core busy at 1,000 events/s);
+# this statement, prepared by psycopg after a few uses, costs about a quarter of that. Columns the model fills in by
+# default are written here from the instance, so the two cannot drift apart.
+_COLUMNS = (
+    "event_id", "destination", "key", "order_key", "event_type", "schema_version", "headers", "payload", "encoding",
+    "claim_check_id", "correlation_id", "created_at", "status", "attempts", "next_attempt_at", "last_error",
+)  # fmt: skip
+_INSERT_SQL = (
+    f"INSERT INTO {OutboxEvent._meta.db_table} ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) RETURNING id"
+)
 
 
 class OutsideTransaction(RuntimeError):
@@ -39,7 +56,10 @@ def publish(
         data, encoding = bytes(payload), OutboxEvent.Encoding.BYTES
     else:
         data, encoding = json.dumps(payload, separators=(",", ":")).encode(), OutboxEvent.Encoding.JSON
+    now = timezone.now()
     event = OutboxEvent(
+        created_at=now,
+        next_attempt_at=now,
         destination=destination,
         key=key or "",
         event_type=event_type,
@@ -53,5 +73,11 @@ def publish(
         event.claim_check = OutboxPayload.objects.create(data=data, sha256=payload_digest(data))
     else:
         event.payload = data
-    event.save(force_insert=True)
+    values = [getattr(event, column) for column in _COLUMNS]
+    values[_COLUMNS.index("headers")] = Jsonb(event.headers)
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_INSERT_SQL, values)
+        (event.pk,) = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = connection.alias
     return event

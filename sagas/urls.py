@@ -4,10 +4,10 @@ from sagas import api, views
 
 urlpatterns = [
     path("sagas/", views.saga_list, name="sagas"),
-    # No trailing slash: "sagas/<id>/" is a saga's page, and a saga may be called "failures".
+    # No slash after the first segment: "sagas/<id>/…" is a saga's, and a saga may be called "failures" or "bulk".
     path("sagas/failures", views.saga_failures, name="saga_failures"),
-    path("sagas/bulk/preview", views.bulk_preview, name="saga_bulk_preview"),
-    path("sagas/bulk/start", views.bulk_start, name="saga_bulk_start"),
+    path("sagas/bulk-preview", views.bulk_preview, name="saga_bulk_preview"),
+    path("sagas/bulk-start", views.bulk_start, name="saga_bulk_start"),
     path("sagas/<str:saga_id>/", views.saga_detail, name="saga"),
     path("sagas/<str:saga_id>/preview", views.saga_preview, name="saga_preview"),
     path("sagas/<str:saga_id>/actions/<str:action>", views.saga_action, name="saga_action"),

@@ -1,5 +1,7 @@
 """What each broker does beyond the shared contract: its own naming, keys and refusals."""
 
+import time
+
 import pytest
 
 from brokers.base import OutgoingMessage, PublishError
@@ -18,6 +20,20 @@ def test_it_reads_every_partition_without_consuming(kafka_adapter, new_destinati
     assert len(first) == 12
     assert {m.partition for m in first} == {0, 1, 2}
     assert [(m.partition, m.offset, m.body) for m in again] == [(m.partition, m.offset, m.body) for m in first]
+
+
+def test_it_confirms_a_batch_without_waiting_out_linger_ms(noida_bootstrap, new_destination):
+    """A batch is complete when publish_batch() has it: waiting for its confirmation sends it at once. Waiting by
+    poll() alone left each batch queued for linger.ms (5 ms by default) first, on every relay and replay round trip;
+    with linger.ms at 4 s the difference is plain."""
+    with KafkaAdapter(noida_bootstrap, {"linger.ms": 4000}) as adapter:
+        topic = new_destination(adapter)
+        adapter.publish_batch([OutgoingMessage(topic, b"warm-up")])  # metadata, connections, producer id
+        started = time.monotonic()
+        results = adapter.publish_batch([OutgoingMessage(topic, b"m%d" % i, key="k") for i in range(3)])
+        waited = time.monotonic() - started
+    assert len({(r.partition, r.offset) for r in results}) == 3
+    assert waited < 2.0, f"the batch waited {waited:.1f} s, as if for linger.ms"
 
 
 def test_it_uses_the_key_as_message_group_and_the_event_id_for_deduplication(sqs_adapter, new_destination):

@@ -51,6 +51,30 @@ def test_it_builds_the_envelope_for_json_and_bytes(db):
     assert json.loads(as_bytes.to_message().body)["payload_base64"] == "AP8="
 
 
+def test_it_stores_the_row_the_returned_event_describes(db):
+    """publish() writes with its own INSERT, not save(): every column read back must match the instance it returned,
+    enum values stored as their values ("json", "pending"), not their names."""
+    with transaction.atomic():
+        event = publish("kafka://t", "k-1", "order.created", {"n": 1}, headers={"h": 7}, correlation_id="c-9")
+        blob = publish("nats://a.b", None, "blob", b"\x00")
+    stored = OutboxEvent.objects.get(pk=event.pk)
+    columns = [f.attname for f in OutboxEvent._meta.concrete_fields]
+    assert {c: getattr(stored, c) for c in columns} == {c: getattr(event, c) for c in columns}
+    assert (stored.status, stored.encoding, stored.headers) == ("pending", "json", {"h": "7"})
+    assert stored.next_attempt_at <= timezone.now() and stored.created_at == stored.next_attempt_at
+    assert OutboxEvent.objects.get(pk=blob.pk).encoding == "bytes"
+    assert blob.order_key == f"~{blob.event_id}" and not event._state.adding
+
+
+def test_it_drops_an_event_written_under_a_savepoint_that_rolled_back(db):
+    with transaction.atomic():
+        kept = publish("kafka://t", "k", "kept", {})
+        with pytest.raises(RuntimeError), transaction.atomic():
+            publish("kafka://t", "k", "dropped", {})
+            raise RuntimeError("the caller's inner block failed")
+    assert list(OutboxEvent.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
 def test_it_sends_a_large_payload_as_a_claim_check(db, world, settings):
     settings.OUTBOX_CLAIM_CHECK_BYTES = 1000
     big = {"blob": "y" * 5000}

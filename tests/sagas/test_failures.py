@@ -104,7 +104,7 @@ def test_it_freezes_the_step_and_error_filters_into_a_bulk_selection(world):
     _seed()
     client = world.client(world.operator)
     form = {"status": "failed", "step": "charge", "error_type": "Declined", "action": "retry-step"}
-    preview = client.post("/sagas/bulk/preview", form).content.decode()
+    preview = client.post("/sagas/bulk-preview", form).content.decode()
     assert "<strong>3</strong> sagas frozen for <strong>retry-step</strong>" in preview
     selection = preview.split('name="selection" value="')[1].split('"')[0]
     assert set(actions.thaw_selection("retry-step", selection)) == {"f1", "f2", "f4"}

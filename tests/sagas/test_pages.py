@@ -141,15 +141,24 @@ def test_it_previews_compensation_on_the_page(world):
     assert world.client(world.viewer).get("/sagas/p1/preview").status_code == 403
 
 
+def test_it_previews_compensation_of_a_saga_called_bulk(world):
+    """The bulk-action routes once lived at /sagas/bulk/…, where a saga with the id "bulk" had its preview."""
+    _record(ev("bulk", "a", seq=1), ev("bulk", "b", seq=2), ev("bulk", "c", status="failed", seq=3))
+    CompensationRoute.objects.create(saga_type="order", broker="kafka", destination="order.commands")
+    assert world.client(world.operator).get("/sagas/bulk/").status_code == 200
+    preview = world.client(world.operator).get("/sagas/bulk/preview", {"step": "a"})
+    assert preview.status_code == 200 and "step(s) b after a completed" in preview.content.decode()
+
+
 def test_it_previews_and_starts_a_bulk_action_from_the_list(world):
     _seed()
     client = world.client(world.operator)
     assert 'data-testid="bulk-form"' in client.get("/sagas/", {"status": "failed"}).content.decode()
-    preview = client.post("/sagas/bulk/preview", {"status": "failed", "action": "resolve"}).content.decode()
+    preview = client.post("/sagas/bulk-preview", {"status": "failed", "action": "resolve"}).content.decode()
     assert "<strong>10</strong> sagas frozen for <strong>resolve</strong>" in preview
     selection = preview.split('name="selection" value="')[1].split('"')[0]
     started = client.post(
-        "/sagas/bulk/start",
+        "/sagas/bulk-start",
         {"selection": selection, "action": "resolve", "note": "n", "reason": "r", "idempotency_key": "bk"},
     ).content.decode()
     assert 'data-testid="action-started"' in started
@@ -195,11 +204,11 @@ def test_it_previews_a_bulk_action_for_ticked_sagas(world):
     assert 'id="bulk-selected"' in html and 'data-testid="select-all"' in html
     assert 'name="saga_ids"' not in world.client(world.viewer).get("/sagas/").content.decode()
     ticked = {"target": "selected", "action": "resolve", "saga_ids": ["s03", "s00", "s03", "gone"]}
-    preview = client.post("/sagas/bulk/preview", ticked).content.decode()
+    preview = client.post("/sagas/bulk-preview", ticked).content.decode()
     assert "<strong>2</strong> sagas frozen for <strong>resolve</strong>" in preview
     selection = preview.split('name="selection" value="')[1].split('"')[0]
     started = client.post(
-        "/sagas/bulk/start",
+        "/sagas/bulk-start",
         {"selection": selection, "action": "resolve", "note": "n", "reason": "r", "idempotency_key": "tick"},
     ).content.decode()
     assert 'data-testid="action-started"' in started
@@ -207,6 +216,6 @@ def test_it_previews_a_bulk_action_for_ticked_sagas(world):
 
     assert Operation.objects.get(idempotency_key="tick").parameters["saga_ids"] == ["s03", "s00"]
     # Nothing ticked is an error, never "everything" (the selected form sends no filter).
-    empty = client.post("/sagas/bulk/preview", {"target": "selected", "action": "resolve"}).content.decode()
+    empty = client.post("/sagas/bulk-preview", {"target": "selected", "action": "resolve"}).content.decode()
     assert "Tick at least one saga" in empty and 'name="selection"' not in empty
-    assert world.client(world.viewer).post("/sagas/bulk/preview", ticked).status_code == 403
+    assert world.client(world.viewer).post("/sagas/bulk-preview", ticked).status_code == 403
