@@ -230,14 +230,16 @@ def steady_latency(uri: str, rate: int, seconds: float, keys: int, publishers: i
 
     from django.db import connection
 
-    from outbox.models import OutboxEvent
+    from outbox.models import OutboxCommit, OutboxEvent
 
     OutboxEvent.objects.all().delete()
+    OutboxCommit.objects.all().delete()  # the earlier phases' commit notes: tens of thousands, inserted only
     # Start from a settled database: the throughput runs above leave tens of thousands of dead rows and dirty pages,
     # whose autovacuum and writeback would otherwise land inside this phase and measure the bench, not the relay.
     # CHECKPOINT hands Postgres's dirty pages to the kernel; sync() waits until the kernel has written them too.
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {OutboxEvent._meta.db_table}")
+        for model in (OutboxEvent, OutboxCommit):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
         cursor.execute("CHECKPOINT")
     os.sync()
     connection.close()
@@ -331,7 +333,11 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=float, default=10.0)
     parser.add_argument("--steady-only", action="store_true", help="only the steady-load latency part")
     parser.add_argument("--floor", action="store_true", help="also time the least a relay does (FLOOR_STEPS)")
-    parser.add_argument("--publishers", type=int, default=8, help="publishing processes in the steady-load part")
+    # Four processes at 250 events/s each: commits still interleave from several connections. Eight were needed
+    # while publish() cost 0.7 ms of CPU per event; now they only add scheduler contention on this 2-core box,
+    # where they share the cores with the relay, Postgres and the broker (steady-only p99 with 8 / 4 / 2
+    # publishers: 33-37 / 18-24 / 10-18 ms, docs/decisions/0031).
+    parser.add_argument("--publishers", type=int, default=4, help="publishing processes in the steady-load part")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
