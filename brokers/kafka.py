@@ -516,13 +516,19 @@ class KafkaPending(PendingPublish):
 
     def result(self) -> list[PublishResult]:
         total = len(self._messages)
-        # flush() in short slices rather than one flush(): a whole flush() would also wait for other threads' (and
-        # later batches') messages. A slice of flush() still serves delivery reports like poll(), and while it waits
-        # librdkafka sends what is queued at once instead of after linger.ms: the batch is complete, nothing more
-        # will join it, and the caller (the relay, a replay) is waiting for its confirmation.
+        # When nothing but this batch is still queued, wait with flush() in short slices: a slice serves delivery
+        # reports like poll(), and while it runs librdkafka sends what is queued at once instead of after
+        # linger.ms. The batch is complete, nothing more will join it, and the caller (the relay) waits for its
+        # confirmation. Only slices, and only then: a whole flush() would also wait for other threads' (and later
+        # batches') messages, and hurrying a pipelined replay's next batch out in small requests cost it about 7 %
+        # of its throughput (broker CPU per message 29.5 → 47 µs). len(producer) counts every message not yet
+        # reported, ours included.
         deadline = time.monotonic() + DELIVERY_TIMEOUT
-        while len(self._reports) < total and time.monotonic() < deadline:
-            self._producer.flush(0.05)
+        while (waiting := total - len(self._reports)) > 0 and time.monotonic() < deadline:
+            if len(self._producer) <= waiting:
+                self._producer.flush(0.05)
+            else:
+                self._producer.poll(0.05)
         results: list[PublishResult | None] = [None] * total
         errors: dict[int, str] = {}
         for index, error, msg in list(self._reports):
