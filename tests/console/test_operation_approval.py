@@ -139,6 +139,18 @@ def test_it_lets_the_requester_cancel_while_awaiting(world, approval):
         f"/api/v1/operations/{op_id}/cancel", {"reason": "changed my mind", "idempotency_key": "c1"}, "application/json"
     )
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert response.json()["message"] == "withdrawn before approval by operator: changed my mind"
+    assert operations.execute(op_id) is None
+
+
+def test_it_says_who_cancelled_a_waiting_operation_someone_else_asked_for(world, second, approval):
+    op_id = _start(world.client(world.operator)).json()["id"]
+    cancel = {"reason": "duplicate of #12", "idempotency_key": "c1"}
+    response = world.client(second).post(f"/api/v1/operations/{op_id}/cancel", cancel, "application/json")
+    assert response.status_code == 200
+    assert response.json()["message"] == "cancelled while awaiting approval by second: duplicate of #12"
+    entry = AuditEntry.objects.get(action="operation.cancel")
+    assert entry.actor == second and entry.parameters["status_before"] == "awaiting_approval"
     assert operations.execute(op_id) is None
 
 
@@ -225,3 +237,13 @@ def test_it_refuses_an_approval_kind_no_app_registers(settings):
     assert error.id == "switchyard.E001" and "dlq.replya" in error.msg and "dlq.replay" in error.hint
     with pytest.raises(SystemCheckError):
         call_command("check")
+
+
+def test_it_refuses_to_cancel_a_waiting_request_without_the_role_to_refuse_it(world, second, approval, monkeypatch):
+    monkeypatch.setattr(operations.get_kind("noop"), "role", "admin")
+    op_id = _start(world.client(world.admin)).json()["id"]
+    cancel = {"reason": "not mine to stop", "idempotency_key": "c1"}
+    response = world.client(second).post(f"/api/v1/operations/{op_id}/cancel", cancel, "application/json")
+    assert response.status_code == 403 and "admin role" in response.json()["error"]
+    assert Operation.objects.get(pk=op_id).status == "awaiting_approval"
+    assert not AuditEntry.objects.filter(action="operation.cancel").exists()
