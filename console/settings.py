@@ -250,6 +250,8 @@ OUTBOX_RETENTION_HOURS = envint("OUTBOX_RETENTION_HOURS", 24, minimum=1)
 # Purged by the relay every few minutes and by this beat job, so rows go even when no relay runs.
 OUTBOX_PURGE_SECONDS = envint("OUTBOX_PURGE_SECONDS", 600, minimum=10)
 CELERY_BEAT_SCHEDULE["outbox-purge"] = {"task": "outbox.tasks.purge", "schedule": OUTBOX_PURGE_SECONDS}
+# A killed relay leaves a heartbeat that only goes stale: this job tells the open pages (outbox.tasks.watch_relays).
+CELERY_BEAT_SCHEDULE["outbox-watch-relays"] = {"task": "outbox.tasks.watch_relays", "schedule": 20.0}
 
 # --- sagas ---
 # The Kafka topic `manage.py ingest_saga_events` consumes, and its consumer group.

@@ -215,6 +215,41 @@ class OutboxEvent(models.Model):
         }
 
 
+class OutboxRelay(models.Model):
+    """A relay process as it last reported itself (outbox.relay.Heartbeat). The backlog alone cannot tell "nothing is
+    relaying" from "relaying slowly": a growing oldest-unpublished age looks the same either way until someone
+    checks the hosts. A relay stopped gracefully deletes its row; a killed one leaves it, and it goes stale."""
+
+    # Reported every HEARTBEAT_SECONDS. A batch can hold the loop for up to the brokers' delivery timeout (35 s), so
+    # a relay counts as running until it has been silent for longer than that and a beat.
+    HEARTBEAT_SECONDS = 5
+    STALE_SECONDS = 60
+
+    name = models.CharField(max_length=200, primary_key=True)  # host:pid
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    last_batch_at = models.DateTimeField(null=True, blank=True)
+    published = models.BigIntegerField(default=0)  # since it started
+    failed = models.BigIntegerField(default=0)  # failed attempts since it started
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_running(self, now) -> bool:
+        return (now - self.seen_at).total_seconds() <= self.STALE_SECONDS
+
+    def as_json(self, now) -> dict:
+        return {
+            "name": self.name,
+            "running": self.is_running(now),
+            "started_at": self.started_at.isoformat(),
+            "seen_age_seconds": round((now - self.seen_at).total_seconds(), 1),
+            "last_batch_at": self.last_batch_at.isoformat() if self.last_batch_at else None,
+            "published": self.published,
+            "failed": self.failed,
+        }
+
+
 class OutboxDestinationState(models.Model):
     """Per-destination switches an operator flips; a destination without a row relays normally."""
 

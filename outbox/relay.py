@@ -378,14 +378,72 @@ class LiveThrottle:
         if now - self.last < self.every:
             return
         self.last = now
-        from outbox.live import announce_backlog
-
-        announce_backlog()
+        _announce()
 
 
-def serve(stop: threading.Event, relay: Relay | None = None, purge_every: float = 300.0) -> BatchResult:
+class Heartbeat:
+    """This process's OutboxRelay row: written at start, then at most every HEARTBEAT_SECONDS from the loop, and
+    deleted on a graceful stop. One upsert of one narrow row: nothing next to the batches it reports on."""
+
+    def __init__(self, name: str | None = None):
+        import os
+        import socket
+
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = timezone.now()
+        self.last = 0.0
+        self.last_batch_at: datetime | None = None
+
+    def __call__(self, totals: BatchResult, worked: bool) -> None:
+        from outbox.models import OutboxRelay
+
+        if worked:
+            self.last_batch_at = timezone.now()
+        if time.monotonic() - self.last < OutboxRelay.HEARTBEAT_SECONDS:
+            return
+        first = self.last == 0.0
+        self.last = time.monotonic()
+        OutboxRelay.objects.update_or_create(
+            name=self.name,
+            defaults={
+                "seen_at": timezone.now(),
+                "last_batch_at": self.last_batch_at,
+                "published": totals.published,
+                "failed": totals.failed,
+            },
+            create_defaults={
+                "started_at": self.started_at,
+                "seen_at": timezone.now(),
+                "last_batch_at": self.last_batch_at,
+                "published": totals.published,
+                "failed": totals.failed,
+            },
+        )
+        if first:
+            _announce()  # an open backlog page stops saying that no relay runs
+
+    def gone(self) -> None:
+        from outbox.models import OutboxRelay
+
+        try:
+            OutboxRelay.objects.filter(name=self.name).delete()
+            _announce()
+        except Exception:  # noqa: BLE001 - stopping anyway; the row goes stale and the page says so
+            log.warning("outbox relay could not remove its heartbeat", exc_info=True)
+
+
+def _announce() -> None:
+    from outbox.live import announce_backlog
+
+    announce_backlog()
+
+
+def serve(
+    stop: threading.Event, relay: Relay | None = None, purge_every: float = 300.0, heartbeat: Heartbeat | None = None
+) -> BatchResult:
     """The thin loop around run_once(): relay while there is work, else wait for NOTIFY or the fallback poll."""
     relay = relay or Relay(on_batch=LiveThrottle())
+    heartbeat = heartbeat or Heartbeat()
     listener = None
     last_purge = 0.0
     try:
@@ -395,6 +453,7 @@ def serve(stop: threading.Event, relay: Relay | None = None, purge_every: float 
                 if listener is None:
                     listener = Listener()
                 worked = relay.run_once()
+                heartbeat(relay.totals, worked)
                 if time.monotonic() - last_purge > purge_every:
                     last_purge = time.monotonic()
                     purge()
@@ -416,6 +475,7 @@ def serve(stop: threading.Event, relay: Relay | None = None, purge_every: float 
         if listener is not None:
             listener.close()
         relay.close()
+        heartbeat.gone()
     return relay.totals
 
 

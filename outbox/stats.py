@@ -12,7 +12,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from console.dashboard import Tile
-from outbox.models import OutboxDestinationState, OutboxEvent
+from outbox.models import OutboxDestinationState, OutboxEvent, OutboxRelay
 
 TABLE = OutboxEvent._meta.db_table
 BUCKET_SECONDS = 10
@@ -47,10 +47,26 @@ class Backlog:
     total: Line
     destinations: dict[str, Line] = field(default_factory=dict)
     event_types: dict[str, Line] = field(default_factory=dict)
+    relays: list[OutboxRelay] = field(default_factory=list)  # running first, then stale, most recently seen first
+
+    @property
+    def running(self) -> list[OutboxRelay]:
+        return [r for r in self.relays if r.is_running(self.now)]
+
+    @property
+    def stale(self) -> list[OutboxRelay]:
+        return [r for r in self.relays if not r.is_running(self.now)]
+
+    @property
+    def stalled(self) -> bool:
+        """Events wait and no relay runs: nothing will publish them until one is started."""
+        return self.total.unpublished > self.total.failed and not self.running
 
     def as_json(self) -> dict:
         return {
             **self.total.as_json(self.now),
+            "relays_running": len(self.running),
+            "relays": [r.as_json(self.now) for r in self.relays],
             "destinations": {name: line.as_json(self.now) for name, line in sorted(self.destinations.items())},
             "event_types": {name: line.as_json(self.now) for name, line in sorted(self.event_types.items())},
         }
@@ -89,6 +105,11 @@ def backlog(now: datetime | None = None) -> Backlog:
             result.total.blocked_keys += n
     for state in OutboxDestinationState.objects.filter(paused=True):
         result.destinations.setdefault(state.destination, Line(state.destination)).paused = True
+    relays = list(OutboxRelay.objects.order_by("-seen_at"))
+    for r in relays:  # in seconds: a heartbeat's age is "0 minutes" to Django's timesince
+        r.seen_ago = _age_text((now - r.seen_at).total_seconds())
+        r.batch_ago = _age_text((now - r.last_batch_at).total_seconds()) if r.last_batch_at else None
+    result.relays = sorted(relays, key=lambda r: not r.is_running(now))  # stable: recent first within each
     return result
 
 
@@ -164,8 +185,9 @@ def tiles() -> list[Tile]:
             "Outbox backlog",
             str(b.total.unpublished),
             href,
-            bad=b.total.failed > 0,
-            detail=f"{b.total.failed} failed, {b.total.blocked_keys} blocked keys",
+            bad=b.total.failed > 0 or b.stalled,
+            detail=("no relay running; " if b.stalled else "")
+            + f"{b.total.failed} failed, {b.total.blocked_keys} blocked keys",
         ),
         Tile("outbox-oldest", "Oldest unpublished", _age_text(age), href, bad=age is not None and age > 60),
     ]
@@ -201,6 +223,9 @@ def metric_families():
         blocked.add_metric([name], line.blocked_keys)
         oldest.add_metric([name], line.oldest_age_seconds(b.now) or 0)
     yield from (unpublished, failed, blocked, oldest)
+    yield GaugeMetricFamily(
+        "switchyard_outbox_relays_running", "Relay processes that reported within the last minute", len(b.running)
+    )
     lat = latency()
     gauge = GaugeMetricFamily(
         "switchyard_outbox_publish_latency_ms", "Publish latency over the last 5 minutes", labels=["quantile"]
