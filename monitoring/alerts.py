@@ -77,6 +77,8 @@ def firing(rule: AlertRule, now: datetime) -> dict[str, str]:
         return {}
     if rule.kind == AlertRule.Kind.OUTBOX_FAILED:
         return _outbox_failed(rule)
+    if rule.kind == AlertRule.Kind.OUTBOX_NO_RELAY:
+        return _outbox_no_relay(since, rule.minutes)
     return {}
 
 
@@ -177,6 +179,23 @@ def _outbox_failed(rule: AlertRule) -> dict[str, str]:
         )[:500]
         for c in counts
     }
+
+
+def _outbox_no_relay(since: datetime, minutes: int) -> dict[str, str]:
+    """Pending events and no relay heartbeat since `since` (outbox.models.OutboxRelay): nothing is publishing them.
+    Failed rows alone do not count: they wait for an operator, not for a relay."""
+    if not apps.is_installed("outbox"):
+        return {}
+    from outbox.models import OutboxEvent, OutboxRelay
+
+    if OutboxRelay.objects.filter(seen_at__gte=since).exists():
+        return {}
+    waiting = OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING).count()
+    if not waiting:
+        return {}
+    last = OutboxRelay.objects.order_by("-seen_at").first()
+    seen = f"the last one ({last.name}) at {last.seen_at:%Y-%m-%d %H:%M:%S %Z}" if last else "none ever has"
+    return {"outbox-relay": f"{waiting} outbox event(s) wait and no relay has reported for {minutes} min; {seen}"}
 
 
 def evaluate_all(now: datetime | None = None) -> list[tuple[str, Incident]]:

@@ -154,6 +154,7 @@ class AlertRule(models.Model):
         )
         OUTBOX_AGE = "outbox_age", "outbox oldest event older than T minutes"
         OUTBOX_FAILED = "outbox_failed", "more than X outbox rows failed (relay gave up) at a destination"
+        OUTBOX_NO_RELAY = "outbox_no_relay", "outbox events wait and no relay has reported for T minutes"
         DLQ_RETENTION = "dlq_retention", "a broker DLQ's retention is about to drop messages not yet ingested"
 
     CONSUMER_KINDS = (Kind.CONSUMER_STATUS, Kind.CONSUMER_LAG)

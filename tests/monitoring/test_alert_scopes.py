@@ -9,7 +9,7 @@ from console import brokers
 from monitoring.alerts import evaluate_all, firing
 from monitoring.models import AlertRule, ConsumerTarget, Incident
 from monitoring.sampler import sample_all
-from outbox.models import OutboxEvent
+from outbox.models import OutboxEvent, OutboxRelay
 from sagas.models import SagaInstance
 
 
@@ -76,6 +76,23 @@ def test_it_fires_per_destination_for_failed_outbox_rows(world):
 
     OutboxEvent.objects.filter(destination="sqs://billing").update(status="skipped")
     assert firing(billing, now) == {}
+
+
+def test_it_fires_when_outbox_events_wait_and_no_relay_reported(world):
+    now = timezone.now()
+    rule = AlertRule.objects.create(name="no relay", kind="outbox_no_relay", minutes=5)
+    _outbox_rows("kafka://orders", 2, status="failed")  # waiting for an operator, not for a relay
+    assert firing(rule, now) == {}
+    _outbox_rows("kafka://orders", 3, status="pending")
+    assert firing(rule, now) == {
+        "outbox-relay": "3 outbox event(s) wait and no relay has reported for 5 min; none ever has"
+    }
+    OutboxRelay.objects.create(name="host:9", started_at=now - timedelta(hours=1), seen_at=now - timedelta(minutes=2))
+    assert firing(rule, now) == {}  # it reported within the 5 minutes
+    OutboxRelay.objects.filter(name="host:9").update(seen_at=now - timedelta(minutes=8))
+    assert "the last one (host:9) at " in firing(rule, now)["outbox-relay"]
+    evaluate_all(now)
+    assert Incident.objects.get(rule=rule).subject == "outbox-relay"
 
 
 def test_it_scopes_the_consumer_status_rule_to_one_broker_and_group(world):
