@@ -4,6 +4,7 @@ import base64
 import json
 import uuid
 
+from django.db.models.expressions import RawSQL
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 
@@ -39,14 +40,29 @@ def _object_body(request) -> dict:
     return body
 
 
+# Not a stored status: the rows that hold their key back, i.e. the oldest open row of a key when it has failed or is
+# backing off after a failed attempt. Skipping or retrying one of them is what frees the rows behind it.
+BLOCKED = "blocked"
+STATUS_FILTERS = (*OutboxEvent.Status.values, BLOCKED)
+_BLOCKING_HEADS_SQL = f"""
+SELECT id FROM (
+    SELECT DISTINCT ON (order_key) id, status, attempts FROM {OutboxEvent._meta.db_table}
+    WHERE status IN ('pending', 'failed') ORDER BY order_key, id
+) AS head WHERE status = 'failed' OR attempts > 0
+"""
+
+
 def events_page(params) -> tuple[list[OutboxEvent], int | None]:
     """Newest first, keyset-paged by id (`before`); shared by the API and the page."""
     rows = OutboxEvent.objects.order_by("-id").defer("payload", "headers")
     status = params.get("status")
     if status:
-        if status not in OutboxEvent.Status.values:
-            raise ApiError(400, "invalid filter", {"status": [f"must be one of {', '.join(OutboxEvent.Status)}"]})
-        rows = rows.filter(status=status)
+        if status not in STATUS_FILTERS:
+            raise ApiError(400, "invalid filter", {"status": [f"must be one of {', '.join(STATUS_FILTERS)}"]})
+        if status == BLOCKED:
+            rows = rows.filter(id__in=RawSQL(_BLOCKING_HEADS_SQL, []))
+        else:
+            rows = rows.filter(status=status)
     for name in ("destination", "key", "event_type"):
         if params.get(name):
             rows = rows.filter(**{name: params[name]})
@@ -85,7 +101,8 @@ def series_view(request):
 
 @api(role=VIEWER)
 def events(request):
-    """Outbox rows newest first, by `status`, `destination`, `key` or `event_type`."""
+    """Outbox rows newest first, by `status` (a stored one, or `blocked`: the rows holding their key back),
+    `destination`, `key` or `event_type`."""
     page, next_before = events_page(request.GET)
     return JsonResponse({"events": [e.as_json() for e in page], "next_before": next_before})
 

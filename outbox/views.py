@@ -17,7 +17,7 @@ from console.forms import ReasonForm
 from console.views import HtmxHttpRequest, back_to_referer
 from outbox import stats
 from outbox.actions import do_retry_events, do_retry_failed_destination, do_set_destination_paused, do_skip_event
-from outbox.api import events_page, headers_for
+from outbox.api import STATUS_FILTERS, events_page, headers_for
 from outbox.models import OutboxEvent, OutboxPayload, split_destination
 
 FILTERS = ("status", "destination", "key", "event_type")
@@ -69,7 +69,7 @@ def _page_context(request) -> dict:
         "rows": rows,
         "next_before": next_before,
         "status": params.get("status"),
-        "statuses": OutboxEvent.Status.values,
+        "statuses": STATUS_FILTERS,
         "destination": params.get("destination", ""),
         "event_key": params.get("key", ""),
         "event_type": params.get("event_type", ""),

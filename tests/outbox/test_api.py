@@ -1,6 +1,7 @@
 """Backlog API, operator actions (role, reason, idempotency, audit), the page, /metrics and the dashboard tiles."""
 
 import json
+import re
 import uuid
 
 from django.db import transaction
@@ -160,6 +161,31 @@ def test_it_retries_and_skips_through_the_page_forms(db, world):
         .status_code
         == 403
     )
+
+
+def test_it_lists_the_rows_that_hold_their_key_back(db, world):
+    failed, held, pending, done = _seed()
+    with transaction.atomic():
+        backing_off = publish("kafka://orders", "o-3", "order.created", {"n": 5})
+        publish("kafka://orders", "o-3", "order.paid", {"n": 6})  # waits behind it: not blocking
+    retry_at = timezone.now() + timezone.timedelta(minutes=2)
+    OutboxEvent.objects.filter(pk=backing_off.pk).update(attempts=1, last_error="timed out", next_attempt_at=retry_at)
+    client = world.client(world.viewer)
+
+    body = client.get("/api/v1/outbox/events", {"status": "blocked"}).json()
+    assert [e["id"] for e in body["events"]] == [backing_off.pk, failed.pk]  # not the rows behind them
+    assert body["events"][0]["next_attempt_at"] == retry_at.isoformat()
+    only_billing = client.get("/api/v1/outbox/events", {"status": "blocked", "destination": "sqs://billing"})
+    assert only_billing.json()["events"] == []
+    refused = client.get("/api/v1/outbox/events", {"status": "stuck"})
+    assert refused.status_code == 400 and "blocked" in refused.json()["fields"]["status"][0]
+
+    page = client.get("/outbox/", {"status": "blocked"}).content.decode()
+    assert '<option value="blocked" selected>' in page
+    ids = [int(i) for i in re.findall(r'data-testid="event-row" data-id="(\d+)"', page)]
+    assert ids == [backing_off.pk, failed.pk]
+    assert 'data-testid="next-attempt"' in page and "timed out" in page
+    assert 'href="?status=blocked&amp;destination=kafka%3A//orders" data-testid="blocked-link">2<' in page
 
 
 def test_it_exports_gauges_and_dashboard_tiles(db, world):
