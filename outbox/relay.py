@@ -403,21 +403,14 @@ class Heartbeat:
             return
         first = self.last == 0.0
         self.last = time.monotonic()
+        now = {
+            "seen_at": timezone.now(),
+            "last_batch_at": self.last_batch_at,
+            "published": totals.published,
+            "failed": totals.failed,
+        }
         OutboxRelay.objects.update_or_create(
-            name=self.name,
-            defaults={
-                "seen_at": timezone.now(),
-                "last_batch_at": self.last_batch_at,
-                "published": totals.published,
-                "failed": totals.failed,
-            },
-            create_defaults={
-                "started_at": self.started_at,
-                "seen_at": timezone.now(),
-                "last_batch_at": self.last_batch_at,
-                "published": totals.published,
-                "failed": totals.failed,
-            },
+            name=self.name, defaults=now, create_defaults={**now, "started_at": self.started_at}
         )
         if first:
             _announce()  # an open backlog page stops saying that no relay runs
