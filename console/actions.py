@@ -140,17 +140,17 @@ def do_control_operation(
             if op.status == Status.RUNNING:
                 op.requested_state = "cancel"
             else:
-                if before == Status.AWAITING_APPROVAL and op.requested_by_id != actor.pk:
+                waiting = before == Status.AWAITING_APPROVAL
+                refusing = waiting and op.requested_by_id != actor.pk
+                if refusing:
                     # Someone else's waiting request: cancelling it is refusing it, so it takes what refusing takes.
                     role = approval_role(op.kind)
                     if not has_role(actor, role):
                         raise PermissionDenied(f"the {role} role is required to cancel a waiting {op.kind} operation")
                 op.status, op.requested_state, op.finished_at = Status.CANCELLED, "", timezone.now()
                 # Who and why, on the operation itself: the list and the page show this line, not the audit log.
-                verb = "withdrawn before approval" if before == Status.AWAITING_APPROVAL else "cancelled"
-                if before == Status.AWAITING_APPROVAL and op.requested_by_id != actor.pk:
-                    verb = "cancelled while awaiting approval"
-                op.message = f"{verb} by {actor.get_username()}: {reason}"[:2000]
+                verb = "cancelled while awaiting approval" if refusing else "withdrawn before approval"
+                op.message = f"{verb if waiting else 'cancelled'} by {actor.get_username()}: {reason}"[:2000]
         else:
             raise ValueError(f"unknown control action {action!r}")
         op.updated_at = timezone.now()
