@@ -131,7 +131,8 @@ def operation_control(request, operation_id):
             form.cleaned_data["reason"],
             form.cleaned_data["idempotency_key"],
         )
-    except Conflict as e:
+    except (Conflict, PermissionDenied) as e:
+        # On the operation's page: a bare 403 would not say which role this operation needs.
         messages.error(request, str(e))
     return redirect("operation", operation_id=op.pk)
 
@@ -149,7 +150,7 @@ def operation_decide(request, operation_id, decision: str):
     decide = do_approve_operation if decision == "approve" else do_reject_operation
     try:
         decide(request.user, op.pk, form.cleaned_data["reason"], form.cleaned_data["idempotency_key"])
-    except Conflict as e:
+    except (Conflict, PermissionDenied) as e:
         messages.error(request, str(e))
     return redirect("operation", operation_id=op.pk)
 

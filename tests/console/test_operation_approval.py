@@ -247,3 +247,18 @@ def test_it_refuses_to_cancel_a_waiting_request_without_the_role_to_refuse_it(wo
     assert response.status_code == 403 and "admin role" in response.json()["error"]
     assert Operation.objects.get(pk=op_id).status == "awaiting_approval"
     assert not AuditEntry.objects.filter(action="operation.cancel").exists()
+
+
+def test_it_says_on_the_page_which_role_a_waiting_operation_needs(world, second, approval, monkeypatch):
+    monkeypatch.setattr(operations.get_kind("noop"), "role", "admin")
+    op_id = _start(world.client(world.admin)).json()["id"]
+    client = world.client(second)
+    for url, body in (
+        (f"/operations/{op_id}/control", {"action": "cancel", "reason": "not mine", "idempotency_key": "c1"}),
+        (f"/operations/{op_id}/approve", {"reason": "looks fine", "idempotency_key": "a1"}),
+    ):
+        response = client.post(url, body)
+        assert response.status_code == 302 and response["Location"] == f"/operations/{op_id}/"
+        html = client.get(response["Location"]).content.decode()
+        assert "the admin role is required to" in html
+    assert Operation.objects.get(pk=op_id).status == "awaiting_approval"
