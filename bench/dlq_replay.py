@@ -286,7 +286,7 @@ def main() -> None:
         from console import brokers
 
         User.objects.create_user("bench")
-        configured = brokers.configured()
+        configured = brokers.defaults()
         print(f"brokers: {', '.join(sorted(configured))}")
         print("replay throughput (dlq.replay operation, batch size adaptive, no rate limit):")
         unlimited = {}

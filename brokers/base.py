@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 # Every call that only asks a broker about itself gives up after this many seconds, so a dead broker turns the
@@ -114,8 +115,31 @@ class Message:
     ack_token: Any = None  # e.g. SQS receipt handle, RabbitMQ delivery tag
 
 
+class Capability(StrEnum):
+    """What an adapter can do beyond the common interface. Apps ask `adapter.supports(...)` instead of branching on
+    the broker's name, so a new adapter (or a broker that gains a feature) needs no change in the apps."""
+
+    CONSUMER_GROUPS = "consumer_groups"  # consumer_groups(), committed / end offsets: lag per group and partition
+    OFFSET_RESET = "offset_reset"  # reset_offsets() of a group
+    QUEUE_DEPTH = "queue_depth"  # queue_depth(name) of each queue list_destinations() names
+    STREAM_CONSUMERS = "stream_consumers"  # consumer_info(stream): JetStream consumers' pending counts
+    REDRIVE_POLICY = "redrive_policy"  # queue_attributes(): each queue names its dead-letter queue (SQS)
+    DEAD_LETTER_EXCHANGE = "dead_letter_exchange"  # queue_arguments() / bindings(): x-dead-letter-* (RabbitMQ)
+    TOPIC_PATTERNS = "topic_patterns"  # dead-letter topics are found by name (Kafka: DLQ_KAFKA_PATTERNS)
+    DELIVERY_ADVISORIES = "delivery_advisories"  # max-deliveries advisories name the message (NATS JetStream)
+    UNIQUE_PUBLISH_ID = "unique_publish_id"  # the broker drops a publish whose message id it saw (JetStream)
+    POSITIONS = "positions"  # messages have a partition and offset that identify them (Kafka)
+    SEQUENCES = "sequences"  # messages have a stream sequence that identifies them (JetStream)
+
+
 class BrokerAdapter(ABC):
-    name: str  # "kafka" | "sqs" | "rabbitmq" | "nats"
+    name: str  # the kind: "kafka" | "sqs" | "rabbitmq" | "nats"
+    capabilities: frozenset[Capability] = frozenset()
+    # The largest message body the broker takes by default (bytes); the outbox relay fails larger ones up front.
+    max_message_bytes: int = 1_000_000
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
 
     def health(self) -> Health:
         """Never raises: an unreachable broker gives reachable=False and the error text."""

@@ -27,6 +27,7 @@ from brokers.base import (
     BrokerAdapter,
     BrokerError,
     BrokerUnavailable,
+    Capability,
     ConsumerGroup,
     Destination,
     DestinationNotFound,
@@ -74,6 +75,10 @@ DELIVERY_TIMEOUT = 35.0  # a little over message.timeout.ms, after which librdka
 
 class KafkaAdapter(BrokerAdapter):
     name = "kafka"
+    capabilities = frozenset(
+        {Capability.CONSUMER_GROUPS, Capability.OFFSET_RESET, Capability.TOPIC_PATTERNS, Capability.POSITIONS}
+    )
+    max_message_bytes = 1_000_000  # message.max.bytes' default
 
     def __init__(self, bootstrap_servers: str, client_config: dict | None = None):
         self.bootstrap_servers = bootstrap_servers

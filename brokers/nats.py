@@ -27,6 +27,7 @@ from brokers.base import (
     BrokerAdapter,
     BrokerError,
     BrokerUnavailable,
+    Capability,
     Destination,
     DestinationNotFound,
     JetStreamConsumer,
@@ -102,6 +103,15 @@ class NatsAdapter(BrokerAdapter):
     """Publishes to subjects; lists, ensures, reads and deletes streams."""
 
     name = "nats"
+    capabilities = frozenset(
+        {
+            Capability.STREAM_CONSUMERS,
+            Capability.DELIVERY_ADVISORIES,
+            Capability.UNIQUE_PUBLISH_ID,
+            Capability.SEQUENCES,
+        }
+    )
+    max_message_bytes = 1_048_576
 
     def __init__(self, url: str):
         self.url = url

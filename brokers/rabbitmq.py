@@ -23,6 +23,7 @@ from brokers.base import (
     BrokerAdapter,
     BrokerError,
     BrokerUnavailable,
+    Capability,
     Destination,
     DestinationNotFound,
     Lazy,
@@ -54,6 +55,8 @@ class RabbitMQAdapter(BrokerAdapter):
     """
 
     name = "rabbitmq"
+    capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.DEAD_LETTER_EXCHANGE})
+    max_message_bytes = 16 * 1024 * 1024
 
     def __init__(self, url: str, management_url: str | None = None):
         self.url = url

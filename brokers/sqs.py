@@ -22,6 +22,7 @@ from brokers.base import (
     BrokerAdapter,
     BrokerError,
     BrokerUnavailable,
+    Capability,
     Destination,
     DestinationNotFound,
     Message,
@@ -47,6 +48,8 @@ BROWSE_HIDE_SECONDS = 30
 
 class SqsAdapter(BrokerAdapter):
     name = "sqs"
+    capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.REDRIVE_POLICY})
+    max_message_bytes = 262_144
 
     def __init__(self, endpoint_url: str | None, region: str, access_key_id: str | None, secret_access_key: str | None):
         self.endpoint_url = endpoint_url

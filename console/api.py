@@ -145,24 +145,19 @@ def trace(request):
 
 @api(role=VIEWER)
 def brokers_list(request):
-    """Each configured broker: reachable, version, round-trip latency, destinations."""
-    out = []
-    for name, health in brokers.health_all().items():
-        if health is None:
-            out.append({"name": name, "configured": False})
-        else:
-            out.append(
-                {
-                    "name": name,
-                    "configured": True,
-                    "reachable": health.reachable,
-                    "version": health.version,
-                    "latency_ms": health.latency_ms,
-                    "destinations": health.destinations,
-                    "error": health.error,
-                }
-            )
-    return JsonResponse({"brokers": out})
+    """Every broker connection: kind, name, address, how it authenticates, reachable, version, latency, and when it
+    fails, the reason in words and the client's error; kinds with no connection are listed as not configured."""
+    return JsonResponse({"brokers": brokers.reports()})
+
+
+@api(role=VIEWER)
+def broker_test(request, key):
+    """Test one connection now (`kafka:prod-eu`): the same row as the list, for that connection alone."""
+    try:
+        conn = brokers.by_key(key)
+    except brokers.NotConfigured as e:
+        raise ApiError(404, str(e)) from e
+    return JsonResponse(brokers.report(conn, conn.adapter().health()))
 
 
 @api(role=VIEWER)

@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from brokers import connections as _connections
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -166,6 +168,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
+# The worker logs through LOGGING below (and its secrets filter) instead of replacing the root handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -200,20 +204,29 @@ RABBITMQ_URL = envsecret("RABBITMQ_URL")
 RABBITMQ_MANAGEMENT_URL = envsecret("RABBITMQ_MANAGEMENT_URL")
 NATS_URL = envstr("NATS_URL")
 
-BROKERS: dict[str, dict] = {}
+# Connections: any number per kind, from the file SWITCHYARD_CONNECTIONS names (brokers/connections.py, README
+# "Connections"). Each of the old one-broker variables makes the `default` connection of its kind; a kind with
+# neither is simply not configured. kind -> name -> validated spec; secrets inside are masked unless asked for.
+SWITCHYARD_CONNECTIONS = envstr("SWITCHYARD_CONNECTIONS")
+_legacy_brokers: dict[str, dict] = {}
 if KAFKA_BOOTSTRAP_SERVERS:
-    BROKERS["kafka"] = {"bootstrap_servers": KAFKA_BOOTSTRAP_SERVERS}
+    _legacy_brokers["kafka"] = {"bootstrap_servers": KAFKA_BOOTSTRAP_SERVERS}
 if SQS_ENDPOINT_URL or AWS_ACCESS_KEY_ID:
-    BROKERS["sqs"] = {
+    _legacy_brokers["sqs"] = {
         "endpoint_url": SQS_ENDPOINT_URL,
         "region": AWS_REGION,
         "access_key_id": AWS_ACCESS_KEY_ID,
         "secret_access_key": AWS_SECRET_ACCESS_KEY,
     }
 if RABBITMQ_URL:
-    BROKERS["rabbitmq"] = {"url": RABBITMQ_URL, "management_url": RABBITMQ_MANAGEMENT_URL}
+    _legacy_brokers["rabbitmq"] = {"url": RABBITMQ_URL, "management_url": RABBITMQ_MANAGEMENT_URL}
 if NATS_URL:
-    BROKERS["nats"] = {"url": NATS_URL}
+    _legacy_brokers["nats"] = {"servers": NATS_URL}
+try:
+    BROKERS = _connections.load(SWITCHYARD_CONNECTIONS, os.environ, _legacy_brokers)
+except _connections.ConnectionsError as e:
+    raise ImproperlyConfigured(str(e)) from None
+del _legacy_brokers
 
 # Operations: how many per-item errors one operation keeps (the rest are counted, not stored).
 OPERATION_MAX_ERRORS = envint("OPERATION_MAX_ERRORS", 200, minimum=1)
@@ -226,7 +239,9 @@ CONTENTS_ROLE = envchoice("SWITCHYARD_CONTENTS_ROLE", "viewer", ("viewer", "oper
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # No secret of a connection reaches a log line, whoever logs it (console/logfilter.py).
+    "filters": {"scrub_secrets": {"()": "console.logfilter.ScrubSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["scrub_secrets"]}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
@@ -257,6 +272,8 @@ CELERY_BEAT_SCHEDULE["outbox-watch-relays"] = {"task": "outbox.tasks.watch_relay
 # The Kafka topic `manage.py ingest_saga_events` consumes, and its consumer group.
 SAGA_EVENTS_TOPIC = envstr("SAGA_EVENTS_TOPIC", "switchyard.saga-events")
 SAGA_INGEST_GROUP = envstr("SAGA_INGEST_GROUP", "switchyard-saga-ingest")
+# The Kafka connection that topic is on (a name from the connections file); empty: Kafka's only or default one.
+SAGA_EVENTS_CONNECTION = envstr("SAGA_EVENTS_CONNECTION", "")
 # A saga's context JSON larger than this is replaced by a marker saying how large it was.
 SAGA_CONTEXT_MAX_BYTES = envint("SAGA_CONTEXT_MAX_BYTES", 16_384, minimum=256)
 # Running or compensating in the same state for longer than this counts as stuck on the dashboard.

@@ -28,6 +28,7 @@ urlpatterns = [
     path("audit/", views.audit, name="audit"),
     path("audit/export.jsonl", views.audit_export, name="audit_export"),
     path("brokers/", views.brokers_page, name="brokers"),
+    path("brokers/<str:key>/test", views.broker_test, name="broker_test"),
     path("trace/", views.trace, name="trace"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/create", views.token_create, name="token_create"),
@@ -60,6 +61,7 @@ urlpatterns = [
     path("api/v1/operations/<str:operation_id>/<str:action>", api.operation_control, name="api_operation_control"),
     path("api/v1/audit", api.audit, name="api_audit"),
     path("api/v1/brokers", api.brokers_list, name="api_brokers"),
+    path("api/v1/brokers/<str:key>", api.broker_test, name="api_broker_test"),
     path("api/v1/trace", api.trace, name="api_trace"),
     path("api/<path:rest>", views.raise_404),
 ]

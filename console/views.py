@@ -206,8 +206,21 @@ def audit_export(request):
 @require_GET
 @require_role(VIEWER)
 def brokers_page(request):
-    health = brokers.health_all()
-    rows = [{"name": name, "health": h} for name, h in health.items()]
+    return render(request, "console/brokers.html", {"rows": brokers.reports(), "nav": "brokers"})
+
+
+@require_GET
+@require_role(VIEWER)
+def broker_test(request, key):
+    """ "Test connection": one connection's health checked now, as its row (htmx swaps it in place)."""
+    try:
+        conn = brokers.by_key(key)
+    except brokers.NotConfigured as e:
+        raise Http404(str(e)) from e
+    row = brokers.report(conn, conn.adapter().health())
+    if request.htmx:
+        return render(request, "console/brokers.html#row", {"row": row, "tested": True})
+    rows = [row if r["connection"] == row["connection"] else r for r in brokers.reports()]
     return render(request, "console/brokers.html", {"rows": rows, "nav": "brokers"})
 
 
@@ -275,13 +288,14 @@ def healthz(request):
     except Exception as e:
         checks["database"] = {"ok": False, "error": str(e)}
     checks["redis"] = metrics.redis_health()
-    for name, health in brokers.health_all().items():
-        if health is None:
-            checks[name] = {"ok": None, "status": "not configured"}
+    for row in brokers.reports():
+        if not row["configured"]:
+            checks[row["kind"]] = {"ok": None, "status": "not configured"}
         else:
-            checks[name] = {"ok": health.reachable, "latency_ms": health.latency_ms, "version": health.version}
-            if health.error:
-                checks[name]["error"] = health.error
+            checks[row["connection"]] = {"ok": row["reachable"], "latency_ms": row["latency_ms"]}
+            checks[row["connection"]]["version"] = row["version"]
+            if row["error"]:
+                checks[row["connection"]].update(reason=row["reason"], error=row["error"])
     ok = all(c["ok"] is not False for c in checks.values())
     return JsonResponse({"status": "ok" if ok else "degraded", "checks": checks}, status=200 if ok else 503)
 

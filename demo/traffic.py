@@ -75,7 +75,7 @@ class Names:
 def teardown(names: Names) -> None:
     """Delete what setup(names) created under a suffix (tests). The shared NATS `DLQ` stream and the saga-events topic
     stay: other sources use them."""
-    configured = brokers.configured()
+    configured = brokers.defaults()
     doomed = {
         "kafka": [names.orders, names.dlq("kafka")],
         "sqs": [names.notify, names.dlq("sqs")],
@@ -96,7 +96,7 @@ class PoisonMessage(Exception):
 
 def setup(names: Names) -> list[str]:
     """Create the demo destinations on every configured broker; returns the brokers the demo will use."""
-    configured = brokers.configured()
+    configured = brokers.defaults()
     used = []
     if "kafka" in configured:
         configured["kafka"].ensure_destination(names.orders, partitions=3)

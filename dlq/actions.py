@@ -101,16 +101,17 @@ def do_edit_and_replay(
         return ReplayRecord.objects.get(pk=repeat.result["replay"])
     if not dl.can_replay():
         raise Conflict(f"a {dl.status} dead letter replayed {dl.replay_count} times cannot be replayed again here")
-    broker, destination = dl.replay_destination()
+    key, destination = dl.replay_destination()
     if not destination:
         raise Conflict("no origin is known for this dead letter")
-    message = outgoing(dl, body, "edit", broker, destination, {k: v.encode() for k, v in headers.items()})
-    brokers.get(broker).publish_batch([message])
+    conn = brokers.by_key(key)
+    message = outgoing(dl, body, "edit", key, destination, {k: v.encode() for k, v in headers.items()})
+    conn.adapter().publish_batch([message])
     old_headers = json.dumps(dl.headers, indent=1, sort_keys=True, ensure_ascii=False)
     new_headers = json.dumps(headers, indent=1, sort_keys=True, ensure_ascii=False)
     with transaction.atomic(durable=True):
         record = ReplayRecord.objects.create(
-            dead_letter=dl, broker=broker, destination=destination, edited=True, actor=actor
+            dead_letter=dl, broker=conn.kind, connection=conn.name, destination=destination, edited=True, actor=actor
         )
         DeadLetter.objects.filter(pk=dl.pk).update(
             status=DeadLetter.Status.REPLAYED, replay_count=F("replay_count") + 1, status_changed_at=timezone.now()
@@ -122,7 +123,7 @@ def do_edit_and_replay(
             dl.pk,
             reason=reason,
             parameters={
-                "destination": f"{broker}:{destination}",
+                "destination": f"{conn.key}/{destination}",
                 "body_diff": _diff(dl.body_bytes().decode(errors="replace"), body.decode(errors="replace")),
                 "headers_diff": _diff(old_headers, new_headers),
             },
@@ -174,10 +175,14 @@ def purge() -> int:
     return deleted
 
 
-def do_save_source(actor, broker: str, destination: str, origin: str, enabled: bool, reason: str, via: str = "web"):
+def do_save_source(actor, conn, destination: str, origin: str, enabled: bool, reason: str, via: str = "web"):
+    """Add or change a source on connection `conn` (a console.brokers.Connection)."""
     with transaction.atomic(durable=True):
         source, created = DeadLetterSource.objects.update_or_create(
-            broker=broker, destination=destination, defaults={"origin": origin, "enabled": enabled}
+            broker=conn.kind,
+            connection=conn.name,
+            destination=destination,
+            defaults={"origin": origin, "enabled": enabled},
         )
         record_audit(
             actor,
@@ -185,7 +190,7 @@ def do_save_source(actor, broker: str, destination: str, origin: str, enabled: b
             "dlq_source",
             source.pk,
             reason=reason,
-            parameters={"broker": broker, "destination": destination, "origin": origin, "enabled": enabled},
+            parameters={"connection": conn.key, "destination": destination, "origin": origin, "enabled": enabled},
             via=via,
         )
     return source

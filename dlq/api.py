@@ -13,6 +13,7 @@ from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
+from console.brokers import split_destination
 from console.operations import ParameterError
 from dlq import actions, contents, filters, queries, retention
 from dlq.models import DeadLetter
@@ -108,7 +109,11 @@ def dead_letter(request, dead_letter_id: int):
     dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
     data = _full_json(dl, can_read_contents(request.user))
     data["replays"] = [
-        {"at": r.created_at.isoformat(), "destination": f"{r.broker}:{r.destination}", "operation": str(r.operation_id)}
+        {
+            "at": r.created_at.isoformat(),
+            "destination": f"{r.broker}:{r.connection}/{r.destination}",
+            "operation": str(r.operation_id),
+        }
         for r in dl.replays.order_by("id")
     ]
     return JsonResponse(data)
@@ -144,8 +149,12 @@ def replay_params(body: dict) -> dict:
     destination = body.get("destination")
     if destination:
         if not isinstance(destination, str) or ":" not in destination:
-            raise ApiError(400, "invalid request", {"destination": ["must be broker:destination, e.g. sqs:orders"]})
-        params["broker"], params["destination"] = destination.split(":", 1)
+            raise ApiError(
+                400,
+                "invalid request",
+                {"destination": ["must be kind:connection/destination or kind:destination, e.g. sqs:billing/orders"]},
+            )
+        params["broker"], params["destination"] = split_destination(destination)
     try:
         return {**validate(params), "_preview": frozen}
     except ParameterError as e:
@@ -207,4 +216,6 @@ def edit_replay(request, dead_letter_id: int):
         )
     except Conflict as e:
         raise ApiError(409, str(e)) from e
-    return JsonResponse({"replay": record.pk, "destination": f"{record.broker}:{record.destination}"}, status=201)
+    return JsonResponse(
+        {"replay": record.pk, "destination": f"{record.broker}:{record.connection}/{record.destination}"}, status=201
+    )

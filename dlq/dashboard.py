@@ -23,10 +23,13 @@ def tiles() -> list[Tile]:
 
 def families():
     gauge = GaugeMetricFamily(
-        "switchyard_dead_letters", "Dead letters by broker and status", labels=["broker", "status"]
+        "switchyard_dead_letters",
+        "Dead letters by broker, connection and status",
+        labels=["broker", "connection", "status"],
     )
-    for row in DeadLetter.objects.values("source__broker", "status").annotate(n=Count("id")).order_by():
-        gauge.add_metric([row["source__broker"], row["status"]], row["n"])
+    rows = DeadLetter.objects.values("source__broker", "source__connection", "status").annotate(n=Count("id"))
+    for row in rows.order_by():
+        gauge.add_metric([row["source__broker"], row["source__connection"], row["status"]], row["n"])
     yield gauge
 
 

@@ -14,7 +14,7 @@ import logging
 
 from django.conf import settings
 
-from brokers.base import BrokerError
+from brokers.base import BrokerError, Capability
 from console import brokers
 from dlq import advisories
 from dlq.models import DeadLetterSource
@@ -22,16 +22,17 @@ from dlq.models import DeadLetterSource
 log = logging.getLogger(__name__)
 
 
-def _found(broker: str, destination: str, origin: str = "", retention: int | None = None) -> DeadLetterSource | None:
+def _found(conn, destination: str, origin: str = "", retention: int | None = None) -> DeadLetterSource | None:
     source, created = DeadLetterSource.objects.get_or_create(
-        broker=broker,
+        broker=conn.kind,
+        connection=conn.name,
         destination=destination,
         defaults={"origin": origin, "kind": DeadLetterSource.Kind.DISCOVERED, "retention_seconds": retention},
     )
     return source if created else None
 
 
-def discover_sqs(adapter) -> list[DeadLetterSource]:
+def discover_sqs(conn, adapter) -> list[DeadLetterSource]:
     found = []
     for dest in adapter.list_destinations():
         policy = adapter.queue_attributes(dest.name).get("RedrivePolicy")
@@ -40,13 +41,13 @@ def discover_sqs(adapter) -> list[DeadLetterSource]:
         dlq = json.loads(policy).get("deadLetterTargetArn", "").rsplit(":", 1)[-1]
         if dlq:
             retention = adapter.queue_attributes(dlq).get("MessageRetentionPeriod")
-            found.append(_found("sqs", dlq, dest.name, int(retention) if retention else None))
+            found.append(_found(conn, dlq, dest.name, int(retention) if retention else None))
     return found
 
 
-def discover_kafka(adapter) -> list[DeadLetterSource]:
+def discover_kafka(conn, adapter) -> list[DeadLetterSource]:
     return [
-        _found("kafka", dest.name)
+        _found(conn, dest.name)
         for dest in adapter.list_destinations()
         if any(fnmatch.fnmatchcase(dest.name, pattern) for pattern in settings.DLQ_KAFKA_PATTERNS)
     ]
@@ -87,7 +88,7 @@ def rabbitmq_dead_letter_queues(queues: list[dict], bindings: list[dict]) -> dic
     return {dlq: next(iter(o)) if len(o) == 1 else "" for dlq, o in sorted(origins.items())}
 
 
-def discover_rabbitmq(adapter) -> list[DeadLetterSource]:
+def discover_rabbitmq(conn, adapter) -> list[DeadLetterSource]:
     """Configured queues, queues named like a DLQ, and queues other queues dead-letter into. The queue list comes
     from the management API when configured, else from what this process's adapter declared (AMQP cannot list)."""
     arguments = adapter.queue_arguments()
@@ -98,28 +99,37 @@ def discover_rabbitmq(adapter) -> list[DeadLetterSource]:
     for name in arguments:
         if any(name.endswith(s) for s in settings.DLQ_SUFFIXES):
             found.setdefault(name, "")
-    return [_found("rabbitmq", name, origin) for name, origin in sorted(found.items())]
+    return [_found(conn, name, origin) for name, origin in sorted(found.items())]
 
 
-def discover_nats(adapter) -> list[DeadLetterSource]:
+def discover_nats(conn, adapter) -> list[DeadLetterSource]:
     streams = {d.name for d in adapter.list_destinations()}
-    found = [_found("nats", name) for name in settings.DLQ_NATS_STREAMS if name in streams]
+    found = [_found(conn, name) for name in settings.DLQ_NATS_STREAMS if name in streams]
     if settings.DLQ_NATS_ADVISORIES:
         # One source for every stream's max-deliveries advisories; the capture stream must exist before they fire.
         advisories.ensure_capture_stream(adapter)
-        found.append(_found("nats", advisories.EVERYTHING))
+        found.append(_found(conn, advisories.EVERYTHING))
     return found
 
 
-DISCOVERERS = {"sqs": discover_sqs, "kafka": discover_kafka, "rabbitmq": discover_rabbitmq, "nats": discover_nats}
+# How DLQs are found follows what the adapter can do, not its name: a queue's redrive policy names its DLQ, topics
+# are DLQs by name, dead-letter exchanges lead to queues, streams hold dead letters and advisories name them.
+DISCOVERERS = (
+    (Capability.REDRIVE_POLICY, discover_sqs),
+    (Capability.TOPIC_PATTERNS, discover_kafka),
+    (Capability.DEAD_LETTER_EXCHANGE, discover_rabbitmq),
+    (Capability.DELIVERY_ADVISORIES, discover_nats),
+)
 
 
 def discover() -> list[DeadLetterSource]:
-    """New sources on every configured broker; an unreachable broker is logged and skipped."""
+    """New sources on every configured connection; one that fails is logged and skipped, the others go on."""
     created: list[DeadLetterSource] = []
-    for name, adapter in brokers.configured().items():
+    for conn, adapter in brokers.adapters():
         try:
-            created += [s for s in DISCOVERERS[name](adapter) if s is not None]
+            for capability, discover_on in DISCOVERERS:
+                if adapter.supports(capability):
+                    created += [s for s in discover_on(conn, adapter) if s is not None]
         except BrokerError as exc:
-            log.warning("DLQ discovery on %s: %s", name, exc)
+            log.warning("DLQ discovery on %s: %s", conn, exc)
     return created

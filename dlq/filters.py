@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
@@ -13,6 +14,7 @@ from dlq.models import DeadLetter, DeadLetterSource
 
 FILTER_KEYS = (
     "source",
+    "connection",  # kind:name (or a kind alone: every connection of it)
     "origin",
     "group",
     "message_type",
@@ -26,6 +28,7 @@ FILTER_KEYS = (
     "header",
     "q",
 )
+_CONNECTION = re.compile(r"[a-z]+(:[A-Za-z0-9][A-Za-z0-9_.-]{0,62})?")
 # A trigram index finds a substring of three characters or more; a shorter one would read every row.
 MESSAGE_SEARCH_MIN = 3
 
@@ -47,6 +50,8 @@ def clean(params) -> dict:
             value = str(value)
         if name == "source" and not value.isdigit():
             errors[name] = ["must be a source id"]
+        elif name == "connection" and not _CONNECTION.fullmatch(value):
+            errors[name] = ["must be kind:name, e.g. kafka:prod-eu, or a kind"]
         elif name in ("since", "until") and _when(value) is None:
             errors[name] = ["must be an ISO 8601 date-time"]
         elif name == "header" and "=" not in value:
@@ -77,6 +82,9 @@ def _when(value: str) -> datetime | None:
 def apply(qs: QuerySet, f: dict) -> QuerySet:
     if "source" in f:
         qs = qs.filter(source_id=int(f["source"]))
+    if "connection" in f:
+        kind, _, name = f["connection"].partition(":")
+        qs = qs.filter(source__broker=kind, **({"source__connection": name} if name else {}))
     for name, field in (("origin", "origin"), ("group", "fingerprint"), ("message_type", "message_type")):
         if name in f:
             qs = qs.filter(**{field: f[name]})

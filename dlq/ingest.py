@@ -35,7 +35,7 @@ def subscription_for(source: DeadLetterSource) -> Subscription:
             "kafka": {"session.timeout.ms": 6000},
         }.get(source.broker, {})
         group = group_name(source)
-        adapter = brokers.get(source.broker)
+        adapter = source.adapter()
         if source.broker == "nats" and advisories.is_advisory(source.destination):
             sub = advisories.AdvisorySubscription(adapter, source.destination, group, options["ack_wait"])
         else:

@@ -25,7 +25,10 @@ class DeadLetterSource(models.Model):
         DISCOVERED = "discovered"
         MANUAL = "manual"
 
-    broker = models.CharField(max_length=20, choices=BROKERS)
+    broker = models.CharField(max_length=20, choices=BROKERS)  # the kind of connection
+    # Its name (brokers.connections). db_default: rows written by code that predates connections (a rolling
+    # upgrade) land on the default connection, as the migration put the existing ones.
+    connection = models.CharField(max_length=63, default="default", db_default="default")
     destination = models.CharField(max_length=500)  # the DLQ: topic, queue or stream
     origin = models.CharField(max_length=500, blank=True)  # where its messages came from, when the broker says
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.MANUAL)
@@ -42,16 +45,29 @@ class DeadLetterSource(models.Model):
     retention_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["broker", "destination"], name="dlq_source_unique")]
-        ordering = ["broker", "destination"]
+        constraints = [
+            models.UniqueConstraint(fields=["broker", "connection", "destination"], name="dlq_source_unique")
+        ]
+        ordering = ["broker", "connection", "destination"]
 
     def __str__(self) -> str:
-        return f"{self.broker}:{self.destination}"
+        return f"{self.connection_key}/{self.destination}"
+
+    @property
+    def connection_key(self) -> str:
+        return f"{self.broker}:{self.connection}"
+
+    def adapter(self):
+        """The adapter of this source's connection (console.brokers.NotConfigured when it is gone from the file)."""
+        from console import brokers
+
+        return brokers.get(self.broker, self.connection)
 
     def warning_json(self) -> dict:
         return {
             "source": str(self),
             "broker": self.broker,
+            "connection": self.connection_key,
             "destination": self.destination,
             "kind": "retention",
             "message": self.retention_warning,
@@ -186,14 +202,15 @@ class DeadLetter(models.Model):
         return self.status_changed_at + timedelta(days=settings.DLQ_RETENTION_DAYS)
 
     def replay_destination(self) -> tuple[str, str]:
-        """(broker, destination) a replay goes to by default: the origin on the source's broker."""
-        return self.source.broker, self.origin
+        """(connection key, destination) a replay goes to by default: the origin on the source's connection."""
+        return self.source.connection_key, self.origin
 
     def as_json(self, full: bool = False) -> dict:
         data = {
             "id": self.pk,
             "source": str(self.source),
             "broker": self.source.broker,
+            "connection": self.source.connection_key,
             "origin": self.origin,
             "message_id": self.message_id,
             "partition": self.partition,
@@ -253,6 +270,7 @@ class ReplayRecord(models.Model):
         "console.Operation", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
     )
     broker = models.CharField(max_length=20)
+    connection = models.CharField(max_length=63, default="default", db_default="default")
     destination = models.CharField(max_length=500)
     dry_run = models.BooleanField(default=False)
     edited = models.BooleanField(default=False)
@@ -263,7 +281,7 @@ class ReplayRecord(models.Model):
         indexes = [models.Index(fields=["operation", "dead_letter"], name="dlq_replay_op")]
 
     def __str__(self) -> str:
-        return f"replay of {self.dead_letter_id} to {self.broker}:{self.destination}"
+        return f"replay of {self.dead_letter_id} to {self.broker}:{self.connection}/{self.destination}"
 
 
 class ProcessedMessage(models.Model):

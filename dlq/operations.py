@@ -78,12 +78,18 @@ def validate(params: dict) -> dict:
     if mode not in ("auto", "manual"):
         errors["canary_mode"] = ["must be auto or manual"]
     clean["canary_mode"] = mode
+    # "broker" names a connection: "kafka:prod-eu", or "kafka" for the kind's only or default connection.
     broker, destination = params.get("broker"), params.get("destination")
     if destination is not None:
         if not isinstance(destination, str) or not destination.strip() or len(destination) > 500:
             errors["destination"] = ["must be a destination name"]
-        if broker not in brokers.configured():
-            errors["broker"] = [f"must be a configured broker: {', '.join(sorted(brokers.configured()))}"]
+        try:
+            broker = brokers.by_key(broker).key if isinstance(broker, str) else None
+        except brokers.NotConfigured as exc:
+            errors["broker"] = [str(exc)]
+        if broker is None and "broker" not in errors:
+            known = ", ".join(c.key for c in brokers.connections())
+            errors["broker"] = [f"must name a configured connection: {known}"]
     clean["broker"], clean["destination"] = (broker, destination) if destination else (None, None)
     clean["dry_run"] = bool(params.get("dry_run", False))
     clean["override_loop_guard"] = bool(params.get("override_loop_guard", False))
@@ -146,7 +152,7 @@ def outgoing(
     kept[h.REPLAY_OF] = str(dl.replay_of_id or dl.pk)
     kept[h.REPLAY_OPERATION] = str(op_id)
     kept[h.REPLAY_COUNT] = str(dl.replay_count + 1)
-    if broker == "nats":
+    if broker.partition(":")[0] == "nats":
         # JetStream drops a publish whose Nats-Msg-Id (the event id) it saw in its duplicate window: make it unique.
         kept["Nats-Msg-Id"] = f"replay-{dl.pk}-{dl.replay_count + 1}-{op_id}"
     return OutgoingMessage(destination, body, dl.key_bytes(), kept)
@@ -161,7 +167,7 @@ class Target:
     replay_count: int
     replay_of_id: int | None
     origin: str
-    broker: str
+    broker: str  # the source's connection key, "kind:name"
     key: bytes | None
     headers: dict
     body: bytes
@@ -181,7 +187,8 @@ class Target:
 
 # Bodies too large for the row come from DeadLetterBody in the same query (a left join only where body is NULL).
 LOAD_SQL = f"""
-    SELECT d.id, d.status, d.replay_count, d.replay_of_id, d.origin, s.broker, d.key, d.headers::text,
+    SELECT d.id, d.status, d.replay_count, d.replay_of_id, d.origin, s.broker || ':' || s.connection, d.key,
+           d.headers::text,
            COALESCE(d.body, b.data)
     FROM {DeadLetter._meta.db_table} d
     JOIN {DeadLetterSource._meta.db_table} s ON s.id = d.source_id
@@ -213,7 +220,7 @@ def load(ids: list[int]) -> list[Target]:
 
 @dataclass(slots=True)
 class Batch:
-    """One batch ready to go: the messages per broker, and the ids refused before sending (with the reason)."""
+    """One batch ready to go: the messages per connection key, and the ids refused before sending (with the reason)."""
 
     ids: list[int]
     plan: dict[str, list[tuple[int, OutgoingMessage]]] = field(default_factory=dict)
@@ -284,7 +291,7 @@ def deliver(batch: Batch, dry_run: bool) -> Delivery:
             parts.append((broker, pairs, None, None))
             continue
         try:
-            parts.append((broker, pairs, brokers.get(broker).start_batch([m for _, m in pairs]), None))
+            parts.append((broker, pairs, brokers.by_key(broker).adapter().start_batch([m for _, m in pairs]), None))
         except (BrokerError, brokers.NotConfigured) as exc:
             parts.append((broker, pairs, None, str(exc)))
     return Delivery(dry_run, parts)
@@ -296,7 +303,7 @@ def record(ctx: OperationContext, sent: list[tuple[int, str, str]], writer: Stat
     if not sent:
         return
     op, dry, now = ctx.operation, ctx.params["dry_run"], timezone.now()
-    columns = "dead_letter_id, broker, destination, operation_id, dry_run, edited, actor_id, created_at"
+    columns = "dead_letter_id, broker, connection, destination, operation_id, dry_run, edited, actor_id, created_at"
     # One COPY text block built here instead of write_row() per record (a third of the main thread's time per
     # message); only broker and destination vary, so each row is its id plus a tail shared by its destination.
     actor = "\\N" if op.requested_by_id is None else str(op.requested_by_id)
@@ -306,7 +313,9 @@ def record(ctx: OperationContext, sent: list[tuple[int, str, str]], writer: Stat
     for pk, broker, destination in sent:
         tail = tails.get((broker, destination))
         if tail is None:
-            tail = tails[(broker, destination)] = f"\t{_copy_text(broker)}\t{_copy_text(destination)}\t{common}"
+            kind, _, name = broker.partition(":")
+            where = f"{_copy_text(kind)}\t{_copy_text(name)}\t{_copy_text(destination)}"
+            tail = tails[(broker, destination)] = f"\t{where}\t{common}"
         lines.append(f"{pk}{tail}")
     with transaction.atomic(), connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {ReplayRecord._meta.db_table} ({columns}) FROM STDIN") as copy:

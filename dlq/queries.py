@@ -16,6 +16,7 @@ SPARK_HOURS = 24
 LIST_FIELDS = (
     "id",
     "source__broker",
+    "source__connection",
     "source__destination",
     "origin",
     "message_id",

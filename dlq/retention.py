@@ -175,7 +175,7 @@ def _span(seconds: float) -> str:
 def check(source: DeadLetterSource) -> str:
     """Check one source against its broker and store the outcome on it; returns the warning ("" if none)."""
     now = timezone.now()
-    retention, oldest = CHECKS[source.broker](brokers.get(source.broker), source)
+    retention, oldest = CHECKS[source.broker](source.adapter(), source)
     text = warning(source, retention, oldest, now)
     source.retention_seconds, source.oldest_pending_at = retention, oldest
     source.retention_warning, source.retention_checked_at = text, now
@@ -184,10 +184,11 @@ def check(source: DeadLetterSource) -> str:
 
 
 def check_all() -> list[str]:
-    """Every source on a configured broker; a broker that fails is logged and its sources skipped."""
-    configured = brokers.configured()
+    """Every source on a configured connection; a connection that fails is logged and its sources skipped."""
     found = []
-    for source in DeadLetterSource.objects.filter(broker__in=[b for b in CHECKS if b in configured]):
+    for source in DeadLetterSource.objects.all():
+        if source.broker not in CHECKS or not brokers.is_configured(source.broker, source.connection):
+            continue
         try:
             text = check(source)
         except (BrokerError, brokers.NotConfigured) as exc:

@@ -13,15 +13,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from console import bodies
+from console import brokers as connections
 from console.access import ADMIN, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import require_role
-from console.brokers import configured as configured_brokers
 from console.forms import ReasonForm
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest, back_to_referer
 from dlq import actions, contents, filters, queries, retention
-from dlq.models import BROKERS, PURGEABLE, DeadLetter, DeadLetterSource
+from dlq.models import PURGEABLE, DeadLetter, DeadLetterSource
 from dlq.operations import validate
 
 
@@ -61,6 +61,7 @@ def inbox(request: HtmxHttpRequest):
         # The live socket's filter: new dead letters are inserted only where this filter shows them.
         "live_query": "" if errors else urlencode(f),
         "sources": DeadLetterSource.objects.all(),
+        "connections": [c.key for c in connections.connections()],
         "statuses": DeadLetter.Status.values,
         "key": str(uuid.uuid4()),
         "nav": "dlq",
@@ -135,7 +136,7 @@ def replay_preview(request):
                 warnings=actions.replay_warnings(qs),
                 selection=actions.freeze_selection(frozen["ids"]),
                 key=str(uuid.uuid4()),
-                brokers=sorted(configured_brokers()),
+                brokers=[c.key for c in connections.connections()],
                 rate=request.POST.get("rate", ""),
                 reason=request.POST.get("reason", ""),
             )
@@ -274,7 +275,7 @@ def sources(request):
     ctx = {
         "sources": DeadLetterSource.objects.all(),
         "warnings": retention.warnings(),
-        "brokers": BROKERS,
+        "connections": [c.key for c in connections.connections()],
         "nav": "dlq",
     }
     return render(request, "dlq/sources.html", ctx)
@@ -283,16 +284,20 @@ def sources(request):
 @require_POST
 @require_role(ADMIN)
 def source_save(request):
-    broker, destination = request.POST.get("broker", ""), request.POST.get("destination", "").strip()
-    if broker not in dict(BROKERS) or not destination:
-        raise PermissionDenied("choose a broker and a destination")
+    key, destination = request.POST.get("connection", ""), request.POST.get("destination", "").strip()
+    try:
+        conn = connections.by_key(key)
+    except connections.NotConfigured:
+        conn = None
+    if conn is None or not destination:
+        raise PermissionDenied("choose a configured connection and a destination")
     actions.do_save_source(
         request.user,
-        broker,
+        conn,
         destination,
         request.POST.get("origin", "").strip(),
         request.POST.get("enabled") == "on",
         request.POST.get("reason", ""),
     )
-    messages.success(request, f"Source {broker}:{destination} saved.")
+    messages.success(request, f"Source {conn.key}/{destination} saved.")
     return redirect("dlq_sources")

@@ -17,14 +17,14 @@ from monitoring.models import AlertRule, Incident
 def preview_reset(params: dict):
     """The dry run: old → new per partition, nothing written. Conflict while the group has members or when a shift
     has nothing committed to shift from; ParameterError for a partition the topic lacks."""
-    adapter = brokers.get("kafka")
     try:
+        adapter = brokers.get("kafka", params.get("connection"))
         return adapter.reset_offsets(
             params["group"], params["topic"], params["to"], params["value"], True, params.get("partitions")
         )
     except ValueError as e:
         raise ParameterError({"partitions": [str(e)]}) from e
-    except BrokerError as e:
+    except (BrokerError, brokers.NotConfigured) as e:
         raise Conflict(str(e)) from e
 
 

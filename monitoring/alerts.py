@@ -86,6 +86,8 @@ def _scoped_targets(rule: AlertRule):
     targets = ConsumerTarget.objects.filter(gone=False)
     if rule.broker:
         targets = targets.filter(broker=rule.broker)
+    if rule.connection:
+        targets = targets.filter(connection=rule.connection)
     if rule.target_name:
         targets = targets.filter(name=rule.target_name)
     return targets
@@ -108,9 +110,9 @@ def _consumer_status(rule: AlertRule, since: datetime) -> dict[str, str]:
                 continue
             worst = max(parts, key=lambda p: RANK[p["status"]])
             status, reason = worst["status"], f"{rule.topic}[{worst['partition']}]: {worst['reason']}"
-        out[_subject(t, rule.topic)] = f"{t.broker} {t.name} is {status} since {t.status_since:%H:%M:%S} UTC: {reason}"[
-            :500
-        ]
+        out[_subject(t, rule.topic)] = (
+            f"{t.connection_key} {t.name} is {status} since {t.status_since:%H:%M:%S} UTC: {reason}"[:500]
+        )
     return out
 
 
@@ -135,13 +137,13 @@ def _consumer_lag(rule: AlertRule) -> dict[str, str]:
         if rule.seconds and seconds is not None and seconds > rule.seconds:
             over.append(f"{int(seconds)} s (limit {rule.seconds} s)")
         if over:
-            where = f"{t.broker} {t.name}" + (f" on {rule.topic}" if rule.topic else "")
+            where = f"{t.connection_key} {t.name}" + (f" on {rule.topic}" if rule.topic else "")
             out[_subject(t, rule.topic)] = f"{where} is {' and '.join(over)} behind"[:500]
     return out
 
 
 def _subject(target: ConsumerTarget, topic: str) -> str:
-    return (f"{target.broker}:{target.name}" + (f" / {topic}" if topic else ""))[:400]
+    return (f"{target.connection_key}/{target.name}" + (f" / {topic}" if topic else ""))[:400]
 
 
 def _sagas_compensation_failed(rule: AlertRule, since: datetime) -> dict[str, str]:

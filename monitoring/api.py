@@ -19,7 +19,7 @@ from monitoring.operations import describe_changes, validate_reset
 
 
 def _target(broker: str, name: str) -> ConsumerTarget:
-    target = ConsumerTarget.objects.filter(broker=broker, name=name).first()
+    target = queries.find_target(broker, name)
     if target is None:
         raise ApiError(404, f"no {broker} consumer, group or queue named {name!r}")
     return target
@@ -63,13 +63,14 @@ def consumer_history(request, broker, name):
 
 
 @api(methods=("POST",), role=OPERATOR)
-def offset_reset(request, group):
+def offset_reset(request, broker, group):
     """POST {topic, to, value?, partitions?, dry_run?}: `to` earliest | latest | timestamp (value: epoch ms or ISO
     8601) | offset | shift (value: N, negative rewinds); `partitions` a list (default every partition). A dry run
-    (the default) answers old → new and delta per partition; dry_run false with reason and idempotency_key starts it."""
+    (the default) answers old → new and delta per partition; dry_run false with reason and idempotency_key starts it.
+    `broker` is the group's connection (`kafka:prod-eu`, or `kafka` for the default one)."""
     body = _object(request)
     try:
-        params = validate_reset({**body, "group": group})
+        params = validate_reset({**body, "group": group, "connection": broker})
         if body.get("dry_run", True):
             rows, total = describe_changes(actions.preview_reset(params))
             return JsonResponse({"dry_run": True, **params, "changes": rows, "total_delta": total})
@@ -187,11 +188,11 @@ def clean_until(value) -> datetime:
     return when
 
 
-SCOPE_FIELDS = {"broker": 20, "target_name": 400, "topic": 250, "saga_type": 100, "destination": 300}
+SCOPE_FIELDS = {"broker": 20, "connection": 63, "target_name": 400, "topic": 250, "saga_type": 100, "destination": 300}
 # Which scope fields each kind reads; any other one set on the rule is refused rather than silently ignored.
 SCOPES = {
-    AlertRule.Kind.CONSUMER_STATUS: ("broker", "target_name", "topic"),
-    AlertRule.Kind.CONSUMER_LAG: ("broker", "target_name", "topic"),
+    AlertRule.Kind.CONSUMER_STATUS: ("broker", "connection", "target_name", "topic"),
+    AlertRule.Kind.CONSUMER_LAG: ("broker", "connection", "target_name", "topic"),
     AlertRule.Kind.SAGA_COMPENSATION_FAILED: ("saga_type",),
     AlertRule.Kind.OUTBOX_FAILED: ("destination",),
 }
@@ -253,6 +254,8 @@ def _check_together(rule: dict, errors: dict[str, list[str]]) -> None:
     if kind in (AlertRule.Kind.CONSUMER_STATUS, AlertRule.Kind.CONSUMER_LAG):
         if rule["target_name"] and not rule["broker"]:
             errors["broker"] = ["name the broker of the group or queue"]
+        if rule["connection"] and not rule["broker"]:
+            errors["connection"] = ["a connection scopes a broker: set the broker's kind too"]
         if rule["topic"] and (rule["broker"] != "kafka" or not rule["target_name"]):
             errors["topic"] = ["a topic scopes a Kafka group: set broker kafka and the group's name"]
     if kind == AlertRule.Kind.CONSUMER_LAG and not rule["threshold"] and not rule["seconds"]:

@@ -6,7 +6,7 @@ from monitoring.models import ConsumerTarget, Status
 
 
 def consumer_families():
-    labels = ["broker", "kind", "name"]
+    labels = ["broker", "connection", "kind", "name"]
     lag = GaugeMetricFamily("switchyard_consumer_lag", "Messages behind (Kafka, NATS) or queue depth", labels=labels)
     seconds = GaugeMetricFamily("switchyard_consumer_lag_seconds", "Estimated lag in seconds", labels=labels)
     members = GaugeMetricFamily("switchyard_consumer_members", "Group members or queue consumers", labels=labels)
@@ -14,8 +14,8 @@ def consumer_families():
         "switchyard_consumer_status", "1 for the target's current status", labels=[*labels, "status"]
     )
     in_flight = GaugeMetricFamily("switchyard_queue_in_flight", "Unacked / in-flight / ack-pending", labels=labels)
-    for t in ConsumerTarget.objects.filter(gone=False).order_by("broker", "name"):
-        key = [t.broker, t.kind, t.name]
+    for t in ConsumerTarget.objects.filter(gone=False).order_by("broker", "connection", "name"):
+        key = [t.broker, t.connection, t.kind, t.name]
         if t.lag is not None:
             lag.add_metric(key, t.lag)
         if t.lag_seconds is not None:

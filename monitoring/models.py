@@ -30,7 +30,9 @@ class ConsumerTarget(models.Model):
         CONSUMER = "consumer"
         BACKLOG = "backlog"
 
-    broker = models.CharField(max_length=20)  # kafka | sqs | rabbitmq | nats | celery | outbox
+    broker = models.CharField(max_length=20)  # kafka | sqs | rabbitmq | nats | celery | outbox | dlq
+    # The broker connection's name ("" for the console's own backlogs: celery, outbox, dlq).
+    connection = models.CharField(max_length=63, blank=True, default="", db_default="")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     name = models.CharField(max_length=400)  # NATS: "stream/consumer"
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
@@ -45,14 +47,21 @@ class ConsumerTarget(models.Model):
     gone = models.BooleanField(default=False)  # no longer seen on the broker; kept for its history
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["broker", "name"], name="monitoring_target_unique")]
-        ordering = ["broker", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["broker", "connection", "name"], name="monitoring_target_unique")
+        ]
+        ordering = ["broker", "connection", "name"]
 
     def __str__(self) -> str:
-        return f"{self.broker}:{self.name}"
+        return f"{self.connection_key}/{self.name}"
 
     def get_absolute_url(self) -> str:
-        return reverse("consumer_detail", args=[self.broker, self.name])
+        return reverse("consumer_detail", args=[self.connection_key, self.name])
+
+    @property
+    def connection_key(self) -> str:
+        """The connection, e.g. kafka:prod-eu; for the console's own backlogs: celery, outbox or dlq."""
+        return f"{self.broker}:{self.connection}" if self.connection else self.broker
 
     @property
     def pill(self) -> str:
@@ -62,12 +71,25 @@ class ConsumerTarget(models.Model):
     def rank(self) -> int:
         return RANK.get(self.status, 0)
 
+    def can_reset_offsets(self) -> bool:
+        """A consumer group on a connection whose adapter can move its offsets (asked, not assumed from the kind)."""
+        from brokers.base import Capability
+        from console import brokers
+
+        if self.kind != self.Kind.GROUP or not self.connection:
+            return False
+        try:
+            return brokers.get(self.broker, self.connection).supports(Capability.OFFSET_RESET)
+        except brokers.NotConfigured:
+            return False
+
     def is_lag(self) -> bool:
         return self.kind in (self.Kind.GROUP, self.Kind.CONSUMER)
 
     def as_json(self) -> dict:
         out = {
             "broker": self.broker,
+            "connection": self.connection_key,
             "kind": self.kind,
             (
                 "group" if self.kind == self.Kind.GROUP else "consumer" if self.kind == "consumer" else "queue"
@@ -164,8 +186,10 @@ class AlertRule(models.Model):
     threshold = models.IntegerField(default=0)  # X for dlq_growth, consumer_lag (messages), outbox_failed
     minutes = models.IntegerField(default=5)  # Y, Z or T
     seconds = models.IntegerField(default=0)  # S for consumer_lag; 0 = no seconds threshold
-    # Scope; blank = every subject. broker / target_name / topic: consumer rules; saga_type, destination: their rule.
+    # Scope; blank = every subject. broker / connection / target_name / topic: consumer rules; saga_type,
+    # destination: their rule. connection is a name of the broker's kind ("" = every connection of it).
     broker = models.CharField(max_length=20, blank=True)
+    connection = models.CharField(max_length=63, blank=True, default="", db_default="")
     target_name = models.CharField(max_length=400, blank=True)  # a ConsumerTarget.name: group, queue, stream/consumer
     topic = models.CharField(max_length=250, blank=True)  # Kafka groups only
     saga_type = models.CharField(max_length=100, blank=True)
@@ -191,7 +215,8 @@ class AlertRule(models.Model):
 
     def scope_display(self) -> str:
         if self.kind in self.CONSUMER_KINDS:
-            parts = [p for p in (self.broker, self.target_name) if p]
+            where = f"{self.broker}:{self.connection}" if self.connection else self.broker
+            parts = [p for p in (where, self.target_name) if p]
             if self.topic:
                 parts.append(f"topic {self.topic}")
             return " · ".join(parts) or "every consumer"
@@ -210,6 +235,7 @@ class AlertRule(models.Model):
             "minutes": self.minutes,
             "seconds": self.seconds,
             "broker": self.broker,
+            "connection": self.connection,
             "target_name": self.target_name,
             "topic": self.topic,
             "saga_type": self.saga_type,

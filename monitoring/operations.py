@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
 
+from brokers.base import Capability
 from console import brokers
 from console.operations import ParameterError, register
 
@@ -43,9 +44,31 @@ def validate_reset(params: dict) -> dict:
     partitions = _partitions(params.get("partitions"))
     if partitions is False:
         errors["partitions"] = ["a list of partition numbers (e.g. 0,2), or empty for every partition"]
+    connection = _connection(params.get("connection"), errors)
     if errors:
         raise ParameterError(errors)
-    return {"group": group.strip(), "topic": topic.strip(), "to": to, "value": value, "partitions": partitions}
+    clean = {"group": group.strip(), "topic": topic.strip(), "to": to, "value": value, "partitions": partitions}
+    return {**clean, "connection": connection}
+
+
+def _connection(value, errors: dict) -> str | None:
+    """The name of the connection whose group is reset: "kafka:prod-eu", "prod-eu", or empty for the default one;
+    it must be able to reset offsets (asked of its adapter, not assumed from its kind)."""
+    if value is not None and not isinstance(value, str):
+        errors["connection"] = ["must be a connection name"]
+        return None
+    kind, colon, name = (value or "").partition(":")
+    if not colon:  # a bare name, or nothing: a connection of the kind that has consumer groups
+        kind, name = "kafka", "" if kind == "kafka" else kind
+    try:
+        conn = brokers.connection(kind, name or None)
+    except brokers.NotConfigured as e:
+        errors["connection"] = [str(e)]
+        return None
+    if not conn.adapter().supports(Capability.OFFSET_RESET):
+        errors["connection"] = [f"{conn.key} cannot reset consumer-group offsets"]
+        return None
+    return conn.name
 
 
 def _integer(value) -> int | None:
@@ -118,7 +141,7 @@ def run_reset(ctx):
     p = ctx.params
     ctx.checkpoint(force=True)
     to, value = ("offsets", p["frozen"]) if p.get("frozen") else (p["to"], p["value"])
-    changes = brokers.get("kafka").reset_offsets(
+    changes = brokers.get("kafka", p.get("connection")).reset_offsets(
         p["group"], p["topic"], to, value, dry_run=False, partitions=p.get("partitions")
     )
     ctx.set_total(len(changes))

@@ -4,22 +4,40 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from brokers.connections import KINDS as BROKER_KINDS
 from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample
 
 RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400}
 SPARK_POINTS = 30
 
 
+def scope(broker: str) -> dict:
+    """The lookups a broker filter means: "kafka" every Kafka connection, "kafka:prod-eu" one, "celery" the queue."""
+    kind, _, name = broker.partition(":")
+    return {"broker": kind, **({"connection": name} if name else {})}
+
+
+def find_target(broker: str, name: str) -> ConsumerTarget | None:
+    """The target `name` on `broker`: a connection key ("kafka:prod-eu"), a kind alone for its default connection
+    ("kafka", as URLs before connections had names), or one of the console's own ("celery", "outbox", "dlq")."""
+    kind, _, connection = broker.partition(":")
+    if not connection and kind in BROKER_KINDS:
+        from console.brokers import default_name
+
+        connection = default_name(kind) or "default"
+    return ConsumerTarget.objects.filter(broker=kind, connection=connection, name=name).first()
+
+
 def targets(status: str = "", broker: str = "", ids=None, q: str = "") -> list[ConsumerTarget]:
     qs = ConsumerTarget.objects.filter(gone=False)
     if broker:
-        qs = qs.filter(broker=broker)
+        qs = qs.filter(**scope(broker))
     if q:
         qs = qs.filter(name__icontains=q)
     if ids is not None:
         qs = qs.filter(pk__in=ids)
-    rows = [t for t in qs.order_by("broker", "name") if matches_status(t, status)]
-    rows.sort(key=lambda t: (-RANK.get(t.status, 0), t.broker, t.name))
+    rows = [t for t in qs.order_by("broker", "connection", "name") if matches_status(t, status)]
+    rows.sort(key=lambda t: (-RANK.get(t.status, 0), t.broker, t.connection, t.name))
     return rows
 
 
@@ -31,7 +49,7 @@ def matches_status(target: ConsumerTarget, status: str) -> bool:
 def matches(target: ConsumerTarget, status: str = "", broker: str = "", q: str = "") -> bool:
     """The same test as targets(), for one row in hand (the live list appends only new rows its filter shows)."""
     return (
-        (not broker or target.broker == broker)
+        (not broker or all(getattr(target, k) == v for k, v in scope(broker).items()))
         and (not q or q.casefold() in target.name.casefold())
         and matches_status(target, status)
     )

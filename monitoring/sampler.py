@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from brokers.base import DestinationNotFound
+from brokers.base import Capability, DestinationNotFound
 from console import brokers
 from console.live import broadcast
 from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample
@@ -60,9 +60,15 @@ class Observation:
     details: dict = field(default_factory=dict)
     partitions: list[tuple[str, int, int | None, int]] = field(default_factory=list)
     depth: dict = field(default_factory=dict)  # depth / in_flight / delayed / redelivered / oldest_age_seconds
+    connection: str = ""  # the connection's name; "" for the console's own backlogs (celery, outbox, dlq)
+
+    @property
+    def source(self) -> str:
+        """The key its errors are filed under: the connection key, or the pseudo-broker's name."""
+        return f"{self.broker}:{self.connection}" if self.connection else self.broker
 
 
-def observe_kafka(adapter) -> list[Observation]:
+def observe_kafka(adapter, connection: str = "default") -> list[Observation]:
     """Committed offsets of every group requested at once, then ONE ListOffsets for the union of their partitions:
     groups sharing a topic (the usual case) would otherwise ask for the same end offsets again and again."""
     groups = adapter.consumer_groups()
@@ -81,15 +87,16 @@ def observe_kafka(adapter) -> list[Observation]:
                 progress=sum(c or 0 for _, _, c, _ in parts),
                 details={"state": group.state, "partitions": len(parts), "topics": sorted({p[0] for p in parts})},
                 partitions=parts,
+                connection=connection,
             )
         )
     return found
 
 
-def observe_queues(adapter, broker: str) -> list[Observation]:
+def observe_queues(adapter, broker: str, connection: str = "default") -> list[Observation]:
     names = {d.name for d in adapter.list_destinations() if d.kind == "queue"}
-    if broker == "rabbitmq":
-        # Without the management API AMQP cannot list queues: watch the configured ones as well.
+    if adapter.supports(Capability.DEAD_LETTER_EXCHANGE):
+        # RabbitMQ: without the management API AMQP cannot list queues: watch the configured ones as well.
         names |= set(settings.MONITORING_RABBITMQ_QUEUES)
     found = []
     for name in sorted(names):
@@ -114,11 +121,11 @@ def observe_queues(adapter, broker: str) -> list[Observation]:
             "delayed": d.delayed,
             "oldest_age_seconds": d.oldest_age_seconds,
         }
-        found.append(Observation(broker, Kind.QUEUE, name, d.ready, attached, None, details, [], depth))
+        found.append(Observation(broker, Kind.QUEUE, name, d.ready, attached, None, details, [], depth, connection))
     return found
 
 
-def observe_nats(adapter) -> list[Observation]:
+def observe_nats(adapter, connection: str = "default") -> list[Observation]:
     found = []
     for stream in adapter.list_destinations():
         for c in adapter.consumer_info(stream.name):
@@ -134,6 +141,7 @@ def observe_nats(adapter) -> list[Observation]:
                     members=c.waiting + c.ack_pending,
                     details=details,
                     depth=depth,
+                    connection=connection,
                 )
             )
     return found
@@ -200,8 +208,8 @@ def observe_dlq() -> list[Observation]:
     found = []
     for source in DeadLetterSource.objects.filter(enabled=True).order_by("pk"):
         row = counts.get(source.pk, {"total": 0, "new": 0})
-        details = {"new": row["new"], "total": row["total"], "source": f"{source.broker}:{source.destination}"}
-        name = f"{source.broker}:{source.destination}"
+        details = {"new": row["new"], "total": row["total"], "source": str(source)}
+        name = str(source)
         found.append(
             Observation("dlq", Kind.BACKLOG, name, row["new"], None, None, details, [], {"depth": row["total"]})
         )
@@ -214,22 +222,27 @@ def sample_all(now: datetime | None = None) -> dict:
     now = now or timezone.now()
     observations: list[Observation] = []
     errors: dict[str, str] = {}
-    sources = {name: adapter for name, adapter in brokers.configured().items()}
+    sources = {conn.key: (conn, adapter) for conn, adapter in brokers.adapters()}
 
     def run(name):
-        adapter = sources.get(name)
-        if name == "kafka":
-            return observe_kafka(adapter)
-        if name in ("sqs", "rabbitmq"):
-            return observe_queues(adapter, name)
-        if name == "nats":
-            return observe_nats(adapter)
         if name == "celery":
             return observe_celery()
-        return observe_outbox()
+        conn, adapter = sources[name]
+        found = []
+        # What to watch follows what the adapter can do, not which broker it is.
+        if adapter.supports(Capability.CONSUMER_GROUPS):
+            found += observe_kafka(adapter, conn.name)
+        if adapter.supports(Capability.QUEUE_DEPTH):
+            found += observe_queues(adapter, conn.kind, conn.name)
+        if adapter.supports(Capability.STREAM_CONSUMERS):
+            found += observe_nats(adapter, conn.name)
+        for o in found:
+            o.broker = conn.kind
+        return found
 
+    # Each connection in its own thread: a slow or failing one holds up only its own targets.
     names = [*sources, "celery"]
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+    with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
         futures = {name: pool.submit(run, name) for name in names}
         for name, future in futures.items():
             try:
@@ -353,37 +366,37 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
     """Write the samples, update each target's status and figures; return (ids of targets whose status or figures
     changed, ids of targets first seen in this pass) for the live page."""
     window = settings.MONITORING_STATUS_WINDOW_SECONDS
-    existing = {(t.broker, t.name): t for t in ConsumerTarget.objects.all()}
+    existing = {(t.broker, t.connection, t.name): t for t in ConsumerTarget.objects.all()}
     new = [
-        ConsumerTarget(broker=o.broker, kind=o.kind, name=o.name)
+        ConsumerTarget(broker=o.broker, connection=o.connection, kind=o.kind, name=o.name)
         for o in observations
-        if (o.broker, o.name) not in existing
+        if (o.broker, o.connection, o.name) not in existing
     ]
     if new:
         ConsumerTarget.objects.bulk_create(new, ignore_conflicts=True)
         before = set(existing)
-        existing = {(t.broker, t.name): t for t in ConsumerTarget.objects.all()}
+        existing = {(t.broker, t.connection, t.name): t for t in ConsumerTarget.objects.all()}
         created = [t.pk for key, t in existing.items() if key not in before]
     else:
         created = []
-    targets = {(o.broker, o.name): existing[(o.broker, o.name)] for o in observations}
+    targets = {(o.broker, o.connection, o.name): existing[(o.broker, o.connection, o.name)] for o in observations}
     grouped = [o for o in observations if o.partitions]
     ts = now.timestamp()
     # The partitions JSON is what costs (50 groups x 1,000 partitions is most of a pass): read the small fields
     # first and load it only for the groups whose offsets changed since the last pass (ADR 0042).
     states = {
         s.target_id: s
-        for s in PartitionState.objects.filter(target_id__in=[targets[(o.broker, o.name)].pk for o in grouped]).defer(
-            "partitions"
-        )
+        for s in PartitionState.objects.filter(
+            target_id__in=[targets[(o.broker, o.connection, o.name)].pk for o in grouped]
+        ).defer("partitions")
     }
-    fingerprints = {targets[(o.broker, o.name)].pk: fingerprint(o.partitions) for o in grouped}
+    fingerprints = {targets[(o.broker, o.connection, o.name)].pk: fingerprint(o.partitions) for o in grouped}
     unchanged = {pk for pk, fp in fingerprints.items() if _unchanged(states.get(pk), fp, ts)}
-    moved = [o for o in grouped if targets[(o.broker, o.name)].pk not in unchanged]
+    moved = [o for o in grouped if targets[(o.broker, o.connection, o.name)].pk not in unchanged]
     known_partitions = dict(
-        PartitionState.objects.filter(target_id__in=[targets[(o.broker, o.name)].pk for o in moved]).values_list(
-            "target_id", "partitions"
-        )
+        PartitionState.objects.filter(
+            target_id__in=[targets[(o.broker, o.connection, o.name)].pk for o in moved]
+        ).values_list("target_id", "partitions")
     )
 
     # Lag in seconds per partition, interpolated from earlier samples of the end offset (ADR 0040); only for the
@@ -395,20 +408,27 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
     # unknown once a pass dated before the last one reset the state.
     borns: dict[int, float | None] = {}
     for o in moved:
-        pk, known = targets[(o.broker, o.name)].pk, states.get(targets[(o.broker, o.name)].pk)
+        pk, known = (
+            targets[(o.broker, o.connection, o.name)].pk,
+            states.get(targets[(o.broker, o.connection, o.name)].pk),
+        )
         if pk in fresh:
             borns[pk] = ts
         elif known is not None and known.seen_at is not None and known.seen_at <= ts:
             borns[pk] = (known.summary or {}).get("born")
     produce_times = _produce_times(
-        [o for o in moved if targets[(o.broker, o.name)].pk not in fresh], targets, known_partitions, now, borns
+        [o for o in moved if targets[(o.broker, o.connection, o.name)].pk not in fresh],
+        targets,
+        known_partitions,
+        now,
+        borns,
     )
     rows: list = []
     group_seconds: dict[int, float | None] = {}
     worst: dict[int, tuple[str, str]] = {}
     new_states, steady = [], []
     for o in observations:
-        target = targets[(o.broker, o.name)]
+        target = targets[(o.broker, o.connection, o.name)]
         worst_seconds = o.depth.get("oldest_age_seconds")
         if o.partitions and target.pk in unchanged:
             worst_seconds, worst[target.pk] = _judge_unchanged(states[target.pk].summary, o.members, ts, window)
@@ -469,7 +489,7 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
         history = _window_points([t.pk for t in targets.values()], now, window)
         changed, dirty = [], []
         for o in observations:
-            target = targets[(o.broker, o.name)]
+            target = targets[(o.broker, o.connection, o.name)]
             if o.broker == "dlq":
                 # A count of dead letters, not a backlog anyone drains: the dlq_growth alert rule judges it.
                 status, reason = "OK", "dead letters kept"
@@ -495,17 +515,20 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
         _update_targets(dirty)
         seen = set(targets)
         for key, target in existing.items():
-            broker = key[0]
+            broker, name = key[0], key[1]
+            source = target.connection_key
             if key in seen:
                 continue
-            if broker in errors:
-                # The broker did not answer: its targets are in error, not gone.
-                if target.status != "ERR" or target.error != errors[broker]:
-                    target.status, target.reason, target.error = "ERR", "the broker did not answer", errors[broker]
+            if source in errors:
+                # The connection did not answer: its targets are in error, not gone.
+                if target.status != "ERR" or target.error != errors[source]:
+                    target.status, target.reason, target.error = "ERR", "the broker did not answer", errors[source]
                     target.status_since = now
                     target.save(update_fields=["status", "reason", "error", "status_since"])
                     changed.append(target.pk)
-            elif not target.gone and (broker in brokers.configured() or broker in ("celery", "outbox", "dlq")):
+            elif not target.gone and (
+                broker in ("celery", "outbox", "dlq") or brokers.is_configured(broker, name or None)
+            ):
                 target.gone = True
                 target.save(update_fields=["gone"])
                 changed.append(target.pk)
@@ -680,7 +703,7 @@ def _produce_times(observations, targets, states, now, borns=None) -> dict[tuple
     found: dict[tuple[int, str, int], float] = {}
     since = datetime.fromtimestamp(now.timestamp() - settings.MONITORING_PARTITION_RETENTION_SECONDS, UTC)
     for o in observations:
-        pk = targets[(o.broker, o.name)].pk
+        pk = targets[(o.broker, o.connection, o.name)].pk
         state = states.get(pk, {})
         born = (borns or {}).get(pk)
         for topic, partition, c, end in o.partitions:

@@ -5,13 +5,14 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
 from console.auth import ApiError, require_role
-from console.brokers import NotConfigured
+from console.brokers import NotConfigured, connections
 from console.forms import ReasonForm
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
@@ -30,8 +31,18 @@ class AcknowledgeForm(forms.Form):
     idempotency_key = forms.CharField(max_length=200)
 
 
+def _filter_choices() -> list[str]:
+    """Every kind, every connection key, and the console's own backlogs: what the broker filter accepts."""
+    keys = [c.key for c in connections()]
+    kinds = sorted({k.partition(":")[0] for k in keys})
+    return [*kinds, *(k for k in keys if len(keys) > len(kinds)), "celery", "outbox", "dlq"]
+
+
 def _get_target_for_viewer(broker: str, name: str) -> ConsumerTarget:
-    return get_object_or_404(ConsumerTarget, broker=broker, name=name)
+    target = queries.find_target(broker, name)
+    if target is None:
+        raise Http404(f"no consumer {name!r} on {broker}")
+    return target
 
 
 @require_GET
@@ -45,7 +56,14 @@ def consumers(request: HtmxHttpRequest):
     # finds later are appended only if this filter shows them.
     template = "monitoring/consumers.html" + ("#live" if request.htmx else "")
     live_query = urlencode({k: v for k, v in (("status", status), ("broker", broker), ("q", q)) if v})
-    ctx = {"targets": rows, "status": status, "broker": broker, "q": q, "brokers": BROKERS, "nav": "consumers"}
+    ctx = {
+        "targets": rows,
+        "status": status,
+        "broker": broker,
+        "q": q,
+        "brokers": _filter_choices(),
+        "nav": "consumers",
+    }
     ctx["live_query"] = live_query
     ctx["statuses"] = Status.values
     return render(request, template, ctx)
@@ -78,12 +96,13 @@ RESET_FIELDS = ("topic", "to", "value", "at", "partitions", "reason", "idempoten
 
 @require_POST
 @require_role(OPERATOR)
-def offset_reset(request, group):
+def offset_reset(request, broker, group):
     """Step 1 (no `confirm`): the dry run, shown as old → new. Step 2 (`confirm`): start the reset operation. Bad input
     or a refusal re-shows the consumer page with the form as it was typed."""
-    target = _get_target_for_viewer("kafka", group)
+    target = _get_target_for_viewer(broker, group)
     typed = {k: request.POST.get(k, "") for k in RESET_FIELDS}
     raw = {"group": group, "topic": typed["topic"] or None, "to": typed["to"] or None}
+    raw["connection"] = target.connection_key
     # The page has a date-time input next to the number one; whichever the chosen target reads is the value.
     raw.update(value=(typed["at"] if typed["to"] == "datetime" else typed["value"]) or None)
     raw.update(partitions=typed["partitions"])
@@ -196,7 +215,12 @@ def incident_acknowledge(request, incident_id):
 
 def _rule_from_post(request) -> dict:
     body = {k: request.POST.get(k, "") for k in ("name", "kind", "webhook_url", "email")}
-    body.update({k: request.POST.get(k, "") for k in ("broker", "target_name", "topic", "saga_type", "destination")})
+    body.update(
+        {
+            k: request.POST.get(k, "")
+            for k in ("broker", "connection", "target_name", "topic", "saga_type", "destination")
+        }
+    )
     for name in ("threshold", "minutes", "seconds"):
         try:
             body[name] = int(request.POST.get(name) or 0)

@@ -25,15 +25,24 @@ H_CORRELATION = "x-correlation-id"
 
 
 def split_destination(uri: str) -> tuple[str, str]:
-    """'kafka://orders' -> ('kafka', 'orders'); ValueError with the reason otherwise."""
+    """'kafka://prod-eu/orders' -> ('kafka:prod-eu', 'orders'); 'kafka://orders' -> ('kafka', 'orders'), the kind's
+    only or default connection. RabbitMQ targets are exchange/routing-key, so its connection makes a third part.
+    ValueError with the reason otherwise. Only the form is checked: whether the connection exists is the relay's
+    (it fails the row with the reason, visible on it, rather than refusing the caller's transaction)."""
     broker, sep, target = uri.partition("://")
     if not sep or broker not in BROKERS:
         raise ValueError(f"destination {uri!r} must start with one of {', '.join(b + '://' for b in BROKERS)}")
     if not target or any(c.isspace() for c in target):
         raise ValueError(f"destination {uri!r} names no target")
-    if broker == "rabbitmq" and target.count("/") != 1:
-        raise ValueError(f"destination {uri!r} must be rabbitmq://exchange/routing-key")
-    return broker, target
+    parts = target.split("/")
+    plain = 2 if broker == "rabbitmq" else 1  # RabbitMQ's exchange may be "" (the default exchange)
+    named = len(parts) == plain + 1
+    if len(parts) not in (plain, plain + 1) or (named and not parts[0]) or (plain == 1 and not all(parts)):
+        form = "exchange/routing-key" if broker == "rabbitmq" else "name"
+        raise ValueError(f"destination {uri!r} must be {broker}://{form} or {broker}://connection/{form}")
+    if len(parts) == plain:
+        return broker, target
+    return f"{broker}:{parts[0]}", target.partition("/")[2]
 
 
 class OutboxCommit(models.Model):
@@ -153,8 +162,13 @@ class OutboxEvent(models.Model):
         return self.destination.partition("://")[0]
 
     @property
+    def connection_key(self) -> str:
+        """ "kafka:prod-eu", or the kind alone for its only or default connection."""
+        return split_destination(self.destination)[0]
+
+    @property
     def target(self) -> str:
-        return self.destination.partition("://")[2]
+        return split_destination(self.destination)[1]
 
     @staticmethod
     def order_key_for(key: str, event_id) -> str:

@@ -14,10 +14,11 @@ Per-key order with several relays at once (docs/decisions/0030-outbox-ordering-a
    confirmed and a failure can never let a later row of its key overtake it. A key's consecutive Kafka rows to
    one topic share a wave: one key is one partition, and the idempotent producer keeps a partition in order; a row
    to another topic (another partition) waits a wave like any other broker's. The one failure librdkafka reports
-   synchronously per message (too large) is checked here before anything is sent (MAX_MESSAGE_BYTES), for every
-   broker. Known gap (docs/decisions/0031): a broker-side rejection of one record batch does not stop librdkafka
-   from delivering a later batch of the same partition, so a later row of that key can go out first; it is left
-   pending and sent again after the earlier one (first-seen order can break in that case, nothing is lost).
+   synchronously per message (too large) is checked here before anything is sent (each adapter's
+   max_message_bytes), for every broker. Known gap (docs/decisions/0031): a broker-side rejection of one record
+   batch does not stop librdkafka from delivering a later batch of the same partition, so a later row of that key
+   can go out first; it is left pending and sent again after the earlier one (first-seen order can break in that
+   case, nothing is lost).
 5. In the same transaction: mark every confirmed row published in one UPDATE (its latency counted from the commit
    that wrote it, OutboxCommit), give the first failed row of a key its backoff (or `failed` after
    OUTBOX_MAX_ATTEMPTS) in one UPDATE, leave the key's later rows pending (never sent); commit, which releases the
@@ -29,6 +30,7 @@ the at-least-once window; consumers deduplicate by event_id.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -45,7 +47,7 @@ from django.utils import timezone
 
 from brokers.base import OutgoingMessage, PublishError
 from console import brokers
-from outbox.models import OutboxEvent, envelope_body, envelope_headers
+from outbox.models import OutboxEvent, envelope_body, envelope_headers, split_destination
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,6 @@ NOTIFY_CHANNEL = "switchyard_outbox"
 MAX_WAVES = 32
 # Brokers whose client keeps a key's messages in order and fails those behind a failed one (see step 4).
 PIPELINED = {"kafka"}
-# Default per-message limits (body + key + headers): Kafka's message.max.bytes, SQS's 256 KiB, NATS's max_payload,
-# RabbitMQ 4's max_message_size. A larger row fails here with a clear reason instead of inside a client.
-MAX_MESSAGE_BYTES = {"kafka": 1_000_000, "sqs": 262_144, "nats": 1_048_576, "rabbitmq": 16 * 1024 * 1024}
 TABLE = OutboxEvent._meta.db_table
 
 # The head (oldest open row) of every key, by a loose index scan over outbox_open_by_key: one index probe per key
@@ -146,10 +145,11 @@ class Row:
     message: OutgoingMessage
     size: int  # body + key + headers, for the per-broker message limit
     wave: int = 0  # which round trip of the batch sends it (see Relay._publish)
-    broker: str = ""
+    broker: str = ""  # the connection key: "kafka:prod-eu", or "kafka" for the kind's default
 
     def __post_init__(self):
-        self.broker = self.destination.partition("://")[0]  # read several times per row: computed once
+        if not self.broker:
+            self.broker = _split(self.destination)[0]
 
     @classmethod
     def from_cursor(cls, values: tuple) -> Row:
@@ -161,8 +161,9 @@ class Row:
             event_id, event_type, schema_version, occurred_at, correlation_id, payload, encoding, claim_check
         )
         size = len(body) + len(key) + sum(len(k) + len(v) for k, v in headers.items())
-        message = OutgoingMessage(destination.partition("://")[2], body, key or None, headers)
-        return cls(pk, order_key, destination, status, due, attempts, message, size)
+        connection_key, target = _split(destination)
+        message = OutgoingMessage(target, body, key or None, headers)
+        return cls(pk, order_key, destination, status, due, attempts, message, size, broker=connection_key)
 
 
 @dataclass
@@ -219,8 +220,11 @@ class Relay:
         errors: dict[int, str] = {}
         # Per key, the first row that must not be sent (it failed, or is too large); rows before it still go.
         cut: dict[str, int] = {}
+        limits: dict[str, int | None] = {}
         for row in batch:
-            limit = MAX_MESSAGE_BYTES.get(row.broker)
+            if row.broker not in limits:
+                limits[row.broker] = _max_bytes(row.broker)
+            limit = limits[row.broker]
             if row.order_key not in cut and limit and row.size > limit:
                 errors[row.pk] = f"message of {row.size} bytes is over the {row.broker} limit of {limit} bytes"
                 cut[row.order_key] = row.pk
@@ -292,7 +296,7 @@ def _due_prefixes(rows: list[Row]) -> list[Row]:
             continue
         before = last.get(row.order_key)
         if before is not None:
-            together = row.broker in PIPELINED and before.destination == row.destination
+            together = row.broker.partition(":")[0] in PIPELINED and before.destination == row.destination
             row.wave = before.wave if together else before.wave + 1
             if row.wave >= MAX_WAVES:
                 stopped.add(row.order_key)
@@ -303,9 +307,24 @@ def _due_prefixes(rows: list[Row]) -> list[Row]:
     return batch
 
 
+@functools.lru_cache(maxsize=4096)
+def _split(destination: str) -> tuple[str, str]:
+    """(connection key, target) of a destination URI; the same few destinations repeat across every batch."""
+    return split_destination(destination)
+
+
+def _max_bytes(key: str) -> int | None:
+    """The connection's message size limit, from its adapter; None when the connection is unknown (the publish
+    then fails the row with that reason)."""
+    try:
+        return brokers.by_key(key).adapter().max_message_bytes
+    except brokers.NotConfigured:
+        return None
+
+
 def _publish_one_broker(name: str, rows: list[Row]) -> dict[int, str]:
     try:
-        adapter = brokers.get(name)
+        adapter = brokers.by_key(name).adapter()
     except brokers.NotConfigured as exc:
         return {row.pk: str(exc) for row in rows}
     try:

@@ -196,10 +196,11 @@ def _publish_commands(saga: SagaInstance, action: str, plan: dict, key: str, rea
         route = routes[step]
         command = {"saga_id": saga.id, "step": step, "idempotency_key": f"{key}:{step}", "reason": reason}
         command["command"] = action
-        result = brokers.get(route.broker).publish(
+        result = brokers.get(route.broker, route.connection).publish(
             route.destination, json.dumps(command).encode(), key=saga.id, headers={"switchyard-command": action}
         )
-        sent.append({"step": step, "broker": route.broker, "destination": route.destination, "offset": result.offset})
+        where = {"broker": route.broker, "connection": route.connection, "destination": route.destination}
+        sent.append({"step": step, **where, "offset": result.offset})
     return sent
 
 

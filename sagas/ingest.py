@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 class Ingestor:
     def __init__(self, topic: str | None = None, group: str | None = None, batch: int = 500, **options):
         self.topic = topic or settings.SAGA_EVENTS_TOPIC
-        kafka = brokers.get("kafka")
+        kafka = brokers.get("kafka", settings.SAGA_EVENTS_CONNECTION or None)
         kafka.ensure_destination(self.topic)  # subscribing to a missing topic only yields errors until it exists
         self.subscription = kafka.subscribe(self.topic, group or settings.SAGA_INGEST_GROUP, **options)
         self.batch = batch

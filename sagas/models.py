@@ -342,13 +342,14 @@ class CompensationRoute(models.Model):
     saga_type = models.CharField(max_length=100)
     step = models.CharField(max_length=200, blank=True, default="")
     broker = models.CharField(max_length=16, choices=[(b, b) for b in ("kafka", "sqs", "rabbitmq", "nats")])
+    connection = models.CharField(max_length=63, default="default", db_default="default")  # of the broker's kind
     destination = models.CharField(max_length=300)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["saga_type", "step"], name="saga_route_unique")]
 
     def __str__(self):
-        return f"{self.saga_type}/{self.step or '*'} → {self.broker}:{self.destination}"
+        return f"{self.saga_type}/{self.step or '*'} → {self.broker}:{self.connection}/{self.destination}"
 
     @classmethod
     def for_steps(cls, saga_type: str, steps: list[str]) -> dict[str, "CompensationRoute"]:

@@ -31,7 +31,7 @@ def pytest_sessionfinish(session, exitstatus):
     from console import brokers
 
     try:
-        nats = brokers.configured().get("nats")
+        nats = brokers.defaults().get("nats")
         for stream in [d.name for d in nats.list_destinations()] if nats else []:
             for consumer in nats.consumer_info(stream):
                 if settings.NAMESPACE in consumer.name:

@@ -23,7 +23,9 @@ def _new_targets(*names: str) -> None:
 
         try:
             ids = [
-                ConsumerTarget.objects.create(broker="kafka", kind=ConsumerTarget.Kind.GROUP, name=n, lag=1).pk
+                ConsumerTarget.objects.create(
+                    broker="kafka", connection="default", kind=ConsumerTarget.Kind.GROUP, name=n, lag=1
+                ).pk
                 for n in names
             ]
             broadcast("consumers", {"type": "consumers", "targets": [], "new": ids})
@@ -36,7 +38,9 @@ def _new_targets(*names: str) -> None:
 
 def test_it_searches_by_name_and_keeps_the_live_list_to_the_search(transactional_db, world, live_console, page):
     for name in ("billing-workers", "shipping-workers"):
-        ConsumerTarget.objects.create(broker="kafka", kind=ConsumerTarget.Kind.GROUP, name=name, lag=0)
+        ConsumerTarget.objects.create(
+            broker="kafka", connection="default", kind=ConsumerTarget.Kind.GROUP, name=name, lag=0
+        )
     login(page, live_console, "viewer")
     page.add_init_script(WS_OPEN)
     page.goto(f"{live_console.url}/consumers/")

@@ -16,7 +16,7 @@ def test_it_checks_database_redis_and_every_broker_in_healthz(client, db):
     assert response.status_code == 200, checks
     assert checks["database"]["ok"] and checks["redis"]["ok"]
     # `make test` configures all four brokers on this machine; each must really answer.
-    for name in ("kafka", "sqs", "rabbitmq", "nats"):
+    for name in ("kafka:default", "sqs:default", "rabbitmq:default", "nats:default"):
         assert checks[name]["ok"] is True, (name, checks[name])
         assert checks[name]["latency_ms"] > 0
 
@@ -37,10 +37,15 @@ def test_it_says_not_configured_instead_of_failing(client, db, settings):
 def test_it_shows_each_broker_on_the_brokers_page(world):
     html = world.client(world.viewer).get("/brokers/").content.decode()
     for name in ("kafka", "sqs", "rabbitmq", "nats"):
-        row = html.split(f'data-testid="broker-{name}"')[1].split("</tr>")[0]
+        row = html.split(f'data-testid="broker-{name}:default"')[1].split("</tr>")[0]
         assert "reachable" in row and " ms" in row, row
     api = world.client(world.viewer).get("/api/v1/brokers").json()["brokers"]
-    assert {b["name"]: b["reachable"] for b in api} == {"kafka": True, "sqs": True, "rabbitmq": True, "nats": True}
+    assert {b["connection"]: b["reachable"] for b in api} == {
+        "kafka:default": True,
+        "sqs:default": True,
+        "rabbitmq:default": True,
+        "nats:default": True,
+    }
 
 
 def test_it_exports_prometheus_metrics(world):

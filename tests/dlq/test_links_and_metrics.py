@@ -70,5 +70,5 @@ def test_it_exports_dead_letters_by_broker_and_status(source, world):
 
     text = world.client(None).get("/metrics", headers={"Authorization": f"Bearer {token}"}).content.decode()
 
-    assert 'switchyard_dead_letters{broker="kafka",status="new"} 2.0' in text
-    assert 'switchyard_dead_letters{broker="kafka",status="archived"} 1.0' in text
+    assert 'switchyard_dead_letters{broker="kafka",connection="default",status="new"} 2.0' in text
+    assert 'switchyard_dead_letters{broker="kafka",connection="default",status="archived"} 1.0' in text

@@ -95,12 +95,12 @@ def test_it_replays_to_a_chosen_destination(source, world):
     rows = _store(source, 2)
     operator = world.client(world.operator)
     html = operator.post("/dead-letters/replay/preview", {"ids": [r.pk for r in rows]}).content.decode()
-    assert '<option value="kafka">kafka</option>' in html
+    assert '<option value="kafka:default">kafka:default</option>' in html
 
     form = {"selection": _selection(html), "reason": "elsewhere", "idempotency_key": "dest-1"}
     operator.post("/dead-letters/replay", {**form, "broker": "kafka", "destination": "orders.retry"})
     params = Operation.objects.get(idempotency_key="dest-1").parameters
-    assert (params["broker"], params["destination"]) == ("kafka", "orders.retry")
+    assert (params["broker"], params["destination"]) == ("kafka:default", "orders.retry")
     bad = {**form, "idempotency_key": "dest-2", "broker": "nope", "destination": "x"}
     bad = operator.post("/dead-letters/replay", bad)
     assert bad.status_code == 302 and not Operation.objects.filter(idempotency_key="dest-2").exists()

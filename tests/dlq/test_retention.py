@@ -7,6 +7,7 @@ import time
 import uuid
 
 import requests
+from pydantic import SecretStr
 
 from console import brokers
 from dlq import advisories, ingest, retention
@@ -100,7 +101,8 @@ def test_it_takes_a_rabbitmq_policy_ttl_below_the_queue_argument_through_the_man
     policy = f"{management}/api/policies/%2F/{dlq}"
     definition = {"pattern": f"^{dlq}$", "definition": {"message-ttl": 30000}, "apply-to": "queues"}
     requests.put(policy, json=definition, auth=("guest", "guest"), timeout=5).raise_for_status()
-    settings.BROKERS = {**settings.BROKERS, "rabbitmq": {**settings.BROKERS["rabbitmq"], "management_url": management}}
+    spec = settings.BROKERS["rabbitmq"]["default"].model_copy(update={"management_url": SecretStr(management)})
+    settings.BROKERS = {**settings.BROKERS, "rabbitmq": {"default": spec}}
     brokers.reset()
     try:
         adapter = brokers.get("rabbitmq")

@@ -28,7 +28,7 @@ from tests.brokers.conftest import (  # noqa: F401 - fixtures re-exported for th
 def console_brokers():
     """The console's own adapters (settings.BROKERS, from the environment tools.services sets up)."""
     brokers.reset()
-    yield brokers.configured()
+    yield brokers.defaults()
     brokers.reset()
 
 

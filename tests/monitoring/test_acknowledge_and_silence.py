@@ -15,7 +15,12 @@ from monitoring.models import AlertRule, ConsumerTarget, Incident
 def stopped(db):
     """A group stopped for ten minutes: a consumer_status rule with minutes=5 fires for it."""
     return ConsumerTarget.objects.create(
-        broker="kafka", kind="group", name="orders", status="STOP", status_since=timezone.now() - timedelta(minutes=10)
+        broker="kafka",
+        connection="default",
+        kind="group",
+        name="orders",
+        status="STOP",
+        status_since=timezone.now() - timedelta(minutes=10),
     )
 
 
@@ -107,8 +112,8 @@ def test_it_opens_and_sends_nothing_while_a_rule_is_silenced_and_fires_again_aft
     assert not Incident.objects.exists() and received == []
 
     sent = evaluate_all(until + timedelta(seconds=1))
-    assert [(state, i.subject) for state, i in sent] == [("firing", "kafka:orders")]
-    assert [(r["state"], r["subject"]) for r in received] == [("firing", "kafka:orders")]
+    assert [(state, i.subject) for state, i in sent] == [("firing", "kafka:default/orders")]
+    assert [(r["state"], r["subject"]) for r in received] == [("firing", "kafka:default/orders")]
 
 
 def test_it_resolves_quietly_during_a_silence(world, stopped, webhook):

@@ -99,22 +99,28 @@ def test_it_scopes_the_consumer_status_rule_to_one_broker_and_group(world):
     now = timezone.now()
     old = now - timedelta(minutes=10)
     for broker, name in (("kafka", "orders"), ("kafka", "billing"), ("sqs", "orders")):
-        ConsumerTarget.objects.create(broker=broker, kind="group", name=name, status="STOP", status_since=old)
+        ConsumerTarget.objects.create(
+            broker=broker, connection="default", kind="group", name=name, status="STOP", status_since=old
+        )
     kafka_orders = AlertRule.objects.create(
         name="orders group", kind="consumer_status", minutes=5, broker="kafka", target_name="orders"
     )
     all_kafka = AlertRule.objects.create(name="kafka", kind="consumer_status", minutes=5, broker="kafka")
     everything = AlertRule.objects.create(name="all", kind="consumer_status", minutes=5)
 
-    assert list(firing(kafka_orders, now)) == ["kafka:orders"]
-    assert sorted(firing(all_kafka, now)) == ["kafka:billing", "kafka:orders"]
-    assert sorted(firing(everything, now)) == ["kafka:billing", "kafka:orders", "sqs:orders"]
+    assert list(firing(kafka_orders, now)) == ["kafka:default/orders"]
+    assert sorted(firing(all_kafka, now)) == ["kafka:default/billing", "kafka:default/orders"]
+    assert sorted(firing(everything, now)) == ["kafka:default/billing", "kafka:default/orders", "sqs:default/orders"]
 
 
 def test_it_pages_when_a_group_is_more_than_n_messages_or_s_seconds_behind(world):
     now = timezone.now()
-    target = ConsumerTarget.objects.create(broker="sqs", kind="queue", name="jobs", lag=120, lag_seconds=30.0)
-    ConsumerTarget.objects.create(broker="sqs", kind="queue", name="other", lag=10_000, lag_seconds=9_000.0)
+    target = ConsumerTarget.objects.create(
+        broker="sqs", connection="default", kind="queue", name="jobs", lag=120, lag_seconds=30.0
+    )
+    ConsumerTarget.objects.create(
+        broker="sqs", connection="default", kind="queue", name="other", lag=10_000, lag_seconds=9_000.0
+    )
     messages = AlertRule.objects.create(
         name="jobs backlog", kind="consumer_lag", broker="sqs", target_name="jobs", threshold=100
     )
@@ -122,11 +128,11 @@ def test_it_pages_when_a_group_is_more_than_n_messages_or_s_seconds_behind(world
         name="jobs late", kind="consumer_lag", broker="sqs", target_name="jobs", threshold=1000, seconds=60
     )
 
-    assert firing(messages, now) == {"sqs:jobs": "sqs jobs is 120 messages (limit 100) behind"}
+    assert firing(messages, now) == {"sqs:default/jobs": "sqs:default jobs is 120 messages (limit 100) behind"}
     assert firing(seconds, now) == {}  # 120 ≤ 1000 messages, 30 ≤ 60 s
     target.lag_seconds = 75.0
     target.save(update_fields=["lag_seconds"])
-    assert firing(seconds, now) == {"sqs:jobs": "sqs jobs is 75 s (limit 60 s) behind"}
+    assert firing(seconds, now) == {"sqs:default/jobs": "sqs:default jobs is 75 s (limit 60 s) behind"}
     target.lag, target.lag_seconds = 0, 0.0
     target.save(update_fields=["lag", "lag_seconds"])
     assert firing(messages, now) == {} and firing(seconds, now) == {}
@@ -150,7 +156,7 @@ def test_it_judges_the_lag_of_one_topic_of_a_real_kafka_group(world, console_bro
 
     now = timezone.now()
     assert firing(rule(busy), now) == {
-        f"kafka:{group} / {busy}": f"kafka {group} on {busy} is 8 messages (limit 5) behind"
+        f"kafka:default/{group} / {busy}": f"kafka:default {group} on {busy} is 8 messages (limit 5) behind"
     }
     assert firing(rule(quiet), now) == {}
     assert firing(rule("no-such-topic"), now) == {}

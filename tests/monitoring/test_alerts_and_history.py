@@ -132,9 +132,9 @@ def test_it_samples_dead_letter_counts_per_source_for_the_charts(world, source, 
     _dead_letters(source, 4)
     DeadLetter.objects.filter(message_id="m0").update(status="replayed")
     sample_all()
-    target = ConsumerTarget.objects.get(broker="dlq", name="sqs:orders-dlq")
+    target = ConsumerTarget.objects.get(broker="dlq", name="sqs:default/orders-dlq")
     assert (target.lag, target.details["total"], target.status) == (3, 4, "OK")
-    history = world.client(world.viewer).get("/api/v1/consumers/dlq/sqs:orders-dlq/history?range=24h").json()
+    history = world.client(world.viewer).get("/api/v1/consumers/dlq/sqs:default/orders-dlq/history?range=24h").json()
     assert history["lag"][-1] == 3 and history["depth"][-1] == 4
     assert [s["label"] for s in history["series"]] == ["dead letters new", "dead letters kept"]
     outbox = world.client(world.viewer).get("/api/v1/consumers/outbox/outbox/history?range=7d").json()
@@ -150,7 +150,7 @@ def test_it_pages_someone_before_a_broker_dlq_drops_what_is_not_ingested(world, 
     DeadLetterSource.objects.filter(pk=source.pk).update(retention_warning=warning)
 
     sent = evaluate_all(timezone.now())
-    assert [(state, i.subject) for state, i in sent] == [("firing", "dlq-retention:sqs:orders-dlq")]
+    assert [(state, i.subject) for state, i in sent] == [("firing", "dlq-retention:sqs:default/orders-dlq")]
     assert Incident.objects.get(rule=rule).summary == warning
     assert evaluate_all(timezone.now()) == []  # one notification per incident
 

@@ -11,7 +11,9 @@ from monitoring.models import ConsumerTarget
 
 def _target(broker: str, name: str, status: str = "OK") -> ConsumerTarget:
     kind = ConsumerTarget.Kind.GROUP if broker == "kafka" else ConsumerTarget.Kind.QUEUE
-    return ConsumerTarget.objects.create(broker=broker, kind=kind, name=name, status=status, lag=3)
+    return ConsumerTarget.objects.create(
+        broker=broker, connection="default", kind=kind, name=name, status=status, lag=3
+    )
 
 
 def test_it_searches_consumers_by_name_within_the_other_filters(world):

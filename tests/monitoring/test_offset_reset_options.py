@@ -165,7 +165,13 @@ def test_it_answers_bad_reset_input_with_400_and_a_shift_with_nothing_committed_
 
 def _target(group, topic):
     return ConsumerTarget.objects.create(
-        broker="kafka", kind="group", name=group, status="OK", status_since=timezone.now(), details={"topics": [topic]}
+        broker="kafka",
+        connection="default",
+        kind="group",
+        name=group,
+        status="OK",
+        status_since=timezone.now(),
+        details={"topics": [topic]},
     )
 
 

@@ -94,12 +94,17 @@ def test_it_notifies_once_per_incident_and_once_on_resolve(world, settings, webh
     )
     now = timezone.now()
     target = ConsumerTarget.objects.create(
-        broker="kafka", kind="group", name="orders", status="STOP", status_since=now - timedelta(minutes=6)
+        broker="kafka",
+        connection="default",
+        kind="group",
+        name="orders",
+        status="STOP",
+        status_since=now - timedelta(minutes=6),
     )
     evaluate_all(now)
     evaluate_all(now + timedelta(seconds=15))  # still firing: no second notification
     assert [r["state"] for r in received] == ["firing"]
-    assert received[0]["subject"] == "kafka:orders" and "STOP" in received[0]["summary"]
+    assert received[0]["subject"] == "kafka:default/orders" and "STOP" in received[0]["summary"]
     assert len(mail.outbox) == 1 and "FIRING" in mail.outbox[0].subject
     target.status = "OK"
     target.save(update_fields=["status"])

@@ -32,7 +32,13 @@ def test_it_resets_a_group_to_a_date_time_from_the_page(
     group = unique("grp")
     kafka.commit_offsets(group, {(topic, 0): 0, (topic, 1): 0})
     ConsumerTarget.objects.create(
-        broker="kafka", kind="group", name=group, status="OK", status_since=timezone.now(), details={"topics": [topic]}
+        broker="kafka",
+        connection="default",
+        kind="group",
+        name=group,
+        status="OK",
+        status_since=timezone.now(),
+        details={"topics": [topic]},
     )
 
     login(page, live_console, "operator")

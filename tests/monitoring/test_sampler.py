@@ -141,8 +141,11 @@ def test_it_exports_gauges_and_a_dashboard_tile(world, console_brokers, new_dest
     sqs.publish_batch([OutgoingMessage(queue, b"x")] * 3)
     sample_all()
     metrics = _exposition()
-    assert f'switchyard_consumer_lag{{broker="sqs",kind="queue",name="{queue}"}} 3.0' in metrics
-    assert f'switchyard_consumer_status{{broker="sqs",kind="queue",name="{queue}",status="OK"}} 1.0' in metrics
+    assert f'switchyard_consumer_lag{{broker="sqs",connection="default",kind="queue",name="{queue}"}} 3.0' in metrics
+    assert (
+        f'switchyard_consumer_status{{broker="sqs",connection="default",kind="queue",name="{queue}",status="OK"}} 1.0'
+        in metrics
+    )
     dashboard = world.client(world.viewer).get("/").content.decode()
     assert 'data-testid="tile-consumers"' in dashboard and 'href="/consumers/?status=bad"' in dashboard
 
@@ -151,10 +154,11 @@ def test_it_marks_a_broker_that_does_not_answer_err(world, settings, console_bro
     sqs = brokers.get("sqs")
     queue = new_destination(sqs)
     sample_all()
-    settings.BROKERS = {**settings.BROKERS, "sqs": {**settings.BROKERS["sqs"], "endpoint_url": "http://127.0.0.1:9"}}
+    dead = settings.BROKERS["sqs"]["default"].model_copy(update={"endpoint_url": "http://127.0.0.1:9"})
+    settings.BROKERS = {**settings.BROKERS, "sqs": {"default": dead}}
     brokers.reset()
     result = sample_all()
-    assert "sqs" in result["errors"]
+    assert "sqs:default" in result["errors"]
     target = ConsumerTarget.objects.get(broker="sqs", name=queue)
     assert target.status == "ERR" and target.error
 

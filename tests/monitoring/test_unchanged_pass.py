@@ -103,7 +103,7 @@ def test_it_estimates_a_new_groups_write_times_without_a_query_as_the_query_woul
     assert state.summary["born"] == now.timestamp()
     [o] = _observe(kafka, group)
     later = now + timedelta(seconds=5)
-    targets = {("kafka", group): target}
+    targets = {("kafka", "default", group): target}
     shortcut = _produce_times([o], targets, {target.pk: state.partitions}, later, {target.pk: state.summary["born"]})
     queried = _produce_times([o], targets, {target.pk: state.partitions}, later)
     assert shortcut == queried and len(shortcut) == 2  # the two lagging partitions, from the first pass's rows
@@ -114,7 +114,7 @@ def test_it_estimates_a_new_groups_write_times_without_a_query_as_the_query_woul
 
 
 def test_it_writes_partition_rows_as_copy_text_that_reads_back_intact(world):
-    target = ConsumerTarget.objects.create(broker="kafka", kind="group", name="copy-text")
+    target = ConsumerTarget.objects.create(broker="kafka", connection="default", kind="group", name="copy-text")
     when = timezone.now()
     odd = "we\\ird\ttopic\nname"
     _copy_samples(

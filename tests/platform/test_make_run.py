@@ -45,7 +45,7 @@ def test_it_runs_the_whole_console_embedded_and_stops_clean(tmp_path):
             time.sleep(1)
         assert health is not None and health.status_code == 200, log.read_text()[-4000:]
         checks = health.json()["checks"]
-        for name in ("database", "redis", "kafka", "sqs"):
+        for name in ("database", "redis", "kafka:default", "sqs:default"):
             assert checks[name]["ok"] is True, checks
         login = requests.get(f"http://127.0.0.1:{port}/login/", timeout=5)
         assert login.status_code == 200 and 'name="password"' in login.text

@@ -30,7 +30,11 @@ class Command(BaseCommand):
         replay.add_argument("--ids", help="comma-separated dead-letter ids")
         replay.add_argument("--group", help="a fingerprint")
         replay.add_argument("--filter", help='JSON, e.g. {"origin": "orders"}')
-        replay.add_argument("--destination", help="broker:destination (default: each message's origin)")
+        replay.add_argument(
+            "--destination",
+            help="kind:connection/destination, or kind:destination on the default connection "
+            "(default: each message's origin)",
+        )
         replay.add_argument("--rate", type=float)
         replay.add_argument("--canary", type=int, help="send this many first, then judge their re-failures")
         replay.add_argument("--canary-threshold", type=float, help="re-failure fraction that stops the replay")
