@@ -42,12 +42,23 @@ the management API over https.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.services import VENV_BIN, Service, ServiceError, _spawn, free_port, tansu_binary
+from tools.services import (
+    VENV_BIN,
+    Service,
+    ServiceError,
+    _log_dir,
+    _spawn,
+    free_port,
+    tansu_binary,
+    wait_for_port,
+)
 
 KEY_PASSWORD = "client-key-passphrase"  # the encrypted copy of the client key; test data, not a secret
 
@@ -321,3 +332,104 @@ def start_nats(
     )
     service._cleanup = [workdir]
     return service
+
+
+# --- RabbitMQ: a second node with TLS ---
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # Debian's scripts; /usr/sbin's wrappers switch to the rabbitmq user
+RABBITMQ_START_TIMEOUT = 90.0
+
+
+@dataclass
+class TlsRabbit:
+    """A RabbitMQ node of its own: `url` is amqps://user:password@localhost:port/vhost, `management_url` https."""
+
+    service: Service
+    url: str
+    management_url: str
+    node: str
+
+    def stop(self) -> None:
+        self.service.stop(timeout=20)
+
+
+def start_rabbitmq_tls(
+    certs: Certificates, user: str, password: str, vhost: str, log_dir: Path | None = None
+) -> TlsRabbit:
+    """rabbitmq-server as node sy-tls-<port>@localhost with an amqps listener only, the management API on https,
+    its own Erlang cookie, data and logs in a temp dir, and `user` (administrator tag, all permissions on `vhost`)."""
+    import secrets as random
+    import urllib.parse
+
+    server = RABBITMQ_BIN / "rabbitmq-server"
+    if not server.exists():
+        raise ServiceError(f"{server} not found: RabbitMQ must be installed on this machine")
+    amqps_port, management_port, dist_port = free_port(), free_port(), free_port()
+    node = f"sy-tls-{amqps_port}@localhost"
+    workdir = Path(tempfile.mkdtemp(prefix="rabbitmq-tls-"))
+    home = workdir / "home"
+    home.mkdir()
+    cookie = home / ".erlang.cookie"
+    cookie.write_text(random.token_hex(20).upper())
+    cookie.chmod(0o400)
+    tls = [f"cacertfile = {certs.ca}", f"certfile = {certs.server_cert}", f"keyfile = {certs.server_key}"]
+    config = workdir / "rabbitmq.conf"
+    config.write_text(
+        "\n".join(
+            [
+                "listeners.tcp = none",
+                f"listeners.ssl.default = 127.0.0.1:{amqps_port}",
+                *(f"ssl_options.{line}" for line in tls),
+                # A client certificate is checked when one is sent; none is required (the password authenticates).
+                "ssl_options.verify = verify_peer",
+                "ssl_options.fail_if_no_peer_cert = false",
+                f"management.ssl.port = {management_port}",
+                "management.ssl.ip = 127.0.0.1",
+                *(f"management.ssl.{line}" for line in tls),
+                "loopback_users = none",
+            ]
+        )
+        + "\n"
+    )
+    (workdir / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_CONFIG_FILE": str(config),
+        "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(workdir / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
+        "RABBITMQ_PID_FILE": str(workdir / "rabbitmq.pid"),
+        "RABBITMQ_LOGS": "-",
+    }
+    log_path = _log_dir(log_dir) / f"rabbitmq-tls-{amqps_port}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [str(server)], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=workdir, start_new_session=True,
+        )  # fmt: skip
+    service = Service("rabbitmq-tls", f"127.0.0.1:{amqps_port}", process, log_path, _cleanup=[workdir])
+    try:
+        wait_for_port("127.0.0.1", amqps_port, RABBITMQ_START_TIMEOUT, process)
+        wait_for_port("127.0.0.1", management_port, RABBITMQ_START_TIMEOUT, process)
+
+        def ctl(*args: str) -> None:
+            subprocess.run(
+                [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", node, *args],
+                env=env, check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+
+        ctl("add_user", user, password)
+        ctl("set_user_tags", user, "administrator")
+        ctl("add_vhost", vhost)
+        ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    except BaseException as exc:
+        service.stop(timeout=20)
+        tail = log_path.read_text(errors="replace")[-2000:]
+        detail = getattr(exc, "stderr", b"") or b""
+        raise ServiceError(f"rabbitmq-tls did not start: {exc} {detail.decode(errors='replace')}\n{tail}") from None
+    quoted = urllib.parse.quote
+    url = f"amqps://{quoted(user, safe='')}:{quoted(password, safe='')}@localhost:{amqps_port}/{quoted(vhost, safe='')}"
+    return TlsRabbit(service, url, f"https://localhost:{management_port}", node)

@@ -186,3 +186,20 @@ def nats_mtls(certs, nats_users, service_logs) -> Iterator[services.Service]:
     yield from _started(
         lambda: secure_services.start_nats(certs, *nats_users, "none", verify_client_cert=True, log_dir=service_logs)
     )
+
+
+RABBITMQ_TLS_USER = "switchyard"
+RABBITMQ_TLS_PASSWORD = "p@ss:w/rd-" + uuid.uuid4().hex[:8]  # characters a URL must percent-encode
+RABBITMQ_TLS_VHOST = "orders/eu"  # a slash: %2F in the URL
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_tls(certs, service_logs) -> Iterator[secure_services.TlsRabbit]:
+    """A RabbitMQ node of the tests' own with an amqps listener and the management API on https."""
+    node = secure_services.start_rabbitmq_tls(
+        certs, RABBITMQ_TLS_USER, RABBITMQ_TLS_PASSWORD, RABBITMQ_TLS_VHOST, log_dir=service_logs
+    )
+    try:
+        yield node
+    finally:
+        node.stop()
