@@ -433,3 +433,53 @@ def start_rabbitmq_tls(
     quoted = urllib.parse.quote
     url = f"amqps://{quoted(user, safe='')}:{quoted(password, safe='')}@localhost:{amqps_port}/{quoted(vhost, safe='')}"
     return TlsRabbit(service, url, f"https://localhost:{management_port}", node)
+
+
+# --- SQS: moto that checks credentials ---
+
+
+@dataclass
+class AuthMoto:
+    """moto_server with IAM authentication on: only `access_key_id` / `secret_access_key` (an IAM user allowed
+    everything) are accepted; anything else is refused as AWS refuses it (InvalidClientTokenId,
+    SignatureDoesNotMatch)."""
+
+    service: Service
+    url: str
+    access_key_id: str
+    secret_access_key: str
+
+    def stop(self) -> None:
+        self.service.stop()
+
+
+def start_moto_with_iam(log_dir: Path | None = None) -> AuthMoto:
+    """moto checks signatures and IAM policies once INITIAL_NO_AUTH_ACTION_COUNT requests have been served
+    unauthenticated; those three create the user, its key and its policy."""
+    import json
+
+    import boto3
+
+    port = free_port()
+    log_path = _log_dir(log_dir) / f"moto-iam-{port}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    service = Service("moto-iam", url, process, log_path)
+    try:
+        wait_for_port("127.0.0.1", port, 30, process)
+        iam = boto3.client(
+            "iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup"
+        )
+        iam.create_user(UserName="switchyard")
+        key = iam.create_access_key(UserName="switchyard")["AccessKey"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="switchyard", PolicyName="everything", PolicyDocument=json.dumps(policy))
+    except BaseException:
+        service.stop()
+        raise
+    return AuthMoto(service, url, key["AccessKeyId"], key["SecretAccessKey"])

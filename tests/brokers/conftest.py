@@ -203,3 +203,19 @@ def rabbitmq_tls(certs, service_logs) -> Iterator[secure_services.TlsRabbit]:
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_eu(service_logs) -> Iterator[services.Service]:
+    """A moto server of its own, standing for one AWS account (any credentials are accepted)."""
+    yield from _started(lambda: services.start_moto(log_dir=service_logs))
+
+
+@pytest.fixture(scope="session")
+def moto_iam(service_logs) -> Iterator[secure_services.AuthMoto]:
+    """A second moto server, standing for another account, that checks credentials as AWS does."""
+    server = secure_services.start_moto_with_iam(log_dir=service_logs)
+    try:
+        yield server
+    finally:
+        server.stop()
