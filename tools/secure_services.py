@@ -483,3 +483,93 @@ def start_moto_with_iam(log_dir: Path | None = None) -> AuthMoto:
         service.stop()
         raise
     return AuthMoto(service, url, key["AccessKeyId"], key["SecretAccessKey"])
+
+
+# --- An OAuth 2.0 token endpoint (client credentials), for Kafka's OAUTHBEARER with OIDC ---
+
+
+@dataclass
+class TokenEndpoint:
+    """An authorization server answering client-credentials requests at `url` with signed JWTs (RS256, exp and sub,
+    as librdkafka's OIDC method requires). `requests` records each token request: client_id, grant_type, scope."""
+
+    url: str
+    client_id: str
+    client_secret: str
+    requests: list
+    _server: object
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+def start_token_endpoint(client_id: str, client_secret: str) -> TokenEndpoint:
+    """authlib's AuthorizationServer with its ClientCredentialsGrant and RFC 9068 JWT access tokens, in a thread.
+
+    oidc-provider-mock (the first choice) serves only the authorization-code and refresh-token grants in the version
+    installable here (0.3.4), and a Kafka client authenticates with client credentials; authlib is the library that
+    mock is built on."""
+    import threading
+
+    import flask
+    import werkzeug.serving
+    from authlib.integrations.flask_oauth2 import AuthorizationServer
+    from authlib.oauth2.rfc6749 import ClientMixin, grants
+    from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from joserfc.jwk import RSAKey
+
+    signing_key = RSAKey.import_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    requests: list[dict] = []
+
+    class Client(ClientMixin):
+        def get_client_id(self):
+            return client_id
+
+        def get_default_redirect_uri(self):
+            return None
+
+        def get_allowed_scope(self, scope):
+            return scope
+
+        def check_redirect_uri(self, redirect_uri):
+            return False
+
+        def check_client_secret(self, secret):
+            return secret == client_secret
+
+        def check_endpoint_auth_method(self, method, endpoint):
+            return method in ("client_secret_basic", "client_secret_post")
+
+        def check_response_type(self, response_type):
+            return False
+
+        def check_grant_type(self, grant_type):
+            return grant_type == "client_credentials"
+
+    class Tokens(JWTBearerTokenGenerator):
+        def get_jwks(self):
+            return {"keys": [signing_key.as_dict(private=True)]}
+
+    app = flask.Flask("token-endpoint")
+    server = AuthorizationServer(app, query_client=lambda cid: Client() if cid == client_id else None,
+                                 save_token=lambda token, request: None)  # fmt: skip
+    server.register_grant(grants.ClientCredentialsGrant)
+    port = free_port()
+    server.register_token_generator("default", Tokens(issuer=f"http://localhost:{port}", alg="RS256"))
+
+    @app.post("/token")
+    def token():
+        auth = flask.request.authorization
+        requests.append(
+            {
+                "client_id": (auth.username if auth else None) or flask.request.form.get("client_id"),
+                "grant_type": flask.request.form.get("grant_type"),
+                "scope": flask.request.form.get("scope"),
+            }
+        )
+        return server.create_token_response()
+
+    http = werkzeug.serving.make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    return TokenEndpoint(f"http://127.0.0.1:{port}/token", client_id, client_secret, requests, http)

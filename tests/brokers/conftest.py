@@ -219,3 +219,13 @@ def moto_iam(service_logs) -> Iterator[secure_services.AuthMoto]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def token_endpoint() -> Iterator[secure_services.TokenEndpoint]:
+    """An OAuth 2.0 authorization server issuing JWTs to one client by the client-credentials grant."""
+    endpoint = secure_services.start_token_endpoint("switchyard-kafka", "client-secret-" + uuid.uuid4().hex)
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
