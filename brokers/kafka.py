@@ -143,6 +143,7 @@ class KafkaAdapter(BrokerAdapter):
     def _probe(self) -> tuple[str | None, int | None]:
         check_tcp(self.bootstrap_servers.split(","), f"Kafka at {self.bootstrap_servers}")
         self._client_errors.clear()
+        started = time.monotonic()
         try:
             metadata = self._admin.get().list_topics(timeout=HEALTH_TIMEOUT)
         except KafkaException as exc:
@@ -150,6 +151,9 @@ class KafkaAdapter(BrokerAdapter):
             # SASL login, a TLS handshake) reaches error_cb, which poll() serves.
             self._admin.get().poll(0)
             detail, reason = self._client_error(exc.args[0])
+            if not self._client_errors and time.monotonic() - started >= HEALTH_TIMEOUT * 0.9:
+                # The port accepted (check_tcp) and nothing went wrong that librdkafka could name: no answer in time.
+                reason = TIMED_OUT
             raise BrokerUnavailable(f"Kafka at {self.bootstrap_servers}: {self.redact(detail)}", reason=reason) from exc
         brokers = len(metadata.brokers)
         version = f"cluster {metadata.cluster_id}, {brokers} broker{'s' if brokers != 1 else ''}"
