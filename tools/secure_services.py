@@ -36,8 +36,21 @@ user JWTs made with the nats-jwt package, signed with nkeys; the account JWT pre
 creds-file user.
 
 RabbitMQ: a second node of the machine's rabbitmq-server that the tests own, with its own node name, ports, config,
-data and log directories: an amqps listener (the test CA; client certificates verified when sent, not required) and
-the management API over https.
+data and log directories and Erlang cookie (Debian's /usr/lib/rabbitmq/bin scripts run as root; /usr/sbin's switch
+to the rabbitmq user): an amqps listener (the test CA; client certificates verified when sent, not required; with
+TLS 1.3 a refused client certificate reaches py-amqp as an EOF after the handshake) and the management API over
+https. It starts in about 10 s.
+
+SQS: moto_server as many accounts as needed. moto files what assumed-role credentials do under the role's account,
+so a queue URL shows whose credentials made a call. One server checks credentials like AWS
+(INITIAL_NO_AUTH_ACTION_COUNT: after the first requests, which create an IAM user and its key, a wrong secret gets
+SignatureDoesNotMatch and an unknown key InvalidClientTokenId).
+
+OAUTHBEARER: the confluent-kafka wheel's librdkafka has OIDC built in (builtin.features "oidc"). oidc-provider-mock
+(0.3.4, the newest that installs on Python 3.11) implements only the authorization-code and refresh-token grants, not
+client credentials, so the token endpoint is authlib's AuthorizationServer (the library that mock is built on) with
+its ClientCredentialsGrant and RFC 9068 JWT access tokens. noida-db accepts any SASL mechanism and credentials,
+OAUTHBEARER included: the token is fetched and sent for real, but nothing validates it.
 """
 
 from __future__ import annotations
