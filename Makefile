@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EMBEDDED ?= 0
 PORT ?= 8000
 
-.PHONY: run test lint format install chromium rabbitmq-management clean
+.PHONY: run test lint format install chromium stunnel rabbitmq-management clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,17 @@ run: $(STAMP)
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Kafka over TLS is tested through stunnel in front of tansu (tools/secure_services.py); install it when absent.
+stunnel:
+	@command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4; }
+
 # The adapter's management-API paths are tested against the machine's RabbitMQ; the plugin is off by default.
 rabbitmq-management: $(STAMP)
 	@command -v rabbitmq-plugins >/dev/null || { echo "rabbitmq-plugins not found: RabbitMQ must run on this machine"; exit 1; }
 	@rabbitmq-plugins enable rabbitmq_management >/dev/null
 	@$(PY) -c "from tools.services import wait_for_port; wait_for_port('127.0.0.1', 15672, 60)"
 
-test: $(STAMP) chromium rabbitmq-management
+test: $(STAMP) chromium stunnel rabbitmq-management
 	$(PY) -m tools.services run --with-tansu -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -5,7 +5,9 @@ Import an adapter from its module (`from brokers.kafka import KafkaAdapter`) or 
 """
 
 from brokers.base import (
+    REASONS,
     BrokerAdapter,
+    BrokerConfigError,
     BrokerError,
     BrokerUnavailable,
     Destination,
@@ -19,7 +21,9 @@ from brokers.base import (
 )
 
 __all__ = [
+    "REASONS",
     "BrokerAdapter",
+    "BrokerConfigError",
     "BrokerError",
     "BrokerUnavailable",
     "Destination",

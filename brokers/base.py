@@ -6,8 +6,10 @@ it from threads and forked workers, so each adapter creates its clients lazily a
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -23,7 +25,27 @@ HEALTH_TIMEOUT = 3.0
 
 
 class BrokerError(Exception):
-    """Something a broker refused or could not do."""
+    """Something a broker refused or could not do. `reason`, when the adapter knows it, is one of the REASONS."""
+
+    def __init__(self, *args: Any, reason: str | None = None):
+        super().__init__(*args)
+        self.reason = reason
+
+
+class BrokerConfigError(ValueError):
+    """A connection's settings cannot work (a missing key, an unreadable file, a contradiction); the message names
+    the key. Raised when the adapter is constructed, before anything connects."""
+
+
+# Why a broker could not be reached, in the words an operator acts on (Health.reason). Health.error keeps the detail.
+AUTH_REFUSED = "authentication refused"
+CERT_NOT_TRUSTED = "certificate not trusted"
+CERT_REJECTED = "certificate rejected (client certificate)"
+HOST_UNKNOWN = "host unknown"
+CONNECTION_REFUSED = "connection refused"
+TIMED_OUT = "timed out"
+ERROR = "error"
+REASONS = (AUTH_REFUSED, CERT_NOT_TRUSTED, CERT_REJECTED, HOST_UNKNOWN, CONNECTION_REFUSED, TIMED_OUT, ERROR)
 
 
 class BrokerUnavailable(BrokerError):
@@ -61,6 +83,7 @@ class Health:
     latency_ms: float | None
     destinations: int | None
     error: str | None
+    reason: str | None = None  # one of REASONS when reachable is False
 
 
 @dataclass(frozen=True)
@@ -137,19 +160,24 @@ class BrokerAdapter(ABC):
     capabilities: frozenset[Capability] = frozenset()
     # The largest message body the broker takes by default (bytes); the outbox relay fails larger ones up front.
     max_message_bytes: int = 1_000_000
+    # The passwords, tokens and keys this adapter was given: redact() blanks them out of any text it shows.
+    _secrets: tuple[str, ...] = ()
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
     def health(self) -> Health:
-        """Never raises: an unreachable broker gives reachable=False and the error text."""
+        """Never raises: an unreachable broker gives reachable=False, the reason in words and the error text."""
         started = time.perf_counter()
         try:
             version, destinations = self._probe()
         except Exception as exc:  # noqa: BLE001 - health reports every failure instead of raising it
-            return Health(self.name, False, None, None, None, _describe(exc))
+            return Health(self.name, False, None, None, None, self.redact(_describe(exc)), reason_for(exc))
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         return Health(self.name, True, version, latency_ms, destinations, None)
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._secrets)
 
     @abstractmethod
     def _probe(self) -> tuple[str | None, int | None]:
@@ -290,6 +318,93 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret replaced by "***" (longest first, so a secret containing another goes whole)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def secrets_of(*values: Any) -> tuple[str, ...]:
+    """The non-empty strings among `values`, and their URL-encoded forms (a password inside a URL is encoded)."""
+    import urllib.parse
+
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        if isinstance(value, str) and value:
+            found += [value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)]
+    return tuple(dict.fromkeys(found))
+
+
+class RedactingLogger:
+    """Stands in for a logging.Logger where a client library logs through an object we hand it (librdkafka): every
+    line goes to `logger` with the adapter's secrets blanked out."""
+
+    def __init__(self, logger: logging.Logger, secrets: Iterable[str]):
+        self._logger = logger
+        self._secrets = tuple(secrets)
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        if self._logger.isEnabledFor(level):
+            text = msg % args if args else msg
+            self._logger.log(level, "%s", redact(text, self._secrets), **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
+# Words in client error texts, lowercased, that tell the reason when no exception type does (librdkafka and
+# nats-py report most failures as text only). Checked in this order: a TLS failure often also says "connection".
+_REASON_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (CERT_REJECTED, ("alert certificate required", "alert bad certificate", "peer did not return a certificate",
+                     "certificate required", "alert unknown ca", "sslv3 alert bad certificate")),
+    (CERT_NOT_TRUSTED, ("certificate verify failed", "unable to get local issuer", "self-signed certificate",
+                        "self signed certificate", "certificate has expired", "hostname mismatch",
+                        "ip address mismatch", "broker certificate could not be verified")),
+    (AUTH_REFUSED, ("authentication failed", "authentication error", "authorization violation", "access_refused",
+                    "access refused", "login was refused", "invalid credentials", "unknown-user", "invalid-proof",
+                    "bad user name or password", "sasl authentication", "authorization failed", "not authorized",
+                    "invalidclienttokenid", "signaturedoesnotmatch", "unrecognizedclient", "expiredtoken",
+                    "accessdenied", "invalid security token", "user authentication expired", "auth expired")),
+    (HOST_UNKNOWN, ("name or service not known", "nodename nor servname", "failed to resolve", "temporary failure in "
+                    "name resolution", "no address associated", "could not resolve", "getaddrinfo failed")),
+    (CONNECTION_REFUSED, ("connection refused", "econnrefused", "does not accept connections")),
+    (TIMED_OUT, ("timed out", "timeout", "did not answer within")),
+)  # fmt: skip
+
+
+def reason_for(exc: BaseException) -> str:
+    """One of REASONS for `exc`: from the reason an adapter attached, the exception types in its chain, or the
+    words of its text, in that order."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for e in chain:
+        if getattr(e, "reason", None) in REASONS:
+            return e.reason  # type: ignore[union-attr]
+    for e in chain:
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return CERT_NOT_TRUSTED
+        if isinstance(e, ssl.SSLError) and "CERTIFICATE" in (e.reason or "").upper():
+            # TLSV13_ALERT_CERTIFICATE_REQUIRED, SSLV3_ALERT_BAD_CERTIFICATE: the server refused ours
+            return CERT_REJECTED
+        if isinstance(e, socket.gaierror):
+            return HOST_UNKNOWN
+        if isinstance(e, ConnectionRefusedError):
+            return CONNECTION_REFUSED
+        if isinstance(e, TimeoutError | socket.timeout):
+            return TIMED_OUT
+    text = " ".join(str(e) for e in chain).lower()
+    for reason, words in _REASON_WORDS:
+        if any(word in text for word in words):
+            return reason
+    return ERROR
+
+
 def header_bytes(value: str | bytes | None) -> bytes:
     if value is None:
         return b""
@@ -308,7 +423,7 @@ def check_tcp(addresses: Iterable[str], what: str) -> None:
     Client libraries keep retrying a refused connection until their timeout and then give a vague error; this gives
     the health check a quick, clear answer for the common "the broker is down" case.
     """
-    errors = []
+    errors, reasons = [], set()
     for address in addresses:
         host, _, port = address.strip().rpartition(":")
         try:
@@ -316,7 +431,10 @@ def check_tcp(addresses: Iterable[str], what: str) -> None:
             return
         except (OSError, ValueError) as exc:
             errors.append(f"{address.strip()}: {exc}")
-    raise BrokerUnavailable(f"{what} does not accept connections (" + "; ".join(errors) + ")")
+            reasons.add(reason_for(exc) if isinstance(exc, OSError) else ERROR)
+    # One reason when every address failed the same way; "error" when they differ.
+    reason = reasons.pop() if len(reasons) == 1 else ERROR
+    raise BrokerUnavailable(f"{what} does not accept connections (" + "; ".join(errors) + ")", reason=reason)
 
 
 # --- monitoring (issue #6): what the consumer-lag and queue-depth methods return ---

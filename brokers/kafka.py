@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -23,7 +24,13 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, OffsetSpec
 
 from brokers.base import (
+    AUTH_REFUSED,
+    CERT_NOT_TRUSTED,
+    CERT_REJECTED,
+    ERROR,
     HEALTH_TIMEOUT,
+    HOST_UNKNOWN,
+    TIMED_OUT,
     BrokerAdapter,
     BrokerError,
     BrokerUnavailable,
@@ -39,10 +46,13 @@ from brokers.base import (
     PendingPublish,
     PublishError,
     PublishResult,
+    RedactingLogger,
     Subscription,
     check_tcp,
     header_bytes,
+    reason_for,
 )
+from brokers.kafka_security import kafka_security
 
 logger = logging.getLogger(__name__)
 
@@ -80,27 +90,76 @@ class KafkaAdapter(BrokerAdapter):
     )
     max_message_bytes = 1_000_000  # message.max.bytes' default
 
-    def __init__(self, bootstrap_servers: str, client_config: dict | None = None):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_config: dict | None = None,
+        *,
+        security_protocol: str = "PLAINTEXT",
+        sasl: dict | None = None,
+        tls: dict | None = None,
+        properties: dict | None = None,
+    ):
+        """`security_protocol`, `sasl`, `tls` and `properties` as in brokers.kafka_security (checked here: a bad
+        setting raises BrokerConfigError before anything connects). `client_config` is librdkafka settings too,
+        applied after them (tests and benchmarks tune timeouts with it)."""
         self.bootstrap_servers = bootstrap_servers
-        self._config = {"bootstrap.servers": bootstrap_servers, "logger": logger, **(client_config or {})}
+        security = kafka_security(security_protocol, sasl, tls, {**(properties or {}), **(client_config or {})})
+        self._secrets = security.secrets
+        self._security = security.summary
+        # librdkafka logs through this; the adapter's secrets are blanked out of every line on the way.
+        self._config = {"bootstrap.servers": bootstrap_servers, "logger": RedactingLogger(logger, self._secrets)}
+        self._config.update(security.config)
+        if security.oauth_cb is not None:
+            self._config["oauth_cb"] = security.oauth_cb
+        # The latest errors librdkafka reported on its own (error_cb), newest last: the health check's reason.
+        self._client_errors: deque[KafkaError] = deque(maxlen=20)
+        self._config["error_cb"] = self._client_errors.append
         # One producer per process, as librdkafka intends; its delivery callbacks run inside poll()/flush().
         self._producer = Lazy(self._new_producer, lambda p: p.flush(10))
-        self._admin = Lazy(lambda: AdminClient(self._client_config(exclude=CONSUMER_ONLY | PRODUCER_ONLY)))
+        self._admin = Lazy(self._new_admin)
 
     def __repr__(self) -> str:
-        return f"<KafkaAdapter {self.bootstrap_servers}>"
+        return f"<KafkaAdapter {self.bootstrap_servers} {self._security}>"
 
     def _client_config(self, exclude: set[str], **overrides: Any) -> dict:
         config = {k: v for k, v in self._config.items() if k not in exclude}
         config.update(overrides)
         return config
 
+    def _client_error(self, fallback: KafkaError) -> tuple[str, str]:
+        """(detail, reason) of the most telling error librdkafka reported since the probe began, else `fallback`'s."""
+        found = [e for e in self._client_errors if e.code() != KafkaError._ALL_BROKERS_DOWN] or [fallback]
+        ranked = sorted(found, key=lambda e: _ERROR_RANK.get(e.code(), len(_ERROR_RANK)))
+        error = ranked[0]
+        return error.str(), _kafka_reason(error)
+
+    def _new_admin(self) -> AdminClient:
+        admin = AdminClient(self._client_config(exclude=CONSUMER_ONLY | PRODUCER_ONLY))
+        if "oauth_cb" in self._config:
+            # An admin client serves oauth_cb only inside poll(): ask for the first token now, or its first request
+            # would wait for a token nobody fetches.
+            admin.poll(0)
+        return admin
+
     def _new_producer(self) -> Producer:
         return Producer({**PRODUCER_DEFAULTS, **self._client_config(exclude=CONSUMER_ONLY)})
 
     def _probe(self) -> tuple[str | None, int | None]:
         check_tcp(self.bootstrap_servers.split(","), f"Kafka at {self.bootstrap_servers}")
-        metadata = self._metadata()
+        self._client_errors.clear()
+        started = time.monotonic()
+        try:
+            metadata = self._admin.get().list_topics(timeout=HEALTH_TIMEOUT)
+        except KafkaException as exc:
+            # The metadata call only says "transport failure" or "timed out"; what went wrong underneath (a refused
+            # SASL login, a TLS handshake) reaches error_cb, which poll() serves.
+            self._admin.get().poll(0)
+            detail, reason = self._client_error(exc.args[0])
+            if not self._client_errors and time.monotonic() - started >= HEALTH_TIMEOUT * 0.9:
+                # The port accepted (check_tcp) and nothing went wrong that librdkafka could name: no answer in time.
+                reason = TIMED_OUT
+            raise BrokerUnavailable(f"Kafka at {self.bootstrap_servers}: {self.redact(detail)}", reason=reason) from exc
         brokers = len(metadata.brokers)
         version = f"cluster {metadata.cluster_id}, {brokers} broker{'s' if brokers != 1 else ''}"
         return version, sum(1 for name in metadata.topics if not name.startswith("__"))
@@ -457,6 +516,32 @@ class KafkaAdapter(BrokerAdapter):
                 (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in answer.topic_partitions or []
             }
         return found
+
+
+# librdkafka's own error codes, most telling first: an authentication or TLS failure explains the transport failure
+# and the timeout that follow it.
+_ERROR_RANK = {
+    KafkaError._AUTHENTICATION: 0,
+    KafkaError.SASL_AUTHENTICATION_FAILED: 0,
+    KafkaError._SSL: 1,
+    KafkaError._RESOLVE: 2,
+    KafkaError._TRANSPORT: 3,
+    KafkaError._TIMED_OUT: 4,
+}
+
+
+def _kafka_reason(error: KafkaError) -> str:
+    code = error.code()
+    if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        return AUTH_REFUSED
+    if code == KafkaError._RESOLVE:
+        return HOST_UNKNOWN
+    reason = reason_for(Exception(error.str()))
+    if code == KafkaError._SSL and reason not in (CERT_NOT_TRUSTED, CERT_REJECTED):
+        return ERROR
+    if code == KafkaError._TIMED_OUT and reason == ERROR:
+        return TIMED_OUT
+    return reason
 
 
 class KafkaSubscription(Subscription):

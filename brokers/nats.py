@@ -18,13 +18,16 @@ from datetime import datetime
 from typing import Any
 
 import nats
-from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
+from nats.errors import AuthorizationError, ConnectionClosedError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from brokers.base import (
+    AUTH_REFUSED,
     HEALTH_TIMEOUT,
+    TIMED_OUT,
     BrokerAdapter,
+    BrokerConfigError,
     BrokerError,
     BrokerUnavailable,
     Capability,
@@ -40,7 +43,10 @@ from brokers.base import (
     check_tcp,
     header_bytes,
     key_bytes,
+    reason_for,
+    secrets_of,
 )
+from brokers.tls import check_tls, readable_file, ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -55,28 +61,44 @@ REQUEST_TIMEOUT = 10.0
 class _Connection:
     """The loop thread and the client living on it."""
 
-    def __init__(self, url: str):
+    def __init__(self, options: dict[str, Any], jetstream: dict[str, Any]):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="nats-adapter-loop", daemon=True)
         self.thread.start()
+        self.errors: list[Exception] = []  # what the client reported while connecting (e.g. an auth violation)
         try:
-            self.client = self.run(self._connect(url), HEALTH_TIMEOUT + 1)
+            self.client = self.run(self._connect(options), HEALTH_TIMEOUT + 1)
         except BaseException:
             self.stop()
             raise
-        self.jsm = self.client.jsm()
-        self.js = self.client.jetstream()
+        # The JetStream API of a domain lives under $JS.<domain>.API (the manager takes only the prefix).
+        domain = jetstream.get("domain")
+        self.jsm = self.client.jsm(**({"prefix": f"$JS.{domain}.API"} if domain else {}))
+        self.js = self.client.jetstream(**jetstream)
 
-    async def _connect(self, url: str):
+    async def _connect(self, options: dict[str, Any]):
         async def log_error(exc: Exception) -> None:
-            logger.debug("NATS client error: %s", exc)
+            self.errors.append(exc)
+            logger.debug("NATS client error: %s", type(exc).__name__)
 
         # Reconnect forever once connected (a long-lived console outlives broker restarts); the first connection is
         # bounded by wait_for instead, since nats-py retries a refused first connection too.
         connect = nats.connect(
-            url, connect_timeout=HEALTH_TIMEOUT, max_reconnect_attempts=-1, reconnect_time_wait=1, error_cb=log_error
+            **options,
+            connect_timeout=HEALTH_TIMEOUT,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            error_cb=log_error,
         )
-        return await asyncio.wait_for(connect, HEALTH_TIMEOUT)
+        try:
+            return await asyncio.wait_for(connect, HEALTH_TIMEOUT)
+        except Exception as exc:
+            # nats-py retries an authorization violation or a TLS failure until the timeout and then reports only
+            # the timeout; the error it met on the way is the one that explains it.
+            cause = next((e for e in reversed(self.errors) if _connect_reason(e) != TIMED_OUT), None)
+            if cause is not None:
+                raise BrokerUnavailable(f"NATS: {_error_text(cause)}", reason=_connect_reason(cause)) from exc
+            raise
 
     def run(self, coro: Coroutine, timeout: float = REQUEST_TIMEOUT):
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -84,9 +106,9 @@ class _Connection:
             return future.result(timeout)
         except TimeoutError as exc:  # ours, or one inside the coroutine (asyncio's is the same class)
             future.cancel()
-            raise BrokerUnavailable(f"NATS did not answer within {timeout:g} s") from exc
+            raise BrokerUnavailable(f"NATS did not answer within {timeout:g} s", reason=TIMED_OUT) from exc
         except (OSError, NatsTimeout, NoServersError, ConnectionClosedError) as exc:
-            raise BrokerUnavailable(f"NATS: {exc or type(exc).__name__}") from exc
+            raise BrokerUnavailable(f"NATS: {exc or type(exc).__name__}", reason=reason_for(exc)) from exc
 
     def stop(self) -> None:
         if getattr(self, "client", None) is not None and not self.client.is_closed:
@@ -97,6 +119,16 @@ class _Connection:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _connect_reason(exc: BaseException) -> str:
+    if isinstance(exc, AuthorizationError):
+        return AUTH_REFUSED
+    return reason_for(exc)
 
 
 class NatsAdapter(BrokerAdapter):
@@ -113,12 +145,74 @@ class NatsAdapter(BrokerAdapter):
     )
     max_message_bytes = 1_048_576
 
-    def __init__(self, url: str):
-        self.url = url
-        self._connection = Lazy(lambda: _Connection(url), _Connection.stop)
+    def __init__(
+        self,
+        servers: str | list[str] | None = None,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        creds_file: str | None = None,
+        nkey_seed_file: str | None = None,
+        tls: dict | None = None,
+        jetstream_domain: str | None = None,
+        url: str | None = None,
+    ):
+        """`servers`: URLs as a list or one comma-separated string (`url` is the older name of the same thing).
+
+        One way to authenticate: `user` and `password`, `token`, `creds_file` (a .creds file: user JWT and seed, as
+        `nsc` or Synadia Cloud give it) or `nkey_seed_file`. `tls` as in brokers.tls (CA, client certificate for
+        mutual TLS). `jetstream_domain` sends JetStream API calls to that domain (a leaf node's or a hub's).
+        Settings are checked here; BrokerConfigError names the bad key.
+        """
+        given = servers if servers is not None else url
+        urls = [u.strip() for u in (given.split(",") if isinstance(given, str) else list(given or [])) if u.strip()]
+        if not urls:
+            raise BrokerConfigError("servers: at least one NATS URL is needed (e.g. nats://127.0.0.1:4222)")
+        methods = [m for m, v in (("user", user), ("token", token), ("creds_file", creds_file),
+                                  ("nkey_seed_file", nkey_seed_file)) if v]  # fmt: skip
+        if len(methods) > 1:
+            raise BrokerConfigError(f"choose one way to authenticate, not {' and '.join(methods)}")
+        if bool(user) != bool(password):
+            raise BrokerConfigError("user and password go together")
+        options: dict[str, Any] = {"servers": urls}
+        secrets = list(secrets_of(password, token))
+        for u in urls:  # credentials written into a URL (nats://user:password@host) are secrets too
+            parts = urllib.parse.urlsplit(u)
+            secrets += secrets_of(urllib.parse.unquote(parts.password or ""), parts.password)
+            if parts.username and not parts.password:  # nats://TOKEN@host
+                secrets += secrets_of(urllib.parse.unquote(parts.username), parts.username)
+        if user:
+            options.update(user=user, password=password)
+        if token:
+            options["token"] = token
+        if creds_file:
+            options["user_credentials"] = readable_file(creds_file, "creds_file")
+        if nkey_seed_file:
+            path = readable_file(nkey_seed_file, "nkey_seed_file")
+            seed = open(path).read().strip()  # noqa: SIM115 - read once, here, to check it and redact it
+            if not seed.startswith("SU"):
+                raise BrokerConfigError(f"nkey_seed_file: {path!r} does not hold a user nkey seed (SU...)")
+            secrets += secrets_of(seed)
+            options["nkeys_seed_str"] = seed
+        checked = check_tls(tls)
+        if checked:
+            options["tls"] = ssl_context(checked)
+            # nats-py checks the certificate against the URL's host; with several servers it needs one name.
+            hosts = {urllib.parse.urlsplit(u).hostname for u in urls}
+            if len(hosts) == 1:
+                options["tls_hostname"] = hosts.pop()
+        self.servers = [_without_credentials(u) for u in urls]
+        self.url = ",".join(self.servers)
+        self.jetstream_domain = jetstream_domain or None
+        self._auth = methods[0] if methods else None
+        self._secrets = tuple(dict.fromkeys(s for s in secrets if s))
+        jetstream = {"domain": self.jetstream_domain} if self.jetstream_domain else {}
+        self._connection = Lazy(lambda: _Connection(options, jetstream), _Connection.stop)
 
     def __repr__(self) -> str:
-        return f"<NatsAdapter {self.url}>"
+        extra = "".join(f" {k}" for k in (self._auth, self.jetstream_domain and f"domain={self.jetstream_domain}") if k)
+        return f"<NatsAdapter {self.url}{extra}>"
 
     def _conn(self) -> _Connection:
         connection = self._connection.get()
@@ -137,7 +231,7 @@ class NatsAdapter(BrokerAdapter):
             raise BrokerError(f"NATS: {exc.description or exc}") from exc
 
     def _probe(self) -> tuple[str | None, int | None]:
-        servers = [urllib.parse.urlsplit(u.strip()).netloc.rpartition("@")[2] for u in self.url.split(",")]
+        servers = [urllib.parse.urlsplit(u).netloc for u in self.servers]
         check_tcp(servers, f"NATS at {self.url}")
         account = self._run(lambda c: c.jsm.account_info(), HEALTH_TIMEOUT)
         version = self._conn().client.connected_server_version
@@ -424,3 +518,9 @@ class _RawView:
         self.subject, self.data, self.headers = raw.subject, raw.data, raw.headers
         self.seq = raw.metadata.sequence.stream
         self.time = raw.metadata.timestamp
+
+
+def _without_credentials(url: str) -> str:
+    """`url` without a user, password or token in it (what repr() and error texts may show)."""
+    parts = urllib.parse.urlsplit(url if "://" in url else f"nats://{url}")
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -15,12 +17,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import amqp
+import amqp.transport
 import kombu
+import kombu.transport.pyamqp
 from kombu.exceptions import OperationalError
 
 from brokers.base import (
+    AUTH_REFUSED,
+    CERT_REJECTED,
+    ERROR,
     HEALTH_TIMEOUT,
     BrokerAdapter,
+    BrokerConfigError,
     BrokerError,
     BrokerUnavailable,
     Capability,
@@ -35,7 +43,10 @@ from brokers.base import (
     Subscription,
     header_bytes,
     key_bytes,
+    reason_for,
+    secrets_of,
 )
+from brokers.tls import check_tls, ssl_context
 
 KEY_HEADER = "x-key"
 CONFIRM_TIMEOUT = 30.0
@@ -58,9 +69,40 @@ class RabbitMQAdapter(BrokerAdapter):
     capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.DEAD_LETTER_EXCHANGE})
     max_message_bytes = 16 * 1024 * 1024
 
-    def __init__(self, url: str, management_url: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        management_url: str | None = None,
+        *,
+        management_username: str | None = None,
+        management_password: str | None = None,
+        tls: dict | None = None,
+    ):
+        """`url`: amqp:// or amqps://user:password@host:port/vhost, the vhost percent-encoded ("/" is %2F).
+
+        `tls` as in brokers.tls (CA, client certificate and key for mutual TLS, verify_hostname); it applies to
+        amqps:// and to an https:// management_url alike. The management API logs in as management_username /
+        management_password, else as the management URL's own user, else as the AMQP URL's.
+        """
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("amqp", "amqps", "pyamqp"):
+            raise BrokerConfigError(f"url: expected amqp:// or amqps://, got {parts.scheme or 'no scheme'}://")
+        checked = check_tls(tls)
+        if checked and parts.scheme != "amqps" and not (management_url or "").startswith("https:"):
+            raise BrokerConfigError("tls is set but neither url is amqps:// nor management_url https://")
         self.url = url
         self.management_url = management_url.rstrip("/") if management_url else None
+        self._ssl_context = ssl_context(checked) if checked else None
+        self._client_certificate = bool(checked.get("cert_file"))
+        management = urllib.parse.urlsplit(self.management_url or "")
+        self._management_auth = (
+            management_username or urllib.parse.unquote(management.username or "") or kombu_user(parts) or "guest",
+            management_password or urllib.parse.unquote(management.password or "") or kombu_password(parts) or "guest",
+        )
+        self._secrets = secrets_of(
+            kombu_password(parts), parts.password, management_password, management.password,
+            urllib.parse.unquote(management.password or ""), checked.get("key_password"),
+        )  # fmt: skip
         self._connection = Lazy(self._connect, lambda c: c.release())
         # A py-amqp connection is not thread-safe; every operation holds this lock for its short channel's life.
         self._lock = threading.RLock()
@@ -71,14 +113,34 @@ class RabbitMQAdapter(BrokerAdapter):
         self._bindings: set[tuple[str, str, str]] = set()
 
     def __repr__(self) -> str:
-        return f"<RabbitMQAdapter {kombu.Connection(self.url).as_uri()}>"
+        return f"<RabbitMQAdapter {_without_password(self.url)}>"
+
+    def _kombu_connection(self) -> kombu.Connection:
+        if self._ssl_context is not None and urllib.parse.urlsplit(self.url).scheme == "amqps":
+            host = urllib.parse.urlsplit(self.url).hostname
+            return kombu.Connection(
+                self.url,
+                connect_timeout=HEALTH_TIMEOUT,
+                transport=_ContextSSLTransport,
+                ssl={"ssl_context": self._ssl_context, "server_hostname": host},
+            )
+        return kombu.Connection(self.url, connect_timeout=HEALTH_TIMEOUT)
 
     def _connect(self) -> kombu.Connection:
-        connection = kombu.Connection(self.url, connect_timeout=HEALTH_TIMEOUT)
+        connection = self._kombu_connection()
         # kombu's connect() sleeps 2 s before a retry; give up after HEALTH_TIMEOUT instead, so health stays quick.
-        connection.ensure_connection(
-            max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=HEALTH_TIMEOUT
-        )
+        try:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=HEALTH_TIMEOUT
+            )
+        except Exception as exc:
+            connection.release()
+            reason = AUTH_REFUSED if _is_access_refused(exc) else reason_for(exc)
+            if reason == ERROR and self._client_certificate and _closed_after_tls_handshake(exc):
+                # With TLS 1.3 the server checks our certificate after our side of the handshake is done: its
+                # refusal (an "unknown CA" alert, then close) reaches py-amqp only as an EOF on the first write.
+                reason = CERT_REJECTED
+            raise BrokerUnavailable(self.redact(f"RabbitMQ at {self!r}: {exc}"), reason=reason) from exc
         return connection
 
     @contextmanager
@@ -334,8 +396,7 @@ class RabbitMQAdapter(BrokerAdapter):
         parts = urllib.parse.urlsplit(self.management_url)
         amqp_parts = urllib.parse.urlsplit(self.url)
         vhost = urllib.parse.unquote(amqp_parts.path[1:]) if len(amqp_parts.path) > 1 else "/"
-        user = parts.username or amqp_parts.username or "guest"
-        password = parts.password or amqp_parts.password or "guest"
+        user, password = self._management_auth
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
         path = f"{base}/api/{collection}/{urllib.parse.quote(vhost, safe='')}"
@@ -345,11 +406,17 @@ class RabbitMQAdapter(BrokerAdapter):
             path + (f"?{query}" if query else ""),
             headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()},
         )
+        context = self._ssl_context if parts.scheme == "https" else None
         try:
-            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT, context=context) as response:
                 return json.load(response)
+        except urllib.error.HTTPError as exc:
+            reason = AUTH_REFUSED if exc.code == 401 else None
+            message = self.redact(f"RabbitMQ management API at {base}: {exc}")
+            raise BrokerUnavailable(message, reason=reason) from exc
         except OSError as exc:
-            raise BrokerUnavailable(f"RabbitMQ management API at {base}: {exc}") from exc
+            message = self.redact(f"RabbitMQ management API at {base}: {exc}")
+            raise BrokerUnavailable(message, reason=reason_for(exc)) from exc
 
 
 def _split(destination: str) -> tuple[str, str]:
@@ -468,3 +535,66 @@ class RabbitMQSubscription(Subscription):
                 self._channel.close()
         finally:
             self._connection.release()
+
+
+def kombu_user(parts: urllib.parse.SplitResult) -> str | None:
+    return urllib.parse.unquote(parts.username) if parts.username else None
+
+
+def kombu_password(parts: urllib.parse.SplitResult) -> str | None:
+    return urllib.parse.unquote(parts.password) if parts.password else None
+
+
+def _without_password(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}"))
+
+
+def _closed_after_tls_handshake(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLEOFError | ConnectionResetError | BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _is_access_refused(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, amqp.exceptions.AccessRefused):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _ContextAmqpTransport(amqp.transport.SSLTransport):
+    """py-amqp's TLS transport wrapping the socket with a ready SSLContext: py-amqp's own options cannot take a key
+    password, and its hostname check follows SNI instead of verify_hostname."""
+
+    def _wrap_socket(self, sock, ssl_context=None, server_hostname=None, **_options):
+        return ssl_context.wrap_socket(sock, server_hostname=server_hostname)
+
+
+class _ContextAmqpConnection(kombu.transport.pyamqp.Connection):
+    def Transport(self, host, connect_timeout, ssl=False, read_timeout=None, write_timeout=None,  # noqa: N802
+                  socket_settings=None, **kwargs):  # fmt: skip
+        if isinstance(ssl, dict) and ssl.get("ssl_context") is not None:
+            return _ContextAmqpTransport(
+                host, connect_timeout=connect_timeout, ssl=ssl, read_timeout=read_timeout,
+                write_timeout=write_timeout, socket_settings=socket_settings, **kwargs,
+            )  # fmt: skip
+        return super().Transport(host, connect_timeout, ssl, read_timeout, write_timeout, socket_settings, **kwargs)
+
+
+class _ContextSSLTransport(kombu.transport.pyamqp.SSLTransport):
+    """kombu's amqps transport on _ContextAmqpConnection."""
+
+    Connection = _ContextAmqpConnection

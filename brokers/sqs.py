@@ -13,11 +13,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
+from brokers.aws import aws_session
 from brokers.base import (
+    AUTH_REFUSED,
     HEALTH_TIMEOUT,
     BrokerAdapter,
     BrokerError,
@@ -32,6 +39,8 @@ from brokers.base import (
     QueueDepth,
     Subscription,
     key_bytes,
+    reason_for,
+    secrets_of,
 )
 
 SQS_WORKERS = 6  # concurrent calls for a batch of more than 10 (moto and SQS both serve requests in parallel)
@@ -51,10 +60,38 @@ class SqsAdapter(BrokerAdapter):
     capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.REDRIVE_POLICY})
     max_message_bytes = 262_144
 
-    def __init__(self, endpoint_url: str | None, region: str, access_key_id: str | None, secret_access_key: str | None):
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        *,
+        session_token: str | None = None,
+        profile: str | None = None,
+        role_arn: str | None = None,
+        external_id: str | None = None,
+        role_session_name: str = "switchyard",
+    ):
+        """One account and region. Credentials: the keys given, else `profile` (from the shared AWS config and
+        credentials files), else botocore's default chain; with `role_arn`, those assume the role and the role's
+        temporary credentials are renewed before they expire (brokers.aws). `endpoint_url` points at a local
+        emulator (moto, LocalStack), which then also serves the role's STS calls."""
         self.endpoint_url = endpoint_url
-        session = boto3.session.Session(
-            aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key, region_name=region
+        self.region = region or "us-east-1"
+        self.role_arn = role_arn
+        self.profile = profile
+        self._secrets = secrets_of(secret_access_key, session_token)
+        session = aws_session(
+            self.region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            profile=profile,
+            role_arn=role_arn,
+            external_id=external_id,
+            role_session_name=role_session_name,
+            sts_endpoint_url=endpoint_url,
         )
 
         def client(read_timeout: float, attempts: int):
@@ -78,7 +115,8 @@ class SqsAdapter(BrokerAdapter):
         self._urls_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"<SqsAdapter {self.endpoint_url or 'AWS'}>"
+        who = f" role={self.role_arn}" if self.role_arn else f" profile={self.profile}" if self.profile else ""
+        return f"<SqsAdapter {self.endpoint_url or 'AWS'} {self.region}{who}>"
 
     def _call(self, operation: str, client=None, **params: Any) -> dict:
         try:
@@ -111,8 +149,11 @@ class SqsAdapter(BrokerAdapter):
                 return urls
 
     def _probe(self) -> tuple[str | None, int | None]:
-        version = f"AWS SQS API at {self.endpoint_url}" if self.endpoint_url else "AWS SQS API"
-        return version, len(self._queue_urls(self._health_client))
+        version = f"AWS SQS API at {self.endpoint_url}" if self.endpoint_url else f"AWS SQS API in {self.region}"
+        try:
+            return version, len(self._queue_urls(self._health_client))
+        except BrokerError as exc:
+            raise type(exc)(self.redact(str(exc)), reason=_aws_reason(exc)) from exc
 
     def list_destinations(self) -> list[Destination]:
         return sorted(
@@ -285,6 +326,34 @@ class SqsAdapter(BrokerAdapter):
             in_flight=int(a.get("ApproximateNumberOfMessagesNotVisible", 0)),
             delayed=int(a.get("ApproximateNumberOfMessagesDelayed", 0)),
         )
+
+
+# Error codes of AWS (and of STS while assuming a role) that mean the credentials were refused.
+_AUTH_CODES = {
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "AccessDenied",
+    "AccessDeniedException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "AuthFailure",
+    "NoCredentialsError",
+}
+
+
+def _aws_reason(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, ClientError) and seen.response.get("Error", {}).get("Code") in _AUTH_CODES:
+            return AUTH_REFUSED
+        if isinstance(seen, NoCredentialsError | PartialCredentialsError):
+            return AUTH_REFUSED
+        seen = seen.__cause__ or seen.__context__
+    return reason_for(exc)
 
 
 def _attribute(value: bytes) -> dict:

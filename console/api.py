@@ -157,7 +157,7 @@ def broker_test(request, key):
         conn = brokers.by_key(key)
     except brokers.NotConfigured as e:
         raise ApiError(404, str(e)) from e
-    return JsonResponse(brokers.report(conn, conn.adapter().health()))
+    return JsonResponse(brokers.report(conn, brokers.health(conn)))
 
 
 @api(role=VIEWER)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from brokers.base import BrokerAdapter, Health
+from brokers.base import ERROR, BrokerAdapter, BrokerConfigError, Health
 from brokers.connections import DEFAULT, KINDS, ConnectionSpec, split_key
 
 BROKER_NAMES = KINDS
@@ -113,7 +113,11 @@ def _adapter(conn: Connection) -> BrokerAdapter:
             from brokers.registry import adapter_class
 
             args, kwargs = conn.spec.adapter_args()
-            adapter = adapter_class(conn.kind)(*args, **kwargs)
+            try:
+                adapter = adapter_class(conn.kind)(*args, **kwargs)
+            except BrokerConfigError as exc:
+                # A setting the adapter cannot use: this connection is unusable, the others are not.
+                raise NotConfigured(f"{conn.key}: {scrub(str(exc))}") from None
             _adapters[(conn.kind, conn.name)] = adapter
         return adapter
 
@@ -140,14 +144,22 @@ def reset() -> None:
         _adapters.clear()
 
 
+def health(conn: Connection) -> Health:
+    """The connection's health; never raises (a connection whose settings its adapter refuses is unreachable)."""
+    try:
+        return conn.adapter().health()
+    except NotConfigured as exc:
+        return Health(conn.kind, False, None, None, None, str(exc), ERROR)
+
+
 def health_all() -> dict[str, Health]:
     """Health of every connection by key, checked in parallel: one slow or failing connection delays no other
     beyond its own HEALTH_TIMEOUT, and fails only its own row."""
-    found = adapters()
+    found = connections()
     if not found:
         return {}
     with ThreadPoolExecutor(max_workers=min(16, len(found))) as pool:
-        futures = {conn.key: pool.submit(adapter.health) for conn, adapter in found}
+        futures = {conn.key: pool.submit(health, conn) for conn in found}
         return {key: future.result() for key, future in futures.items()}
 
 

@@ -217,7 +217,7 @@ def broker_test(request, key):
         conn = brokers.by_key(key)
     except brokers.NotConfigured as e:
         raise Http404(str(e)) from e
-    row = brokers.report(conn, conn.adapter().health())
+    row = brokers.report(conn, brokers.health(conn))
     if request.htmx:
         return render(request, "console/brokers.html#row", {"row": row, "tested": True})
     rows = [row if r["connection"] == row["connection"] else r for r in brokers.reports()]

@@ -125,11 +125,12 @@ DISCOVERERS = (
 def discover() -> list[DeadLetterSource]:
     """New sources on every configured connection; one that fails is logged and skipped, the others go on."""
     created: list[DeadLetterSource] = []
-    for conn, adapter in brokers.adapters():
+    for conn in brokers.connections():
         try:
+            adapter = conn.adapter()
             for capability, discover_on in DISCOVERERS:
                 if adapter.supports(capability):
                     created += [s for s in discover_on(conn, adapter) if s is not None]
-        except BrokerError as exc:
+        except (BrokerError, brokers.NotConfigured) as exc:
             log.warning("DLQ discovery on %s: %s", conn, exc)
     return created

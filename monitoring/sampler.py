@@ -222,12 +222,13 @@ def sample_all(now: datetime | None = None) -> dict:
     now = now or timezone.now()
     observations: list[Observation] = []
     errors: dict[str, str] = {}
-    sources = {conn.key: (conn, adapter) for conn, adapter in brokers.adapters()}
+    sources = {conn.key: conn for conn in brokers.connections()}
 
     def run(name):
         if name == "celery":
             return observe_celery()
-        conn, adapter = sources[name]
+        conn = sources[name]
+        adapter = conn.adapter()  # NotConfigured (settings its adapter refuses) is this connection's error alone
         found = []
         # What to watch follows what the adapter can do, not which broker it is.
         if adapter.supports(Capability.CONSUMER_GROUPS):
