@@ -4,6 +4,7 @@ payload with a server-rendered fragment that htmx's ws extension swaps in by id 
 import asyncio
 import time
 import uuid
+from urllib.parse import unquote
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -27,6 +28,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
     role: str = VIEWER
 
     async def connect(self):
+        if "\x00" in unquote(self.scope.get("query_string", b"").decode("latin-1")):
+            # The page's filter travels in the query string; PostgreSQL cannot compare a NUL (see console.inputs).
+            await self.close(code=4400)
+            return
         user = self.scope.get("user")
         allowed = user is not None and await database_sync_to_async(has_role)(user, self.role)
         if not allowed:

@@ -45,7 +45,9 @@ def clean(params) -> dict:
             continue
         if not isinstance(value, str):
             value = str(value)
-        if name == "source" and not value.isdigit():
+        if "\x00" in value:  # PostgreSQL text cannot hold it: a search for one was a DataError (a 500)
+            errors[name] = ["must not hold a NUL character"]
+        elif name == "source" and not value.isdigit():
             errors[name] = ["must be a source id"]
         elif name in ("since", "until") and _when(value) is None:
             errors[name] = ["must be an ISO 8601 date-time"]
