@@ -229,6 +229,7 @@ class Supervisor:
                 proc.reader.join(1.0)
             proc.state, proc.since = "stopped", _now()
         self._write_state()
+        self._print("supervise", f"stopped {len(running)} process{'es' if len(running) != 1 else ''}")
 
     # --- state and output ---
 
