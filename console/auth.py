@@ -6,7 +6,6 @@ browser never sends it on its own).
 """
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
 from console.access import has_role
+from console.inputs import clip, loads
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ class ApiError(Exception):
         self.fields = fields or {}
 
     def response(self) -> JsonResponse:
-        body = {"error": self.message}
+        # Messages may quote what the client sent (a too-long value, a bad choice): never more than a short prefix.
+        body = {"error": clip(self.message)}
         if self.fields:
-            body["fields"] = self.fields
+            body["fields"] = {clip(name): [clip(m) for m in messages] for name, messages in self.fields.items()}
         return JsonResponse(body, status=self.status)
 
 
@@ -142,11 +143,13 @@ def api(methods: tuple[str, ...] = ("GET",), role: str = "viewer") -> Callable:
 
 
 def json_body(request: HttpRequest) -> dict | list:
+    """The body parsed as JSON; a 400 with a short message for anything that does not parse, too-deep nesting
+    included (console.inputs.loads)."""
     if not request.body:
         return {}
     try:
-        return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as e:
+        return loads(request.body)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError and JsonTooDeep are all ValueErrors
         raise ApiError(400, f"the request body is not valid JSON: {e}") from e
 
 

@@ -1,9 +1,12 @@
-"""WebSocket consumers: one per stream. Each re-checks the user's role on connect and answers every broadcast
-payload with a server-rendered fragment that htmx's ws extension swaps in by id (hx-swap-oob)."""
+"""WebSocket consumers: one per stream. Each checks the user's role on connect and again before it answers a
+broadcast (at most every RECHECK_SECONDS, and at once when the user logs out or their groups change), and answers
+every broadcast payload with a server-rendered fragment that htmx's ws extension swaps in by id (hx-swap-oob)."""
 
 import asyncio
 import time
 import uuid
+from types import SimpleNamespace
+from urllib.parse import unquote
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -11,9 +14,14 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from console.access import VIEWER, has_role, roles
-from console.live import group_name
+from console.live import group_name, user_group
 
 RENDER_TTL = 30.0
+# A socket that checked its user less than this long ago sends without checking again: one query per socket every few
+# seconds, not one per broadcast. Logging out and a change of groups close or re-check at once (console.live).
+RECHECK_SECONDS = 5.0
+# The close code for "no longer allowed": as a refused connect, so htmx's reconnect attempts are refused too.
+FORBIDDEN = 4403
 # (event loop, broadcast id, role context) -> (expiry on the monotonic clock, future of the rendered fragment).
 _renders: dict[tuple, tuple[float, asyncio.Future]] = {}
 
@@ -27,20 +35,89 @@ class StreamConsumer(AsyncWebsocketConsumer):
     role: str = VIEWER
 
     async def connect(self):
+        if "\x00" in unquote(self.scope.get("query_string", b"").decode("latin-1")):
+            # The page's filter travels in the query string; PostgreSQL cannot compare a NUL (see console.inputs).
+            await self.close(code=4400)
+            return
         user = self.scope.get("user")
         allowed = user is not None and await database_sync_to_async(has_role)(user, self.role)
         if not allowed:
             # 4403: the close code browsers see for "forbidden"; an anonymous socket never joins a group.
-            await self.close(code=4403)
+            await self.close(code=FORBIDDEN)
             return
         self._roles = await database_sync_to_async(self._role_context)()
+        self._user_pk = user.pk
+        self._session_key = await database_sync_to_async(_session_key)(self.scope)
+        self._checked_until = time.monotonic() + RECHECK_SECONDS
+        self._shut = False
         self.group = group_name(self.stream)
+        self.user_group = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._leave_groups()
+
+    async def _leave_groups(self):
+        for name in ("group", "user_group"):
+            if hasattr(self, name):
+                await self.channel_layer.group_discard(getattr(self, name), self.channel_name)
+
+    async def dispatch(self, message):
+        # Before a broadcast is answered, the user must still be allowed: a role removed, a session logged out or
+        # expired, a deactivated user — the socket closes instead of sending contents (issue 14).
+        if message.get("type") == "live.event" and hasattr(self, "group"):
+            if self._shut:
+                return  # closed, and still in the group until the layer has dropped it
+            if time.monotonic() >= self._checked_until and not await self._still_allowed():
+                return
+        await super().dispatch(message)
+
+    async def user_recheck(self, event):
+        """The user's groups or account changed (console.live.recheck_user): check now, not in RECHECK_SECONDS."""
+        if not self._shut:
+            await self._still_allowed()
+
+    async def user_logout(self, event):
+        """A session of this user logged out: its sockets close. The user's other sessions are not affected."""
+        if not self._shut and event.get("session_key") and event["session_key"] == self._session_key:
+            await self._close_forbidden()
+
+    async def _still_allowed(self) -> bool:
+        context = await database_sync_to_async(self._current_roles)()
+        if context is None:
+            await self._close_forbidden()
+            return False
+        self._roles = context  # a role that changed but still suffices: fragments render for the new one
+        self._checked_until = time.monotonic() + RECHECK_SECONDS
+        return True
+
+    async def _close_forbidden(self):
+        self._shut = True
+        await self._leave_groups()
+        await self.close(code=FORBIDDEN)
+
+    def _current_roles(self) -> dict | None:
+        """The role context of the socket's user as the database has it now, or None when they may no longer read
+        this stream. With a session (a browser), the user is read through it as Django's auth does on each request:
+        a deleted or expired session, or a password changed since the login, gives nobody."""
+        if self._session_key:
+            from importlib import import_module
+
+            from django.conf import settings
+            from django.contrib.auth import get_user
+
+            store = import_module(settings.SESSION_ENGINE).SessionStore(self._session_key)
+            user = get_user(SimpleNamespace(session=store))
+        else:
+            from django.contrib.auth import get_user_model
+
+            user = get_user_model().objects.filter(pk=self._user_pk).first()
+        if user is None or not user.is_authenticated or user.pk != self._user_pk or not has_role(user, self.role):
+            return None
+        self.scope["user"] = user
+        return self._role_context()
 
     async def receive(self, text_data=None, bytes_data=None):
         # The channel is server → browser only; anything the browser sends is ignored.
@@ -150,6 +227,12 @@ class DashboardConsumer(StreamConsumer):
         from console.dashboard import tiles
 
         return render_to_string("console/_tiles.html", {"tiles": tiles(), "oob": True})
+
+
+def _session_key(scope) -> str | None:
+    """The key of the browser session the socket came with (channels' SessionMiddleware), if any."""
+    session = scope.get("session")
+    return getattr(session, "session_key", None) if session is not None else None
 
 
 def _is_uuid(value: str) -> bool:

@@ -41,6 +41,7 @@ urlpatterns = [
     # Django's admin: where admins manage users and their role groups (staff only).
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("processes/", views.processes_page, name="processes"),
     path("metrics", views.metrics_view, name="metrics"),
     path("api/v1/", api.index, name="api_index"),
     path("api/v1/me", api.me, name="api_me"),

@@ -12,7 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from console import brokers, metrics
+from console import brokers, metrics, processes
 from console.access import ADMIN, OPERATOR, VIEWER, has_role
 from console.actions import (
     Conflict,
@@ -297,7 +297,27 @@ def healthz(request):
             if row["error"]:
                 checks[row["connection"]].update(reason=row["reason"], error=row["error"])
     ok = all(c["ok"] is not False for c in checks.values())
-    return JsonResponse({"status": "ok" if ok else "degraded", "checks": checks}, status=200 if ok else 503)
+    body = {"status": "ok" if ok else "degraded", "checks": checks}
+    state = processes.read()
+    if state is not None:
+        # Reported, never the status code: /healthz answers for this web process, which serves. A load balancer that
+        # took it out of rotation because the dead-letter ingest restarts would turn one process's crash into an
+        # outage of every page (ADR 0004). Monitors read `restarting`.
+        body.update(processes.for_healthz(state))
+        body["restarting"] = sorted(n for n, p in state["processes"].items() if p.get("state") == "restarting")
+    return JsonResponse(body, status=200 if ok else 503)
+
+
+@require_GET
+@require_role(VIEWER)
+def processes_page(request):
+    """The supervised processes (`make run`): state, restarts, last exit and its last output lines, redacted."""
+    state = processes.read()
+    rows = []
+    for name, proc in (state or {}).get("processes", {}).items():
+        rows.append({"name": name, **proc, "output": [processes.redact(line) for line in proc.get("last_output", [])]})
+    ctx = {"state": state, "rows": rows, "nav": "processes"}
+    return render(request, "console/processes.html", ctx)
 
 
 @require_GET

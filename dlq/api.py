@@ -14,6 +14,7 @@ from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
 from console.brokers import split_destination
+from console.inputs import loads
 from console.operations import ParameterError
 from dlq import actions, contents, filters, queries, retention
 from dlq.models import DeadLetter
@@ -203,8 +204,8 @@ def edit_replay(request, dead_letter_id: int):
         errors["body"] = ["must be the new body as text"]
     elif dl.is_json():
         try:
-            json.loads(new_body)
-        except ValueError as e:
+            loads(new_body)
+        except ValueError as e:  # too-deep nesting included (console.inputs.loads)
             errors["body"] = [f"is not valid JSON: {e}"]
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         errors["headers"] = ["must be an object of text values"]

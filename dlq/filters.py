@@ -48,7 +48,9 @@ def clean(params) -> dict:
             continue
         if not isinstance(value, str):
             value = str(value)
-        if name == "source" and not value.isdigit():
+        if "\x00" in value:  # PostgreSQL text cannot hold it: a search for one was a DataError (a 500)
+            errors[name] = ["must not hold a NUL character"]
+        elif name == "source" and not value.isdigit():
             errors[name] = ["must be a source id"]
         elif name == "connection" and not _CONNECTION.fullmatch(value):
             errors[name] = ["must be kind:name, e.g. kafka:prod-eu, or a kind"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from urllib.parse import urlencode
 
@@ -18,6 +17,7 @@ from console.access import ADMIN, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import require_role
 from console.forms import ReasonForm
+from console.inputs import loads
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest, back_to_referer
 from dlq import actions, contents, filters, queries, retention
@@ -249,9 +249,9 @@ def edit_replay(request, dead_letter_id: int):
     dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
     body, reason = request.POST.get("body", ""), request.POST.get("reason", "").strip()
     try:
-        headers = json.loads(request.POST.get("headers") or "{}")
+        headers = loads(request.POST.get("headers") or "{}")
         if dl.is_json():
-            json.loads(body)
+            loads(body)  # a ValueError (too deep included) is answered below
         if not reason or not isinstance(headers, dict):
             raise ValueError("a reason and a JSON object of headers are required")
         actions.do_edit_and_replay(

@@ -8,6 +8,7 @@ from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
 from sagas import actions, queries
+from sagas.forms import SagaActionForm
 from sagas.models import SagaInstance
 from sagas.recording import MAX_BATCH, SCHEMA_PATH, record_events, validate_event
 
@@ -115,28 +116,11 @@ def saga_action(request, saga_id, action):
 
 
 def action_params(action: str, body: dict) -> dict:
-    """The parameters each action takes, checked; identity never comes from here."""
-    fields: dict[str, list[str]] = {}
-    params: dict = {}
-    if action == "compensate" and body.get("step") is not None:
-        if not isinstance(body["step"], str) or not body["step"]:
-            fields["step"] = ["must be a step name"]
-        params["step"] = body["step"]
-    if action == "resolve":
-        note = body.get("note")
-        if not isinstance(note, str) or not note.strip():
-            fields["note"] = ["a note saying how it was resolved is required"]
-        else:
-            params["note"] = note.strip()[:5000]
-        evidence = body.get("evidence_url") or ""
-        if evidence and (not isinstance(evidence, str) or not evidence.startswith(("http://", "https://"))):
-            fields["evidence_url"] = ["must be an http(s) link"]
-        params["evidence_url"] = evidence
-    if action == "skip":
-        params["note"] = str(body.get("note") or "accepted risk")[:5000]
-    if fields:
-        raise ApiError(400, "invalid request", fields)
-    return params
+    """The parameters each action takes, checked by the form the page and the `saga` command use too."""
+    form = SagaActionForm(action, body)
+    if not form.is_valid():
+        raise ApiError(400, "invalid request", form.field_errors())
+    return form.params()
 
 
 @api(methods=("POST",), role=OPERATOR)

@@ -1,12 +1,12 @@
 """Kafka → saga events: one `run_once()` step (poll, validate, record, commit, ack) and a thin loop around it."""
 
-import json
 import logging
 
 from django.conf import settings
 from django.db import close_old_connections
 
 from console import brokers
+from console.inputs import loads
 from sagas.recording import record_events, validate_event
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ class Ingestor:
 
 def _items(message) -> list:
     try:
-        body = json.loads(message.body)
-    except (ValueError, UnicodeDecodeError):
+        body = loads(message.body)
+    except ValueError:  # not JSON, not UTF-8, or nested too deeply: a message that can never become an event
         log.warning("saga event at %s[%s]@%s is not JSON", message.destination, message.partition, message.offset)
         return [None]
     return body if isinstance(body, list) else [body]

@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from sagas.forms import is_web_link
+
 
 class Status(models.TextChoices):
     RUNNING = "running"
@@ -288,10 +290,12 @@ class SagaStepEvent(models.Model):
                 who += f": {escape(self.note)}"
             if self.reason:
                 who += f' <span class="muted">— why: {escape(self.reason)}</span>'
-            if self.evidence_url:
+            if self.evidence_url and is_web_link(self.evidence_url):
                 who += (
                     f' · <a href="{escape(self.evidence_url)}" rel="noopener noreferrer" target="_blank">evidence</a>'
                 )
+            elif self.evidence_url:  # stored before the form refused it: shown, never a link
+                who += f' · evidence <span class="mono">{escape(self.evidence_url)}</span>'
             parts.append(f'<div data-testid="operator-action">{who}</div>')
         if self.error_type or self.error_message:
             message = self.error_message if len(self.error_message) <= 500 else self.error_message[:499] + "…"

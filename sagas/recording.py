@@ -9,7 +9,7 @@ import threading
 import time
 from collections import defaultdict, namedtuple
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import fastjsonschema
@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator, FormatChecker
 
+from console.inputs import clip
 from console.live import broadcast
 from sagas.models import ACTIVE, FINISHED, Status
 
@@ -40,8 +41,9 @@ def validate_event(item) -> tuple[dict | None, dict[str, list[str]]]:
         pass
     else:
         occurred = _parse_time(item["occurred_at"])
-        if occurred is not None:
-            return {**item, "occurred_at": occurred}, {}
+        text_error = _text_error(item)
+        if occurred is not None and text_error is None:
+            return _whole_numbers({**item, "occurred_at": occurred}), {}
     errors: dict[str, list[str]] = defaultdict(list)
     for error in _validator.iter_errors(item):
         # A missing field is reported under its own name; anything else under its path ("event" for the top level).
@@ -49,7 +51,10 @@ def validate_event(item) -> tuple[dict | None, dict[str, list[str]]]:
             field = error.message.split("'")[1]
         else:
             field = ".".join(str(p) for p in error.path) or "event"
-        errors[field].append(error.message)
+        errors[_shown(field)].append(_message(error))
+    text_error = _text_error(item)
+    if text_error is not None and _shown(text_error[0]) not in errors:
+        errors[_shown(text_error[0])].append(text_error[1])
     occurred = None
     if "occurred_at" in item and "occurred_at" not in errors:
         occurred = _parse_time(item["occurred_at"])
@@ -59,17 +64,90 @@ def validate_event(item) -> tuple[dict | None, dict[str, list[str]]]:
         return None, dict(errors)
     clean = dict(item)
     clean["occurred_at"] = occurred
-    return clean, {}
+    return _whole_numbers(clean), {}
 
 
 def _parse_time(value) -> datetime | None:
+    """An RFC 3339 time with a zone, that is also a time in UTC (9999-12-31T23:59-14:00 is in year 10000, which
+    PostgreSQL stores and Python cannot read back: the saga's page would fail for good)."""
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            return None
+        parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo is not None else None
+    return parsed
+
+
+# Each error message names the offending value (`'xxx…' is too long`): a 300 KB value must not come back whole.
+SHOWN_VALUE = 80
+
+
+def _shown(text: str) -> str:
+    return clip(text, SHOWN_VALUE)
+
+
+def _message(error) -> str:
+    whole = repr(error.instance)
+    message = error.message
+    if len(whole) > SHOWN_VALUE and whole in message:
+        message = message.replace(whole, f"{whole[:SHOWN_VALUE]}… ({len(whole)} characters in all)", 1)
+    return clip(message)
+
+
+# JSON Schema's "integer" admits 2.0; the columns are int4 / int8 and PostgreSQL refuses "2.0" for them.
+_WHOLE = ("seq", "attempt", "duration_ms")
+
+
+def _whole_numbers(event: dict) -> dict:
+    for name in _WHOLE:
+        if isinstance(event.get(name), float):
+            event[name] = int(event[name])
+    broker = event.get("broker")
+    if isinstance(broker, dict) and any(isinstance(broker.get(n), float) for n in ("partition", "offset")):
+        event["broker"] = {k: int(v) if isinstance(v, float) else v for k, v in broker.items()}
+    return event
+
+
+CONTEXT_MAX_DEPTH = 64
+
+
+def _text_error(event: dict) -> tuple[str, str] | None:
+    """(field, message) for the first string, key included, that PostgreSQL cannot store — a NUL character, or a lone
+    UTF-16 surrogate (JSON's "\\ud800" parses to one) — or for a context nested deeper than CONTEXT_MAX_DEPTH
+    (every later step, pretty-printing the saga's data included, then stays well inside Python's recursion limit).
+    Iterative: the walk itself must not recurse on a deep value."""
+    stack: list[tuple[object, str, int]] = [(event, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > CONTEXT_MAX_DEPTH:
+            return path.split(".")[0], f"nests deeper than {CONTEXT_MAX_DEPTH} levels"
+        if isinstance(value, str):
+            problem = _bad_string(value)
+            if problem:
+                return path or "event", problem
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                problem = _bad_string(key) if isinstance(key, str) else None
+                if problem:
+                    return path or "event", f"has a key that {problem.removeprefix('must ')}"
+                stack.append((item, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}.{i}", depth + 1) for i, item in enumerate(value))
+    return None
+
+
+def _bad_string(value: str) -> str | None:
+    if "\x00" in value:
+        return "must not hold a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not hold a lone UTF-16 surrogate (\\ud800-\\udfff)"
+    return None
 
 
 def _cap_context(context: dict) -> dict:

@@ -10,6 +10,7 @@ from console.actions import Conflict
 from console.auth import require_role
 from console.views import HtmxHttpRequest
 from sagas import actions, queries
+from sagas.forms import SagaActionForm
 from sagas.models import SagaInstance
 
 # The Data panel shows this much of the indented context; the JSON API has all of it.
@@ -100,17 +101,15 @@ def saga_action(request, saga_id, action):
         return HttpResponse(status=404)
     reason = request.POST.get("reason", "").strip()
     key = request.POST.get("idempotency_key", "").strip()
-    params = {}
-    for name in ("step", "note", "evidence_url"):
-        if request.POST.get(name):
-            params[name] = request.POST[name].strip()
+    form = SagaActionForm(action, request.POST)
     error = None
     if not reason or not key:
         error = "A reason is required."
-    elif action == "resolve" and not params.get("note"):
-        error = "A note saying how it was resolved is required."
+    elif not form.is_valid():
+        error = form.message()
     op = None
     if error is None:
+        params = form.params()
         try:
             op, _ = actions.do_start_saga_action(request.user, saga, action, params, reason, key)
         except Conflict as e:
@@ -165,14 +164,16 @@ def bulk_preview(request):
 def bulk_start(request):
     action = request.POST.get("action", "")
     reason = request.POST.get("reason", "").strip()
-    note = request.POST.get("note", "").strip()
+    form = SagaActionForm(action, {"note": request.POST.get("note", "")})
     op, error = None, None
-    if action not in actions.ACTIONS or not reason or (action == "resolve" and not note):
+    if action not in actions.ACTIONS or not reason:
         error = "A reason (and, to resolve, a note) is required."
+    elif not form.is_valid():
+        error = form.message()
     else:
         try:
             ids = actions.thaw_selection(action, request.POST.get("selection", ""))
-            params = {"note": note} if note else {}
+            params = form.params()
             op, _ = actions.do_start_bulk_saga_action(
                 request.user, action, ids, params, reason, request.POST.get("idempotency_key", "")
             )

@@ -196,6 +196,17 @@ def page(chromium):
     context.close()
 
 
+def wait_for_js(page, expression: str, timeout_ms: int = 10_000) -> None:
+    """Wait until `expression` is truthy in the page. Playwright's wait_for_function evaluates its predicate with eval
+    inside the page, which the Content-Security-Policy (script-src 'self') refuses; page.evaluate goes through the
+    DevTools protocol, which the policy does not cover."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression} still false after {timeout_ms} ms")
+        page.wait_for_timeout(50)
+
+
 def login(page, live_console: LiveConsole, username: str) -> None:
     page.goto(f"{live_console.url}/login/")
     page.fill("#id_username", username)

@@ -3,8 +3,10 @@
 1. tools.services starts each missing service (or every one that has an embedded form, with --embedded).
 2. The database named in DATABASE_URL is created if missing, then migrated.
 3. `ensure_admin` creates the `admin` login and prints its password once.
-4. honcho runs the Procfile (daphne, Celery worker and beat, the demo traffic, ...) with those variables.
-5. On Ctrl-C or SIGTERM honcho stops its processes, then the services started in step 1 are stopped.
+4. tools.supervise runs the Procfile (daphne, Celery worker and beat, the demo traffic, ...) with those variables,
+   and restarts a process that exits, with a capped exponential backoff, while the others keep running (ADR 0004).
+   Its state (.run/processes.json) is what /healthz and the Processes page show.
+5. On Ctrl-C or SIGTERM the supervisor stops its processes, then the services started in step 1 are stopped.
 """
 
 import argparse
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from tools.services import ensure_services
+from tools.supervise import Supervisor, parse_procfile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,12 +49,16 @@ def main(argv=None) -> int:
     run_dir = Path(args.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     env, services = ensure_services(embedded=args.embedded, workdir=run_dir)
-    stopping = False
+    supervisor = None
 
     def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
+        if supervisor is not None:
+            supervisor.request_stop()
+        else:
+            raise KeyboardInterrupt  # still preparing (migrate, ensure_admin): stop the services and leave
 
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         child_env = {**os.environ, **env}
         child_env.setdefault("DEBUG", "1")
@@ -64,28 +71,16 @@ def main(argv=None) -> int:
         subprocess.run([*manage, "migrate", "--no-input"], env=child_env, check=True, cwd=ROOT)
         subprocess.run([*manage, "ensure_admin"], env=child_env, check=True, cwd=ROOT)
         print(f"\nSwitchyard: http://{args.host}:{args.port}/  (Ctrl-C stops everything)\n", flush=True)
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", args.procfile, "-d", str(ROOT)],
+        supervisor = Supervisor(
+            parse_procfile(Path(args.procfile).read_text()),
             env=child_env,
             cwd=ROOT,
-            start_new_session=True,
+            state_path=run_dir / "processes.json",
         )
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        while honcho.poll() is None and not stopping:
-            try:
-                honcho.wait(0.5)
-            except subprocess.TimeoutExpired:
-                pass
-        if honcho.poll() is None:
-            # honcho forwards SIGTERM to every process it runs and waits for them.
-            os.killpg(honcho.pid, signal.SIGTERM)
-            try:
-                honcho.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(honcho.pid, signal.SIGKILL)
-                honcho.wait()
-        return 0 if stopping else (honcho.returncode or 0)
+        supervisor.run()  # until Ctrl-C or SIGTERM; stops every process it started before it returns
+        return 0
+    except KeyboardInterrupt:
+        return 130
     finally:
         for service in reversed(services):
             service.stop()

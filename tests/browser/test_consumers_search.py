@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from console.live import broadcast
 from monitoring.models import ConsumerTarget
-from tests.conftest import login
+from tests.conftest import login, wait_for_js
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +44,7 @@ def test_it_searches_by_name_and_keeps_the_live_list_to_the_search(transactional
     login(page, live_console, "viewer")
     page.add_init_script(WS_OPEN)
     page.goto(f"{live_console.url}/consumers/")
-    page.wait_for_function("window.wsOpens === 1", timeout=10_000)
+    wait_for_js(page, "window.wsOpens === 1")
     rows = page.locator("[data-testid=consumer-row]")
     expect(rows).to_have_count(2)
     page.evaluate("window.marker = 'same page'")
@@ -53,7 +53,7 @@ def test_it_searches_by_name_and_keeps_the_live_list_to_the_search(transactional
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-name", "billing-workers")
     assert "q=billing" in page.url
-    page.wait_for_function("window.wsOpens === 2", timeout=10_000)  # the swapped block opened its own socket
+    wait_for_js(page, "window.wsOpens === 2")  # the swapped block opened its own socket
 
     _new_targets("billing-reports", "audit-workers")
     expect(page.locator("[data-testid=consumer-row][data-name='billing-reports']")).to_be_visible(timeout=10_000)

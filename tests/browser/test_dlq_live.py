@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from brokers.base import Message
 from dlq import ingest
 from dlq.models import DeadLetterSource
-from tests.conftest import login
+from tests.conftest import login, wait_for_js
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +45,7 @@ def test_it_shows_a_new_dead_letter_live_and_holds_it_while_paused(transactional
         "window.wsOpen = false; document.addEventListener('htmx:wsOpen', () => { window.wsOpen = true })"
     )
     page.goto(f"{live_console.url}/dead-letters/")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    wait_for_js(page, "window.wsOpen === true")
     expect(page.locator("[data-testid=dl-row]")).to_have_count(0)
     page.evaluate("window.marker = 'same page'")  # gone if anything reloads the page
     first = _arrive(source, 1)

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import login, make_user
+from tests.conftest import login, make_user, wait_for_js
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +42,7 @@ def test_it_runs_an_operation_once_another_operator_approves_it(transactional_db
     form.locator("input[name=reason]").fill("checked the parameters")
     form.locator("button[type=submit]").click()
     page.wait_for_url(f"{live_console.url}/operations/{op_id}/")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    wait_for_js(page, "window.wsOpen === true")
     expect(page.locator("[data-testid=approved-by]")).to_contain_text("Approved by second")
     # The page the approval led to is the one that sees the run finish: no reload in between.
     page.evaluate("window.__marker = 'same page'")

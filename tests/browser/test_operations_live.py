@@ -6,7 +6,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.conftest import login
+from tests.conftest import login, wait_for_js
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +67,7 @@ def test_it_puts_an_operation_started_elsewhere_on_the_open_list(transactional_d
         "window.wsOpen = false; document.addEventListener('htmx:wsOpen', () => { window.wsOpen = true })"
     )
     page.goto(f"{live_console.url}/operations/")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    wait_for_js(page, "window.wsOpen === true")
     expect(page.locator("[data-testid=no-operations]")).to_be_visible()
     page.evaluate("window.__marker = 'same page'")
     op_id = start("live-1")
@@ -79,7 +79,7 @@ def test_it_puts_an_operation_started_elsewhere_on_the_open_list(transactional_d
     assert page.evaluate("window.__marker") == "same page"
 
     page.goto(f"{live_console.url}/operations/?status=failed")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    wait_for_js(page, "window.wsOpen === true")
     other = start("live-2")
     page.wait_for_timeout(2000)  # long enough for the worker to run it and its broadcasts to arrive
     expect(page.locator(f"#op-row-{other}")).to_have_count(0)

@@ -5,7 +5,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.conftest import login
+from tests.conftest import login, wait_for_js
 from tests.sagas.helpers import ev
 
 pytestmark = pytest.mark.browser
@@ -25,7 +25,7 @@ def _open(page, live_console, role: str, path: str) -> None:
     login(page, live_console, role)
     page.add_init_script(WS_OPEN)
     page.goto(f"{live_console.url}{path}")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    wait_for_js(page, "window.wsOpen === true")
 
 
 def _row(page, saga_id: str):
@@ -96,7 +96,7 @@ def test_it_tells_an_earlier_page_and_the_failed_only_view_that_new_events_arriv
 
     # The failed-only view is filtered: it is told too, rather than replaced by the unfiltered last page.
     page.goto(f"{live_console.url}/sagas/tl-2/?failed_only=1")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    wait_for_js(page, "window.wsOpen === true")
     expect(events).to_have_count(1)
     _post(live_console, token, ev("tl-2", "later", status="failed", seq=TIMELINE_PAGE_SIZE + 3))
     expect(news).to_be_visible(timeout=10_000)

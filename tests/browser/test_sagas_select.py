@@ -5,7 +5,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.conftest import login
+from tests.conftest import login, wait_for_js
 from tests.sagas.helpers import ev
 
 pytestmark = pytest.mark.browser
@@ -31,7 +31,7 @@ def test_it_previews_a_bulk_action_for_the_ticked_sagas(transactional_db, world,
     login(page, live_console, "operator")
     page.add_init_script(WS_OPEN)
     page.goto(f"{live_console.url}/sagas/?status=failed")
-    page.wait_for_function("window.wsOpen === true", timeout=10_000)
+    wait_for_js(page, "window.wsOpen === true")
     expect(page.locator("[data-testid=saga-row]")).to_have_count(3)
 
     _tick(page, "t0").check()

@@ -1,5 +1,7 @@
-"""`make run EMBEDDED=1`'s launcher: login page and /healthz green within 90 s, then a clean stop."""
+"""`make run EMBEDDED=1`'s launcher: login page and /healthz green within 90 s; a SIGKILLed process comes back while
+the rest keeps serving; then a clean stop."""
 
+import json
 import os
 import signal
 import subprocess
@@ -51,10 +53,12 @@ def test_it_runs_the_whole_console_embedded_and_stops_clean(tmp_path):
         assert login.status_code == 200 and 'name="password"' in login.text
         assert "with password:" in log.read_text()  # the admin password, printed once
         seen.update(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))
+        _kill_dlq_ingest_and_see_it_come_back(port, tmp_path / "run" / "processes.json", log)
+        seen.update(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))
     finally:
         launcher.send_signal(signal.SIGTERM)
         launcher.wait(60)
-    assert len(seen) >= 7  # postgres, redis, noida, moto, honcho, daphne, celery worker and beat ...
+    assert len(seen) >= 7  # postgres, redis, noida, moto, daphne, celery worker and beat, dlq ...
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(psutil.pid_exists(p) and _alive(p) for p in seen):
         time.sleep(0.2)
@@ -63,6 +67,34 @@ def test_it_runs_the_whole_console_embedded_and_stops_clean(tmp_path):
     # pgserver's postgres daemonizes (it is nobody's child): find it, and anything else, by the run directory.
     strays = [p.cmdline() for p in psutil.process_iter() if _alive(p.pid) and str(tmp_path) in " ".join(_cmdline(p))]
     assert strays == []
+
+
+def _kill_dlq_ingest_and_see_it_come_back(port: int, state_path, log) -> None:
+    """SIGKILL the dead-letter ingest (it once stopped the whole console within a second): pages keep answering,
+    /healthz reports it restarting (still 200), and it comes back with a new pid."""
+    state = json.loads(state_path.read_text())["processes"]
+    assert set(state) >= {"web", "worker", "beat", "dlq", "sagas", "outbox", "demo"}
+    dlq, web = state["dlq"]["pid"], state["web"]["pid"]
+    assert dlq and web
+    os.kill(dlq, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    seen_states = set()
+    while time.monotonic() < deadline:
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert health.status_code == 200, health.text
+        current = health.json()["processes"]["dlq"]
+        seen_states.add(current["state"])
+        assert requests.get(f"http://127.0.0.1:{port}/login/", timeout=10).status_code == 200
+        if current["restarts"] == 1 and current["state"] == "running":
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"dlq never came back: {seen_states}\n{log.read_text()[-4000:]}")
+    assert current["last_exit_signal"] == "SIGKILL" and current["last_exit_code"] == -9
+    after = json.loads(state_path.read_text())["processes"]
+    assert after["dlq"]["pid"] not in (None, dlq)
+    assert after["web"]["pid"] == web and after["web"]["restarts"] == 0  # nothing else was restarted
+    assert all(p["restarts"] == 0 for name, p in after.items() if name != "dlq"), after
 
 
 def _cmdline(process: psutil.Process) -> list[str]:

@@ -98,6 +98,26 @@ def test_it_ingests_events_from_the_kafka_topic(transactional_db, world, kafka):
         ingestor.close()
 
 
+def test_it_skips_hostile_messages_on_the_topic_and_ingests_what_follows(transactional_db, world, kafka):
+    """A message nested 20,000 deep raised RecursionError out of the step: never acknowledged, read again forever."""
+    adapter, topic = kafka
+    name = topic("saga-events")
+    for body in (b"[" * 20_000, b"[" * 20_000 + b"]" * 20_000, b'{"a": "\xff"}'):
+        adapter.publish(name, body)
+    adapter.publish(name, json.dumps({**ev("k3", "a", seq=1), "step": "a\u0000b"}).encode())
+    adapter.publish(name, json.dumps({**ev("k3", "a", seq=1), "seq": 2**63}).encode())
+    adapter.publish(name, json.dumps(ev("k3", "reserve", seq=1)).encode())
+    ingestor = Ingestor(name, f"g-{uuid.uuid4().hex[:6]}", **{"session.timeout.ms": 6000})
+    try:
+        deadline = time.monotonic() + 30
+        while not SagaStepEvent.objects.filter(saga_id="k3").exists() and time.monotonic() < deadline:
+            ingestor.run_once(timeout=0.5)
+        assert list(SagaStepEvent.objects.values_list("step", flat=True)) == ["reserve"]
+        assert ingestor.rejected == 5 and ingestor.recorded == 1
+    finally:
+        ingestor.close()
+
+
 def test_it_runs_the_ingest_command_until_sigterm(transactional_db, kafka, settings):
     import os
     import signal

@@ -1,6 +1,7 @@
 """The ingest worker `make run` starts: discovery every DLQ_DISCOVERY_SECONDS, then one round per enabled source.
 
-SIGTERM (honcho's stop) sets a flag; the current round finishes — its commit and its ack — and the loop ends.
+SIGTERM (`make run`'s supervisor stopping) sets a flag; the current round finishes — its commit and its ack —
+and the loop ends.
 """
 
 import signal

@@ -16,7 +16,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.stopping: list[bool] = []
-        # SIGTERM (honcho, docker, systemd) finishes the current batch, then exits: nothing read is left unacked.
+        # SIGTERM (make run's supervisor, docker, systemd) finishes the current batch, then exits: nothing read is
+        # left unacked.
         signals = (signal.SIGTERM, signal.SIGINT)
         previous = {sig: signal.signal(sig, lambda *_: self.stopping.append(True)) for sig in signals}
         try:
@@ -38,7 +39,7 @@ class Command(BaseCommand):
             try:
                 return Ingestor(options["topic"], options["group"])
             except NotConfigured:
-                # `make run` without Kafka: stay up quietly (honcho stops every process when one exits).
+                # `make run` without Kafka: stay up quietly (an exit would only be restarted, again and again).
                 self.stdout.write("Kafka is not configured (KAFKA_BOOTSTRAP_SERVERS); saga events come over HTTP only")
                 while not self.stopping:
                     time.sleep(0.5)

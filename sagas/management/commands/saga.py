@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from console.actions import Conflict
 from console.operations import execute
 from sagas import actions
+from sagas.forms import SagaActionForm
 from sagas.models import SagaInstance
 
 
@@ -33,11 +34,10 @@ class Command(BaseCommand):
         saga = SagaInstance.objects.filter(pk=o["saga_id"]).first()
         if saga is None:
             raise CommandError(f"no saga {o['saga_id']!r}")
-        params = {k: o[k] for k in ("step", "note") if o.get(k)}
-        if o["action"] == "resolve":
-            if not o.get("note"):
-                raise CommandError("resolve needs --note")
-            params["evidence_url"] = o["evidence_url"]
+        form = SagaActionForm(o["action"], {k: o[k] for k in ("step", "note", "evidence_url") if o.get(k)})
+        if not form.is_valid():
+            raise CommandError(form.message())
+        params = form.params()
         try:
             if o["preview"]:
                 self.stdout.write(str(actions.preview(saga, o["action"], params)))

@@ -1,0 +1,73 @@
+"""The one input layer for a saga action's parameters: the page's form, the JSON API and the `saga` command all hand
+their input to `SagaActionForm`, so a field is checked in one place (an evidence link that is not http(s) was once
+refused by the API and stored by the page)."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+NOTE_MAX = 5000
+ACCEPTED_RISK = "accepted risk"
+# Only these become a link on the saga's timeline: `javascript:` or `data:` in an href runs in the reader's browser.
+LINK_SCHEMES = ("http", "https")
+
+
+def is_web_link(value: str) -> bool:
+    """Is `value` an http(s) URL that may be rendered into an href? (Rows stored before the form checked it are
+    shown as text.)"""
+    try:
+        URLValidator(schemes=LINK_SCHEMES)(value)
+    except ValidationError:
+        return False
+    return True
+
+
+class TextField(forms.CharField):
+    """A CharField that refuses a non-string JSON value (a list, an object, a number) instead of calling str() on
+    it: an API body of `"note": {"a": 1}` is a client's mistake to be told about, not a note to store."""
+
+    def to_python(self, value):
+        if value not in self.empty_values and not isinstance(value, str):
+            raise ValidationError("must be a string")
+        return super().to_python(value)
+
+
+class SagaActionForm(forms.Form):
+    """What one saga action takes besides the reason and idempotency key: the step to compensate from, the note
+    (resolve: how it was fixed; skip: the risk accepted) and the evidence link of a resolve."""
+
+    step = TextField(required=False, max_length=200)
+    note = TextField(required=False, max_length=NOTE_MAX)
+    evidence_url = TextField(
+        required=False,
+        max_length=500,  # SagaStepEvent.evidence_url's column
+        validators=[URLValidator(schemes=LINK_SCHEMES, message="must be an http(s) link")],
+    )
+
+    def __init__(self, action: str, data=None):
+        super().__init__(data)
+        self.action = action
+
+    def clean(self):
+        data = super().clean()
+        if self.action == "resolve" and not data.get("note") and "note" not in self.errors:
+            self.add_error("note", "a note saying how it was resolved is required")
+        return data
+
+    def params(self) -> dict:
+        """The parameters the action takes (call after is_valid()); identity never comes from here."""
+        data = self.cleaned_data
+        if self.action == "compensate":
+            return {"step": data["step"]} if data.get("step") else {}
+        if self.action == "resolve":
+            return {"note": data["note"], "evidence_url": data.get("evidence_url", "")}
+        if self.action == "skip":
+            return {"note": data.get("note") or ACCEPTED_RISK}
+        return {}
+
+    def field_errors(self) -> dict[str, list[str]]:
+        return {name: list(errors) for name, errors in self.errors.items()}
+
+    def message(self) -> str:
+        """The errors as one line, for the page and the command."""
+        return "; ".join(f"{name.replace('_', ' ')}: {' '.join(errs)}" for name, errs in self.errors.items())
