@@ -284,6 +284,13 @@ class KafkaAdapter(BrokerAdapter):
             listed = admin.list_consumer_groups(request_timeout=REQUEST_TIMEOUT).result()
         except KafkaException as exc:
             raise BrokerUnavailable(f"Kafka at {self.bootstrap_servers}: {exc.args[0].str()}") from exc
+        if listed.errors and not listed.valid:
+            # No broker answered (librdkafka reports it here rather than raising): an unreachable cluster must not
+            # read as one without groups, or the sampler would call every group gone instead of in error.
+            raise BrokerUnavailable(
+                self.redact(f"Kafka at {self.bootstrap_servers}: {'; '.join(e.str() for e in listed.errors[:3])}"),
+                reason=_kafka_reason(listed.errors[0]),
+            )
         names = sorted({g.group_id for g in listed.valid})
         if not names:
             return []

@@ -15,13 +15,7 @@ APP_SERVICES = ("web", "worker", "beat")
 CONSOLE_ENV = (
     "DATABASE_URL",
     "REDIS_URL",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "SQS_ENDPOINT_URL",
-    "AWS_REGION",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "RABBITMQ_URL",
-    "NATS_URL",
+    "SWITCHYARD_CONNECTIONS",
     "SECRET_KEY",
     "DEBUG",
     "ALLOWED_HOSTS",
@@ -102,10 +96,23 @@ def test_it_points_app_services_at_the_compose_hosts(services):
 
     assert "@postgres:" in env["DATABASE_URL"]
     assert env["REDIS_URL"].startswith("redis://redis:")
-    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    assert "@rabbitmq:" in env["RABBITMQ_URL"]
-    assert env["NATS_URL"].startswith("nats://nats:")
-    assert env["SQS_ENDPOINT_URL"].startswith("http://sqs:")
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_it_connects_the_app_services_through_a_connections_file(services, name):
+    """The mounted file is read as the console reads it, with the compose environment for its ${VAR} secrets."""
+    from brokers.connections import load
+
+    env = _environment(services[name])
+    mounts = dict(volume.rsplit(":", 1)[0].split(":", 1) for volume in services[name]["volumes"])
+    host_path = next(h for h, inside in mounts.items() if inside == env["SWITCHYARD_CONNECTIONS"])
+    specs = load(ROOT / host_path, env)
+    assert sorted(specs) == ["kafka", "nats", "rabbitmq", "sqs"]
+    assert specs["kafka"]["default"].bootstrap_servers == ["kafka:9092"]
+    assert specs["sqs"]["default"].endpoint_url.startswith("http://sqs:")
+    rabbit = specs["rabbitmq"]["default"]
+    assert "@rabbitmq:" in rabbit.url.get_secret_value() and rabbit.management_username == "switchyard"
+    assert specs["nats"]["default"].servers == ["nats://nats:4222"]
 
 
 def test_it_runs_the_expected_processes(services):
