@@ -157,7 +157,10 @@ def _raw_row(source: DeadLetterSource, m: Message, problem: str) -> tuple[DeadLe
     """The row for a message whose facts could not be read: its body, key and headers as they came, the problem."""
     now = timezone.now()
     large = len(m.body) > settings.DLQ_INLINE_BODY_MAX
-    origin = source.default_origin()
+    try:
+        origin = source.default_origin()
+    except Exception:  # noqa: BLE001 - unknown then, like a message without origin headers on an unnamed DLQ
+        origin = ""
     try:
         headers = h.encode_headers(m.headers)
     except Exception as exc:  # noqa: BLE001 - then the problem says so, and the body is still kept

@@ -75,7 +75,8 @@ class DeadLetterSource(models.Model):
         """The origin a message without origin headers came from: the configured one, else the name minus suffix."""
         if self.origin:
             return self.origin
-        for suffix in self.conventions.get("suffixes") or settings.DLQ_SUFFIXES:
+        conventions = self.conventions if isinstance(self.conventions, dict) else {}  # an admin's JSON, any shape
+        for suffix in conventions.get("suffixes") or settings.DLQ_SUFFIXES:
             if self.destination.endswith(suffix):
                 return self.destination[: -len(suffix)]
         return ""

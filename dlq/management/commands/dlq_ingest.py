@@ -29,6 +29,7 @@ OUTAGE_MAX_SECONDS = 30.0  # longest wait between tries while the database is un
 
 class Command(BaseCommand):
     help = "Discover broker DLQs and copy their messages into Switchyard, acknowledging only after the commit."
+    stopping = False  # set by SIGTERM / SIGINT
 
     def add_arguments(self, parser):
         parser.add_argument("--source", type=int, action="append", help="only these source ids")
