@@ -112,11 +112,11 @@ def _tolerant(decode):
     return decode_properties
 
 
-# py-amqp looks its property decoder up in this table for every content header it reads.
-if not getattr(amqp.serialization.PROPERTY_CLASSES[amqp.spec.Basic.CLASS_ID], "switchyard_tolerant", False):
-    amqp.serialization.PROPERTY_CLASSES[amqp.spec.Basic.CLASS_ID] = _tolerant(
-        amqp.serialization.PROPERTY_CLASSES[amqp.spec.Basic.CLASS_ID]
-    )
+# py-amqp looks its property decoder up in this table for every content header it reads (a version without the table
+# keeps its own decoder).
+_DECODERS = getattr(amqp.serialization, "PROPERTY_CLASSES", {})
+if amqp.spec.Basic.CLASS_ID in _DECODERS and not getattr(_DECODERS[amqp.spec.Basic.CLASS_ID], "switchyard_tolerant", 0):
+    _DECODERS[amqp.spec.Basic.CLASS_ID] = _tolerant(_DECODERS[amqp.spec.Basic.CLASS_ID])
 
 
 class RabbitMQAdapter(BrokerAdapter):
