@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -136,6 +136,10 @@ class Message:
     timestamp: datetime | None = None  # tz-aware UTC
     delivery_count: int | None = None
     ack_token: Any = None  # e.g. SQS receipt handle, RabbitMQ delivery tag
+    # What of the message the adapter could not read as the broker defines it (a header block that does not parse, a
+    # body encoding that does not decode, ...). The message is still returned, with its bytes as they came, so a
+    # consumer can store it and show the problem instead of failing on it; None when everything was understood.
+    parse_error: str | None = None
 
 
 class Capability(StrEnum):
@@ -409,6 +413,18 @@ def header_bytes(value: str | bytes | None) -> bytes:
     if value is None:
         return b""
     return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def epoch_datetime(seconds: float | int | None) -> datetime | None:
+    """A tz-aware UTC datetime from seconds since the epoch, or None when there is none or it lies outside what a
+    datetime can hold: timestamps are set by publishers (Kafka's CreateTime, AMQP's timestamp property), and a
+    publisher's nonsense must not stop its message from being read."""
+    if seconds is None or isinstance(seconds, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
 
 
 def key_bytes(key: bytes | str | None) -> bytes | None:

@@ -7,7 +7,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -49,6 +48,7 @@ from brokers.base import (
     RedactingLogger,
     Subscription,
     check_tcp,
+    epoch_datetime,
     header_bytes,
     reason_for,
 )
@@ -254,6 +254,11 @@ class KafkaAdapter(BrokerAdapter):
         consumer setting (e.g. {"session.timeout.ms": 6000}).
         """
         from_beginning = options.pop("from_beginning", True)
+        # Full metadata, as in read(): a consumer subscribed to a missing topic only reports it once, some polls in,
+        # and asking for one topic by name makes brokers with auto-creation create it.
+        topic = self._metadata(timeout=REQUEST_TIMEOUT).topics.get(destination)
+        if topic is None or topic.error is not None:
+            raise DestinationNotFound(f"no Kafka topic {destination!r}")
         config = self._client_config(
             exclude=PRODUCER_ONLY,
             **{
@@ -560,8 +565,11 @@ class KafkaSubscription(Subscription):
         found = []
         for msg in self._consumer.consume(num_messages=max_messages, timeout=timeout):
             if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+                code = msg.error().code()
+                if code == KafkaError._PARTITION_EOF:
                     continue
+                if code in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+                    raise DestinationNotFound(f"consuming {self.destination!r}: {msg.error().str()}")
                 raise BrokerError(f"consuming {self.destination!r}: {msg.error().str()}")
             found.append(_to_message(msg))
         return found
@@ -658,17 +666,33 @@ def _kafka_headers(headers) -> dict | list | None:
 
 
 def _to_message(msg) -> Message:
+    """A consumed record as a Message. Never raises: a tombstone (value None) has an empty body, header values that
+    are None are empty, a timestamp no datetime can hold is None, and what could not be read is named in
+    parse_error."""
+    problems: list[str] = []
     ts_type, ts_ms = msg.timestamp()
-    timestamp = None if ts_type == TIMESTAMP_NOT_AVAILABLE else datetime.fromtimestamp(ts_ms / 1000, UTC)
+    timestamp = None if ts_type == TIMESTAMP_NOT_AVAILABLE else epoch_datetime(ts_ms / 1000)
+    if ts_type != TIMESTAMP_NOT_AVAILABLE and timestamp is None:
+        problems.append(f"timestamp {ts_ms} ms is outside the range of dates")
+    try:
+        pairs = msg.headers() or []
+    except (UnicodeDecodeError, ValueError, TypeError) as exc:  # confluent-kafka decodes header names as UTF-8
+        pairs = []
+        problems.append(f"headers could not be read: {exc}")
     # Kafka allows repeated header names; the interface has a dict, so the last value wins.
-    headers = {name: value or b"" for name, value in (msg.headers() or [])}
+    headers = {
+        name if isinstance(name, str) else bytes(name).decode("utf-8", "backslashreplace"): header_bytes(value)
+        for name, value in pairs
+    }
+    value, key = msg.value(), msg.key()
     return Message(
         destination=msg.topic(),
-        body=msg.value() or b"",
-        key=msg.key(),
+        body=b"" if value is None else bytes(value),
+        key=None if key is None else bytes(key),
         headers=headers,
         message_id=None,  # Kafka has no message id; (partition, offset) identifies a message
         partition=msg.partition(),
         offset=msg.offset(),
         timestamp=timestamp,
+        parse_error="; ".join(problems) or None,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 import threading
 import urllib.parse
@@ -56,6 +57,44 @@ KEY_HEADER = "x-key"
 # characters in header names, and ";" is not one.)
 B64_SUFFIX = "~b64"
 REQUEST_TIMEOUT = 10.0
+NO_WAIT_ANSWER = 2.0  # seconds a no_wait pull request may take to be answered before the consumer is looked up
+
+
+class _RawHeaders(dict):
+    """nats-py's parsed headers of a delivered message, plus the header block as it came (`raw`)."""
+
+    raw: bytes = b""
+
+
+def _keeping_raw_headers(parse):
+    """Wrap nats-py's header parser so a delivered message keeps its header block as it came.
+
+    nats-py keeps only its parse, which loses what it cannot read: values that are not UTF-8 become U+FFFD, lines
+    with a name that is not ASCII or without a colon are dropped, and a status line whose text is not UTF-8 raises
+    inside its read loop, which drops the connection and every message in flight (so one such message, redelivered
+    at the head of its consumer, stopped every message behind it). With the block kept, _to_message parses it
+    itself (_parse_header_block) and names what it could not read.
+    """
+
+    async def process_headers(self, headers):
+        try:
+            parsed = await parse(self, headers)
+        except Exception:  # noqa: BLE001 - whatever nats-py could not parse, _parse_header_block reports
+            parsed = None
+        if not headers or (parsed is None and len(headers) <= len(b"NATS/1.0\r\n\r\n")):
+            return parsed  # no block, or an empty one: nothing to keep, and nats-py's answer stands
+        kept = _RawHeaders(parsed or {})
+        kept.raw = bytes(headers)
+        return kept
+
+    process_headers.switchyard_keeps_raw = True
+    return process_headers
+
+
+# nats-py calls this for every message it reads; a version without it simply gives parsed headers only.
+_process_headers = getattr(nats.aio.client.Client, "_process_headers", None)
+if _process_headers is not None and not getattr(_process_headers, "switchyard_keeps_raw", False):
+    nats.aio.client.Client._process_headers = _keeping_raw_headers(_process_headers)
 
 
 class _Connection:
@@ -329,11 +368,8 @@ class NatsAdapter(BrokerAdapter):
         if options.get("filter_subject"):
             config["filter_subject"] = options["filter_subject"]
 
-        async def bind(c: _Connection):
-            await c.jsm.add_consumer(destination, **config)
-            return await c.js.pull_subscribe_bind(durable=group, stream=destination)
-
-        return NatsSubscription(self, self._run(bind), destination)
+        self._run(lambda c: c.jsm.add_consumer(destination, **config))
+        return NatsSubscription(self, destination, group)
 
     def consumer_info(self, stream: str) -> list[JetStreamConsumer]:
         """Every consumer of stream `stream`: pending (not yet delivered), ack pending, redelivered, waiting pulls."""
@@ -430,27 +466,90 @@ def _nats_headers(message: OutgoingMessage) -> dict[str, str] | None:
 
 
 def _to_message(raw) -> Message:
+    """A stored or delivered message as a Message. Never raises: the header block is parsed from its bytes when
+    they are at hand (a delivered message's, see _keeping_raw_headers; a stored one's from the stream API), and what
+    could not be read is named in parse_error."""
+    problems: list[str] = []
+    block = _header_block(raw)
+    if block is not None:
+        parsed, problems = _parse_header_block(block)
+        if problems:
+            problems.append(f"header block as received: {block[:2000]!r}")
+    else:
+        parsed = {str(name): _text_bytes(value) for name, value in (raw.headers or {}).items()}
     headers: dict[str, bytes] = {}
-    for name, value in (raw.headers or {}).items():
+    for name, value in parsed.items():
         if name.endswith(B64_SUFFIX):
             try:
                 headers[name.removesuffix(B64_SUFFIX)] = base64.b64decode(value, validate=True)
                 continue
             except (binascii.Error, ValueError):
                 pass  # not ours, or mangled: kept as it came, under its own name, rather than failing the read
-        headers[name] = value.encode()
+        headers[name] = value
     key = headers.pop(KEY_HEADER, None)
     if "Nats-Msg-Id" in headers and headers["Nats-Msg-Id"] == headers.get("x-event-id"):
         del headers["Nats-Msg-Id"]  # added by publish; not part of what the publisher sent
     return Message(
         destination=raw.subject,
-        body=raw.data or b"",
+        body=bytes(raw.data or b""),
         key=key,
         headers=headers,
         message_id=headers.get("x-event-id", b"").decode(errors="replace") or None,
         offset=raw.seq,
         timestamp=raw.time,
+        parse_error="; ".join(problems) or None,
     )
+
+
+def _header_block(raw) -> bytes | None:
+    kept = getattr(getattr(raw, "headers", None), "raw", None)
+    if kept:
+        return kept
+    stored = getattr(raw, "hdrs", None)  # the stream API's answer (get_msg) carries the block in base64
+    if stored:
+        try:
+            return base64.b64decode(stored)
+        except (binascii.Error, ValueError):
+            return None
+    return None
+
+
+def _parse_header_block(block: bytes) -> tuple[dict[str, bytes], list[str]]:
+    """A NATS header block ("NATS/1.0[ status[ description]]\r\n", then "Name: value" lines) as names and the
+    value bytes as they were sent, and the problems found. A status line becomes the headers Status and
+    Description, as nats-py and nats.go show it."""
+    headers: dict[str, bytes] = {}
+    problems: list[str] = []
+    lines = block.split(b"\r\n")
+    first = lines[0]
+    if first.startswith(b"NATS/1.0"):
+        code, _, description = first[len(b"NATS/1.0") :].strip().partition(b" ")
+        if code:
+            headers["Status"] = code
+        if description.strip():
+            headers["Description"] = description.strip()
+        lines = lines[1:]
+    else:
+        problems.append(f"the header block does not start with NATS/1.0 but {first[:100]!r}")
+    for line in lines:
+        if not line:
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not name.strip():
+            problems.append(f"a header line without a name: {line[:200]!r}")
+            continue
+        try:
+            text = name.strip().decode()
+        except UnicodeDecodeError:
+            text = name.strip().decode("utf-8", "backslashreplace")
+            problems.append(f"header name {name.strip()!r} is not UTF-8; shown as {text!r}")
+        headers[text] = value.strip(b" \t")
+    return headers, problems
+
+
+def _text_bytes(value: Any) -> bytes:
+    # nats-py's parse: str, or (the stream API's email parser, for a value that is not ASCII) a Header object.
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
 
 
 def _stored(raw) -> Message:
@@ -466,21 +565,63 @@ def _publish_failure(exc: BaseException) -> str:
 
 
 class NatsSubscription(Subscription):
-    """fetch() from a durable pull consumer; ack = a confirmed ack (ack_sync), nack = nak (redeliver now)."""
+    """Pull requests to a durable consumer; ack = a confirmed ack (ack_sync), nack = nak (redeliver now).
 
-    def __init__(self, adapter: NatsAdapter, subscription, destination: str):
+    The pull requests are made here rather than with nats-py's fetch(), which takes any message whose headers carry
+    a status line (NATS/1.0 503, 408, 404, 100 ...) for the server's own status answer: it raised on a stored 503 and
+    silently skipped a stored 404 or 408, never acked, redelivered and skipped again. JetStream delivers every stored
+    message with an ack subject as its reply, and its status answers without one: that tells them apart.
+    """
+
+    def __init__(self, adapter: NatsAdapter, destination: str, durable: str):
         self._adapter = adapter
-        self._subscription = subscription
         self.destination = destination
+        self._durable = durable
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{destination}.{durable}"
+        self._inbox = None  # one subscription for every pull request's answers, made on the first poll
 
     def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Message]:
         async def fetch(c: _Connection) -> list:
-            try:
-                return await self._subscription.fetch(max_messages, timeout=max(timeout, 0.05))
-            except (NatsTimeout, TimeoutError):  # nothing arrived in time (nats-py raises either)
-                return []
+            if self._inbox is None:
+                self._inbox = await c.client.subscribe(c.client.new_inbox())
+            # What is there now, at once; else wait up to `timeout` for one message, so no pull request is left open
+            # on the server after this returns (it would deliver to nobody until ack_wait ran out).
+            found, answered = await self._pull(c, {"batch": max_messages, "no_wait": True}, NO_WAIT_ANSWER)
+            if not answered:
+                # JetStream answers a no_wait pull at once, with messages or 404; for a consumer (or stream) that no
+                # longer exists nobody answers at all. Ask, so a deleted stream is told apart from a slow server.
+                await c.jsm.consumer_info(self.destination, self._durable)  # NotFoundError: _run maps it
+            if not found and timeout > 0:
+                found, _ = await self._pull(c, {"batch": 1, "expires": int(timeout * 1e9)}, timeout + 1)
+            return found
 
-        return [_fetched_to_message(raw) for raw in self._adapter._run(fetch, timeout + REQUEST_TIMEOUT)]
+        return [_fetched_to_message(raw) for raw in self._adapter._run(fetch, timeout + 2 * REQUEST_TIMEOUT)]
+
+    async def _pull(self, c: _Connection, request: dict, wait: float) -> tuple[list, bool]:
+        """Send one pull request; (the stored messages it brought, whether anything answered it)."""
+        await c.client.publish(self._next, json.dumps(request).encode(), reply=self._inbox.subject)
+        found: list = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while len(found) < request["batch"]:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                msg = await self._inbox.next_msg(timeout=remaining)
+            except (NatsTimeout, TimeoutError):
+                break
+            if msg.reply and msg.reply.startswith("$JS.ACK."):
+                found.append(msg)
+                continue
+            status = str((msg.headers or {}).get("Status", ""))
+            description = str((msg.headers or {}).get("Description", ""))
+            if status == "503" or (status == "409" and "deleted" in description.lower()):
+                raise DestinationNotFound(f"no consumer on NATS stream {self.destination!r} ({status} {description})")
+            if status in ("404", "408", "409"):
+                return found, True  # no messages (now), the request expired, or the server ended it
+            # 100 (heartbeat, flow control) and anything else: not an answer to act on
+        return found, bool(found)
 
     def ack(self, messages) -> None:
         async def ack_all(c: _Connection) -> None:
@@ -497,8 +638,11 @@ class NatsSubscription(Subscription):
             self._adapter._run(nak_all)
 
     def close(self) -> None:
+        inbox, self._inbox = self._inbox, None
+        if inbox is None:
+            return
         try:
-            self._adapter._run(lambda c: self._subscription.unsubscribe())
+            self._adapter._run(lambda c: inbox.unsubscribe())
         except Exception:  # noqa: BLE001 - the durable consumer stays on the server either way
             pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import struct
 import threading
 import time
 import urllib.error
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import amqp
@@ -56,6 +58,77 @@ _CONNECTION_ERRORS = (
     amqp.exceptions.ConnectionError,
     amqp.exceptions.RecoverableConnectionError,
 )
+
+
+# The basic properties, in the order of their flag bits (AMQP 0-9-1, 4.2.6.1 and the Basic class's property list).
+_PROPERTY_FIELDS = (
+    ("content_type", "s"),
+    ("content_encoding", "s"),
+    ("application_headers", "F"),
+    ("delivery_mode", "o"),
+    ("priority", "o"),
+    ("correlation_id", "s"),
+    ("reply_to", "s"),
+    ("expiration", "s"),
+    ("message_id", "s"),
+    ("timestamp", "L"),
+    ("type", "s"),
+    ("user_id", "s"),
+    ("app_id", "s"),
+    ("cluster_id", "s"),
+)
+
+
+def _lenient_properties(buf, offset: int) -> tuple[dict, int]:
+    """Basic properties as py-amqp decodes them, except that a short string that is not UTF-8 stays bytes.
+
+    py-amqp decodes every short-string property strictly, and RabbitMQ passes any bytes through: one message whose
+    message_id (or type, app_id, ...) is not UTF-8 made py-amqp raise in the middle of a frame, which broke the
+    connection, put the message back at the head of its queue, and so stopped every message behind it for good.
+    """
+    properties: dict[str, Any] = {}
+    (flags,) = struct.unpack_from(">H", buf, offset)
+    offset += 2
+    for bit, (name, kind) in zip(range(15, 1, -1), _PROPERTY_FIELDS, strict=True):
+        if not flags & (1 << bit):
+            continue
+        if kind == "s":
+            (length,) = struct.unpack_from(">B", buf, offset)
+            raw = bytes(buf[offset + 1 : offset + 1 + length])
+            offset += 1 + length
+            try:
+                properties[name] = raw.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                properties[name] = raw
+        elif kind == "o":
+            (properties[name],) = struct.unpack_from(">B", buf, offset)
+            offset += 1
+        elif kind == "L":
+            (properties[name],) = struct.unpack_from(">Q", buf, offset)
+            offset += 8
+        else:
+            (properties[name],), offset = amqp.serialization.loads("F", buf, offset)
+    return properties, offset
+
+
+def _tolerant(decode):
+    """py-amqp's own decoder for every message it can read, ours for the ones it cannot (see _lenient_properties)."""
+
+    def decode_properties(buf, offset):
+        try:
+            return decode(buf, offset)
+        except UnicodeDecodeError:
+            return _lenient_properties(buf, offset)
+
+    decode_properties.switchyard_tolerant = True
+    return decode_properties
+
+
+# py-amqp looks its property decoder up in this table for every content header it reads (a version without the table
+# keeps its own decoder).
+_DECODERS = getattr(amqp.serialization, "PROPERTY_CLASSES", {})
+if amqp.spec.Basic.CLASS_ID in _DECODERS and not getattr(_DECODERS[amqp.spec.Basic.CLASS_ID], "switchyard_tolerant", 0):
+    _DECODERS[amqp.spec.Basic.CLASS_ID] = _tolerant(_DECODERS[amqp.spec.Basic.CLASS_ID])
 
 
 class RabbitMQAdapter(BrokerAdapter):
@@ -278,6 +351,7 @@ class RabbitMQAdapter(BrokerAdapter):
         found: list[Message] = []
         deadline = time.monotonic() + timeout
         with self._channel() as channel:
+            channel.auto_decode = False  # bodies as the bytes that were sent (see RabbitMQSubscription)
             while len(found) < max_messages and time.monotonic() < deadline:
                 raw = channel.basic_get(destination, no_ack=False)
                 if raw is None:
@@ -428,24 +502,76 @@ def _split(destination: str) -> tuple[str, str]:
 
 
 def _to_message(queue: str, raw: amqp.Message) -> Message:
-    headers = {name: _as_bytes(value) for name, value in (raw.properties.get("application_headers") or {}).items()}
+    """A delivered message as a Message. Never raises: whatever a publisher put in the body, the properties and the
+    header table, the message comes back with its bytes, and what could not be read is named in parse_error."""
+    problems: list[str] = []
+    properties = raw.properties or {}
+    headers: dict[str, bytes] = {}
+    table = properties.get("application_headers")
+    if isinstance(table, dict):
+        for name, value in table.items():
+            headers[_header_name(name, problems)] = _as_bytes(value)
+    elif table is not None:
+        problems.append(f"application_headers is a {type(table).__name__}, not a table")
     key = headers.pop(KEY_HEADER, None)
-    timestamp = raw.properties.get("timestamp")
-    if isinstance(timestamp, int):
-        timestamp = datetime.fromtimestamp(timestamp, UTC)
-    elif isinstance(timestamp, datetime):
-        timestamp = timestamp.replace(tzinfo=UTC)  # py-amqp gives naive UTC
-    delivery_count = headers.get("x-delivery-count")  # only quorum queues count deliveries
+    for name, value in properties.items():
+        if isinstance(value, bytes) and name != "application_headers":
+            problems.append(f"property {name} is not UTF-8: {value!r}")
+    message_id = properties.get("message_id")
     return Message(
         destination=queue,
-        body=bytes(raw.body),
+        body=_body_bytes(raw.body, properties.get("content_encoding"), problems),
         key=key,
         headers=headers,
-        message_id=raw.properties.get("message_id"),
-        timestamp=timestamp,
-        delivery_count=int(delivery_count) if delivery_count else None,
+        message_id=_text(message_id) if message_id is not None else None,
+        timestamp=_utc(properties.get("timestamp")),
+        delivery_count=_count(headers.get("x-delivery-count")),  # only quorum queues count deliveries
         ack_token=raw.delivery_info["delivery_tag"],
+        parse_error="; ".join(problems) or None,
     )
+
+
+def _body_bytes(body: Any, content_encoding: Any, problems: list[str]) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    if isinstance(body, str):
+        # py-amqp decodes the body of a message that names a content_encoding (its channels' auto_decode, which
+        # the subscription and read() turn off, so this is for a channel that keeps it). The same codec gives the
+        # bytes back for every codec whose encode undoes its decode (utf-8, latin-1, ascii, cp1252, ...).
+        if isinstance(content_encoding, str) and content_encoding:
+            try:
+                return body.encode(content_encoding)
+            except (LookupError, UnicodeError, ValueError, TypeError):
+                pass
+        # Otherwise UTF-8 with surrogatepass: it encodes every str (surrogateescape fails on surrogates outside
+        # U+DC80-U+DCFF), and it is the exact inverse of how py-amqp itself decodes AMQP strings.
+        return body.encode("utf-8", "surrogatepass")
+    problems.append(f"the client gave the body as {type(body).__name__}; stored as its text")
+    return str(body).encode("utf-8", "surrogatepass")
+
+
+def _header_name(name: Any, problems: list[str]) -> str:
+    if isinstance(name, str):
+        return name
+    # py-amqp gives a table key that is not UTF-8 as bytes.
+    text = bytes(name).decode("utf-8", "backslashreplace") if isinstance(name, bytes | bytearray) else str(name)
+    problems.append(f"header name {name!r} is not UTF-8; shown as {text!r}")
+    return text
+
+
+def _text(value: Any) -> str:
+    # backslashreplace, not replace: two message ids that differ only in bytes that are not UTF-8 stay two ids.
+    return value if isinstance(value, str) else _as_bytes(value).decode("utf-8", "backslashreplace")
+
+
+def _count(value: bytes | None) -> int | None:
+    try:
+        count = int(value) if value else None
+    except ValueError:
+        return None  # a publisher's own x-delivery-count that is not a number: the header is kept, the count unknown
+    return count if count is not None and 0 <= count < 2**31 else None
 
 
 def _ttl_seconds(values: list[Any]) -> int | None:
@@ -481,13 +607,49 @@ def _utc(value: Any) -> datetime | None:
 
 
 def _as_bytes(value: Any) -> bytes:
-    # py-amqp returns a long string as str when it is valid UTF-8 and as bytes otherwise; RabbitMQ's own headers
-    # (x-death, x-delivery-count) may be numbers or tables, shown as text.
-    if isinstance(value, bytes | bytearray):
+    """A header value as bytes, the same bytes for the same value every time.
+
+    py-amqp returns a long string as str when it is valid UTF-8 and as bytes otherwise. Numbers, booleans, decimals
+    and timestamps become their text; tables and arrays (RabbitMQ's own x-death, a publisher's nested ones) become
+    JSON, with timestamps in ISO 8601 (UTC), decimals as strings (exact) and bytes that are not UTF-8 as
+    {"base64": ...}, the way dead-letter headers are stored.
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if isinstance(value, str):
-        return value.encode()
-    return str(value).encode()
+        return value.encode("utf-8", "surrogatepass")  # the inverse of py-amqp's decode
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(_plain(value), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return str(_plain(value)).encode("utf-8", "surrogatepass")
+
+
+def _plain(value: Any) -> Any:
+    """A header table's value as JSON-able data (see _as_bytes)."""
+    if isinstance(value, dict):
+        return {(k if isinstance(k, str) else _plain_bytes(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _plain_bytes(value)
+    if isinstance(value, datetime):
+        when = _utc(value)
+        return when.isoformat() if when else str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return value
+    return str(value)
+
+
+def _plain_bytes(value: bytes | bytearray | memoryview) -> Any:
+    try:
+        return bytes(value).decode()
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(bytes(value)).decode()}
 
 
 class RabbitMQSubscription(Subscription):
@@ -496,6 +658,9 @@ class RabbitMQSubscription(Subscription):
     def __init__(self, connection: kombu.Connection, queue: str):
         self._connection = connection
         self._channel = connection.channel()
+        # Bodies as the bytes that were sent: py-amqp would otherwise decode the body of every message that names a
+        # content_encoding into a str (and leave it bytes when that fails), so what came out depended on the codec.
+        self._channel.auto_decode = False
         self.destination = queue
 
     def poll(self, max_messages: int = 100, timeout: float = 1.0) -> list[Message]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import re
 import threading
@@ -10,7 +11,6 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
@@ -38,6 +38,7 @@ from brokers.base import (
     PublishResult,
     QueueDepth,
     Subscription,
+    epoch_datetime,
     key_bytes,
     reason_for,
     secrets_of,
@@ -403,28 +404,51 @@ def _entry(index: int, message: OutgoingMessage) -> dict:
 
 
 def _to_message(queue: str, raw: dict) -> Message:
-    attributes = {
-        name: value["BinaryValue"] if "BinaryValue" in value else value.get("StringValue", "").encode()
-        for name, value in raw.get("MessageAttributes", {}).items()
-    }
-    body = raw["Body"].encode()
-    if attributes.pop(BODY_ENCODING_ATTRIBUTE, None) == b"base64":
-        body = base64.b64decode(body)
-    system = raw.get("Attributes", {})
+    """A received message as a Message. Never raises: what could not be read is named in parse_error."""
+    problems: list[str] = []
+    attributes = {name: _attribute_bytes(value) for name, value in (raw.get("MessageAttributes") or {}).items()}
+    text = raw.get("Body") or ""
+    # SQS bodies are XML text, so a str always; surrogatepass for a str that is not (it encodes every str).
+    body = text.encode("utf-8", "surrogatepass")
+    encoding = attributes.pop(BODY_ENCODING_ATTRIBUTE, None)
+    if encoding == b"base64":
+        try:
+            body = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            # Another publisher's attribute of the same name, or a mangled body: kept as the text that came.
+            attributes[BODY_ENCODING_ATTRIBUTE] = encoding
+            problems.append(f"{BODY_ENCODING_ATTRIBUTE} says base64 but the body is not ({exc}); stored as sent")
+    elif encoding is not None:
+        attributes[BODY_ENCODING_ATTRIBUTE] = encoding
+    system = raw.get("Attributes") or {}
     key = attributes.pop(KEY_ATTRIBUTE, None)
     if "MessageGroupId" in system:
-        key = system["MessageGroupId"].encode()
-    sent = system.get("SentTimestamp")
+        key = str(system["MessageGroupId"]).encode()
     return Message(
         destination=queue,
         body=body,
         key=key,
         headers=attributes,
-        message_id=raw["MessageId"],
-        timestamp=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
-        delivery_count=int(system["ApproximateReceiveCount"]) if "ApproximateReceiveCount" in system else None,
-        ack_token=raw["ReceiptHandle"],
+        message_id=raw.get("MessageId"),
+        timestamp=epoch_datetime(sent / 1000) if (sent := _number(system.get("SentTimestamp"))) is not None else None,
+        delivery_count=_number(system.get("ApproximateReceiveCount")),
+        ack_token=raw.get("ReceiptHandle"),
+        parse_error="; ".join(problems) or None,
     )
+
+
+def _attribute_bytes(value: dict) -> bytes:
+    """A message attribute's value: Binary (and Binary.* custom types) as its bytes, String and Number as UTF-8."""
+    if "BinaryValue" in value:
+        return bytes(value["BinaryValue"] or b"")
+    return str(value.get("StringValue") or "").encode("utf-8", "surrogatepass")
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 class _Bound:

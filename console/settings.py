@@ -322,6 +322,10 @@ DLQ_RETENTION_DAYS = envint("DLQ_RETENTION_DAYS", 14, minimum=1)
 # Seconds between ingest rounds when every source is idle, and between discovery runs.
 DLQ_INGEST_IDLE_SECONDS = envint("DLQ_INGEST_IDLE_SECONDS", 1, minimum=0)
 DLQ_DISCOVERY_SECONDS = envint("DLQ_DISCOVERY_SECONDS", 60, minimum=5)
+# A source whose poll fails (or whose DLQ is gone) waits a random time up to base × 2^(failures − 1) seconds, at most
+# the cap, before its next poll (exponential backoff with full jitter), so it neither spins nor delays the others.
+DLQ_SOURCE_BACKOFF_BASE_SECONDS = envint("DLQ_SOURCE_BACKOFF_BASE_SECONDS", 1, minimum=1)
+DLQ_SOURCE_BACKOFF_MAX_SECONDS = envint("DLQ_SOURCE_BACKOFF_MAX_SECONDS", 300, minimum=1)
 CELERY_BEAT_SCHEDULE["dlq-purge"] = {"task": "dlq.tasks.purge", "schedule": 3600}
 # NATS: ingest max-deliveries advisories, kept until ingested in this stream (created by discovery).
 DLQ_NATS_ADVISORIES = envbool("DLQ_NATS_ADVISORIES", True)

@@ -13,8 +13,9 @@ import json
 import logging
 
 from django.conf import settings
+from django.db import DatabaseError
 
-from brokers.base import BrokerError, Capability
+from brokers.base import BrokerError, Capability, DestinationNotFound
 from console import brokers
 from dlq import advisories
 from dlq.models import DeadLetterSource
@@ -22,26 +23,43 @@ from dlq.models import DeadLetterSource
 log = logging.getLogger(__name__)
 
 
-def _found(conn, destination: str, origin: str = "", retention: int | None = None) -> DeadLetterSource | None:
+def _found(
+    conn, destination: str, origin: str = "", retention: int | None = None, exists: bool = True
+) -> DeadLetterSource | None:
+    """The source for a DLQ discovery found on connection `conn`; None if it was known already. `exists`: the broker
+    listed it (not only the configuration named it), so a source marked gone is back: it is polled at once, no longer
+    shown as gone."""
     source, created = DeadLetterSource.objects.get_or_create(
         broker=conn.kind,
         connection=conn.name,
         destination=destination,
         defaults={"origin": origin, "kind": DeadLetterSource.Kind.DISCOVERED, "retention_seconds": retention},
     )
+    if not created and exists and source.gone_since is not None:
+        back = DeadLetterSource.objects.filter(pk=source.pk, gone_since__isnull=False)
+        if back.update(gone_since=None, next_attempt_at=None):
+            log.warning("DLQ discovery: %s exists again (gone since %s)", source, source.gone_since.isoformat())
     return source if created else None
 
 
 def discover_sqs(conn, adapter) -> list[DeadLetterSource]:
     found = []
-    for dest in adapter.list_destinations():
-        policy = adapter.queue_attributes(dest.name).get("RedrivePolicy")
-        if not policy:
+    listed = adapter.list_destinations()
+    names = {dest.name for dest in listed}
+    for dest in listed:
+        try:
+            policy = adapter.queue_attributes(dest.name).get("RedrivePolicy")
+            dlq = json.loads(policy).get("deadLetterTargetArn", "").rsplit(":", 1)[-1] if policy else ""
+        except (DestinationNotFound, ValueError, AttributeError):
+            continue  # deleted since it was listed, or a policy that does not parse: it names no DLQ
+        if not dlq:
             continue
-        dlq = json.loads(policy).get("deadLetterTargetArn", "").rsplit(":", 1)[-1]
-        if dlq:
-            retention = adapter.queue_attributes(dlq).get("MessageRetentionPeriod")
-            found.append(_found(conn, dlq, dest.name, int(retention) if retention else None))
+        try:
+            retention = adapter.queue_attributes(dlq).get("MessageRetentionPeriod") if dlq in names else None
+        except DestinationNotFound:
+            retention = None
+        # A redrive policy may name a queue deleted since: its source is kept (and shown as gone once polled).
+        found.append(_found(conn, dlq, dest.name, int(retention) if retention else None, exists=dlq in names))
     return found
 
 
@@ -99,7 +117,8 @@ def discover_rabbitmq(conn, adapter) -> list[DeadLetterSource]:
     for name in arguments:
         if any(name.endswith(s) for s in settings.DLQ_SUFFIXES):
             found.setdefault(name, "")
-    return [_found(conn, name, origin) for name, origin in sorted(found.items())]
+    # A configured queue the broker did not list may not exist: only a listed one counts as back (see _found).
+    return [_found(conn, name, origin, exists=name in arguments) for name, origin in sorted(found.items())]
 
 
 def discover_nats(conn, adapter) -> list[DeadLetterSource]:
@@ -123,7 +142,8 @@ DISCOVERERS = (
 
 
 def discover() -> list[DeadLetterSource]:
-    """New sources on every configured connection; one that fails is logged and skipped, the others go on."""
+    """New sources on every configured connection; one that is unreachable is logged and skipped, and so is one whose
+    discovery fails in any other way (with its traceback): the others are still searched."""
     created: list[DeadLetterSource] = []
     for conn in brokers.connections():
         try:
@@ -133,4 +153,8 @@ def discover() -> list[DeadLetterSource]:
                     created += [s for s in discover_on(conn, adapter) if s is not None]
         except (BrokerError, brokers.NotConfigured) as exc:
             log.warning("DLQ discovery on %s: %s", conn, exc)
+        except DatabaseError:
+            raise  # the caller waits out an outage
+        except Exception:  # noqa: BLE001 - one connection's surprise must not hide the others' DLQs
+            log.exception("DLQ discovery on %s failed", conn)
     return created

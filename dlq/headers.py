@@ -66,10 +66,14 @@ def text(value: bytes | None, limit: int = 100_000) -> str:
 
 
 def encode_headers(headers: dict[str, bytes]) -> dict[str, str | dict]:
-    """A JSON-safe copy: UTF-8 text without NUL stays a string (so a header filter can match it), else base64."""
+    """A JSON-safe copy: UTF-8 text without NUL stays a string (so a header filter can match it), else base64.
+
+    Never fails: a name is stored as text (NUL and what is not UTF-8 replaced), a value that is not bytes as its
+    UTF-8 text."""
     out: dict[str, str | dict] = {}
-    for name, value in headers.items():
-        safe_name = text(name.encode() if isinstance(name, str) else name)
+    for name, raw in headers.items():
+        safe_name = text(name.encode("utf-8", "surrogatepass") if isinstance(name, str) else bytes(name))
+        value = _as_bytes(raw)
         try:
             decoded = value.decode()
             if "\x00" in decoded:
@@ -78,6 +82,16 @@ def encode_headers(headers: dict[str, bytes]) -> dict[str, str | dict]:
         except UnicodeDecodeError:
             out[safe_name] = {"base64": base64.b64encode(value).decode()}
     return out
+
+
+def _as_bytes(value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if value is None:
+        return b""
+    return str(value).encode("utf-8", "surrogatepass")
 
 
 def decode_headers(stored: dict) -> dict[str, bytes]:
@@ -140,9 +154,12 @@ def _when(value: str) -> datetime | None:
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():  # epoch milliseconds (Spring) or seconds
-        number = int(value)
-        return datetime.fromtimestamp(number / 1000 if number > 10**11 else number, UTC)
+    if value.isascii() and value.isdigit():  # epoch milliseconds (Spring) or seconds
+        number = int(value[:30])
+        try:
+            return datetime.fromtimestamp(number / 1000 if number > 10**11 else number, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None  # a time no datetime can hold: unknown, rather than a message that cannot be stored
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -150,7 +167,8 @@ def _when(value: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-# The RabbitMQ adapter shows table-valued headers as Python's text form of them; read the first death's fields.
+# The RabbitMQ adapter gives table-valued headers as JSON (dead letters stored before: as Python's text form of
+# them); this reads the first death's fields from either.
 _X_DEATH_FIELD = re.compile(r"""['"]?(queue|exchange|reason|count)['"]?\s*:\s*(?:b?['"]([^'"]*)['"]|(\d+))""")
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from brokers.base import BrokerError, Message, Subscription
+from brokers.base import BrokerError, DestinationNotFound, Message, Subscription
 from console import brokers
 from console.live import broadcast
 from dlq import advisories
@@ -23,6 +25,16 @@ from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource
 log = logging.getLogger(__name__)
 
 SEARCH_PREFIX = 100_000  # characters of a body kept for full-text search (tsvector has a 1 MB limit)
+MESSAGE_ID_MAX = DeadLetter._meta.get_field("message_id").max_length
+CHAR_FIELDS = [
+    f
+    for f in DeadLetter._meta.concrete_fields
+    if getattr(f, "max_length", None) and f.get_internal_type() == "CharField"
+]
+# The database is down or the connection dropped: the worker waits and tries again (nothing of the round is acked).
+OUTAGE = (OperationalError, InterfaceError)
+# What the database answers a row it will not take (a value out of range, NUL in text, a duplicate).
+REFUSED = (DataError, IntegrityError, ValueError)
 _subscriptions: dict[int, Subscription] = {}
 
 
@@ -64,27 +76,59 @@ def message_id(source: DeadLetterSource, m: Message) -> str:
         return f"{m.partition}:{m.offset}"
     if source.broker == "nats":
         if advisories.is_advisory(source.destination):
-            return m.message_id  # "<stream>:<sequence>": one advisory source may cover many streams
+            return _storable_id(m.message_id)  # "<stream>:<sequence>": one advisory source may cover many streams
         return str(m.offset)  # the DLQ stream's sequence
     if source.broker == "rabbitmq":
         # A replayed message keeps its message id; the replay count tells its second death from its first.
         base = m.message_id or hashlib.sha256(m.body + repr(sorted(m.headers.items())).encode()).hexdigest()
-        return f"{base}#{h.text(m.headers.get(h.REPLAY_COUNT)) or 0}"
-    return m.message_id or hashlib.sha256(m.body).hexdigest()
+        return _storable_id(f"{base}#{h.text(m.headers.get(h.REPLAY_COUNT)) or 0}")
+    return _storable_id(m.message_id or hashlib.sha256(m.body).hexdigest())
+
+
+def _storable_id(value: str | None) -> str:
+    """A publisher's message id as the column takes it: as it is when it fits, else a digest of it (cutting it short
+    could give two messages one id, and the second would be dropped as a redelivery of the first)."""
+    value = value or ""
+    if len(value) <= MESSAGE_ID_MAX and "\x00" not in value and _encodable(value):
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # lone surrogates: PostgreSQL text is UTF-8
+        return False
+    return True
 
 
 def build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | None]:
-    """The row for one message, and the body to store outside it when it is large."""
-    facts = h.parse(m.headers, source.conventions)
+    """The row for one message, and the body to store outside it when it is large. Never raises: a message whose
+    failure facts cannot be read is kept with its body and headers as they came and the problem in parse_error."""
+    try:
+        return _build(source, m)
+    except Exception as exc:  # noqa: BLE001 - one message's content must not stop the batch
+        log.warning("dead letter from %s: its facts could not be read (%s); stored as it came", source, exc)
+        return _raw_row(source, m, f"the failure facts could not be read: {_describe(exc)}")
+
+
+def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | None]:
+    problems = [m.parse_error] if m.parse_error else []
+    try:
+        facts = h.parse(m.headers, source.conventions)
+    except Exception as exc:  # noqa: BLE001 - the message is stored with what is known, the problem named
+        facts = h.FailureFacts()
+        problems.append(f"the failure headers could not be read: {_describe(exc)}")
     now = timezone.now()
     origin = facts.origin or source.default_origin()
     large = len(m.body) > settings.DLQ_INLINE_BODY_MAX
+    attempts = facts.attempts if facts.attempts is not None else m.delivery_count
     row = DeadLetter(
         source=source,
         origin=origin,
-        message_id=message_id(source, m)[:300],
-        partition=m.partition,
-        offset=m.offset,
+        message_id=message_id(source, m),
+        partition=_bounded(m.partition, 2**31),
+        offset=_bounded(m.offset, 2**63),
         key=m.key,
         headers=h.encode_headers(m.headers),
         body=None if large else m.body,
@@ -97,40 +141,129 @@ def build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | Non
         stacktrace=facts.stacktrace,
         reason=facts.reason,
         correlation_id=facts.correlation_id,
+        parse_error=_clean("; ".join(problems)),
         first_failure_at=facts.failed_at or m.timestamp or now,
         last_failure_at=m.timestamp or facts.failed_at or now,
-        delivery_count=facts.attempts if facts.attempts is not None else m.delivery_count,
-        fingerprint=DeadLetter.compute_fingerprint(facts.exception_type, facts.message_type, origin),
-        replay_of_id=facts.replay_of,
+        delivery_count=_bounded(attempts, 2**31),
+        fingerprint="",
+        replay_of_id=_bounded(facts.replay_of, 2**63, minimum=1),
     )
+    _fit(row)
+    row.fingerprint = row.fingerprint_value()
     return row, m.body if large else None
 
 
+def _raw_row(source: DeadLetterSource, m: Message, problem: str) -> tuple[DeadLetter, bytes | None]:
+    """The row for a message whose facts could not be read: its body, key and headers as they came, the problem."""
+    now = timezone.now()
+    large = len(m.body) > settings.DLQ_INLINE_BODY_MAX
+    try:
+        origin = source.default_origin()
+    except Exception:  # noqa: BLE001 - unknown then, like a message without origin headers on an unnamed DLQ
+        origin = ""
+    try:
+        headers = h.encode_headers(m.headers)
+    except Exception as exc:  # noqa: BLE001 - then the problem says so, and the body is still kept
+        headers, problem = {}, f"{problem}; the headers could not be stored either: {_describe(exc)}"
+    try:
+        mid = message_id(source, m)
+    except Exception:  # noqa: BLE001 - a digest of the body identifies it across redeliveries all the same
+        mid = "sha256:" + hashlib.sha256(m.body).hexdigest()
+    row = DeadLetter(
+        source=source,
+        origin=origin,
+        message_id=mid,
+        key=m.key if isinstance(m.key, bytes) else None,
+        headers=headers,
+        body=None if large else m.body,
+        body_size=len(m.body),
+        body_text=h.text(m.body, SEARCH_PREFIX),
+        parse_error=_clean("; ".join(filter(None, [m.parse_error, problem]))),
+        first_failure_at=now,
+        last_failure_at=now,
+        fingerprint=DeadLetter.compute_fingerprint("", "", origin),
+    )
+    _fit(row)
+    return row, m.body if large else None
+
+
+def _bounded(value, limit: int, minimum: int | None = None) -> int | None:
+    """An integer the column can hold, else None (publishers write these headers; nonsense is unknown, not fatal)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int):
+        return None
+    low = -limit if minimum is None else minimum
+    return value if low <= value < limit else None
+
+
+def _fit(row: DeadLetter) -> None:
+    """Cut every text that has a length limit to it, so no header's length can make the INSERT fail."""
+    for field in CHAR_FIELDS:
+        value = getattr(row, field.attname)
+        if isinstance(value, str) and len(value) > field.max_length:
+            setattr(row, field.attname, value[: field.max_length])
+
+
+def _clean(value: str) -> str:
+    """Text PostgreSQL takes (no NUL, no lone surrogate), of a length a page can show."""
+    return h.text(value.encode("utf-8", "surrogatepass"), 5_000)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
 def store(source: DeadLetterSource, messages: list[Message]) -> list[DeadLetter]:
-    """Insert the new ones in one transaction; returns the rows created (already-stored deliveries are skipped)."""
-    built = {}
+    """Insert the new ones in one transaction; returns the rows created (already-stored deliveries are skipped).
+
+    A row the database refuses (which build() means never to make) does not stop the others: the batch is then
+    inserted one row at a time, and a refused row is stored again as it came (see _raw_row).
+    """
+    built: dict[str, tuple[DeadLetter, bytes | None, Message]] = {}
     for m in messages:
         row, large = build(source, m)
-        built.setdefault(row.message_id, (row, large))
+        built.setdefault(row.message_id, (row, large, m))
     with transaction.atomic():
         existing = set(
             DeadLetter.objects.filter(source=source, message_id__in=list(built)).values_list("message_id", flat=True)
         )
-        fresh = [pair for mid, pair in built.items() if mid not in existing]
-        parents = {row.replay_of_id for row, _ in fresh if row.replay_of_id}
+        fresh = [entry for mid, entry in built.items() if mid not in existing]
+        parents = {row.replay_of_id for row, _, _ in fresh if row.replay_of_id}
         known = set(DeadLetter.objects.filter(pk__in=parents).values_list("pk", flat=True)) if parents else set()
-        for row, _ in fresh:
+        for row, _, _ in fresh:
             if row.replay_of_id not in known:
                 row.replay_of_id = None
-        created = DeadLetter.objects.bulk_create([row for row, _ in fresh])
-        DeadLetterBody.objects.bulk_create(
-            [DeadLetterBody(dead_letter=row, data=large) for row, large in fresh if large is not None]
-        )
-        DeadLetterSource.objects.filter(pk=source.pk).update(last_ingest_at=timezone.now(), last_error="")
+        try:
+            with transaction.atomic():
+                created = _insert([(row, large) for row, large, _ in fresh])
+        except REFUSED as exc:
+            log.warning("dead letters from %s: a row was refused (%s); inserting them one by one", source, exc)
+            created = [row for entry in fresh if (row := _insert_one(source, *entry)) is not None]
+        DeadLetterSource.objects.filter(pk=source.pk).update(last_ingest_at=timezone.now())
         if created:
             ids = [row.pk for row in created]
             transaction.on_commit(lambda: _announce(ids))
     return created
+
+
+def _insert(rows: list[tuple[DeadLetter, bytes | None]]) -> list[DeadLetter]:
+    created = DeadLetter.objects.bulk_create([row for row, _ in rows])
+    DeadLetterBody.objects.bulk_create(
+        [DeadLetterBody(dead_letter=row, data=large) for row, large in rows if large is not None]
+    )
+    return created
+
+
+def _insert_one(source: DeadLetterSource, row: DeadLetter, large: bytes | None, m: Message) -> DeadLetter | None:
+    try:
+        with transaction.atomic():
+            return _insert([(row, large)])[0]
+    except REFUSED as exc:
+        if DeadLetter.objects.filter(source=source, message_id=row.message_id).exists():
+            return None  # another worker stored it meanwhile
+        log.warning("dead letter %s from %s refused (%s); stored as it came", row.message_id, source, exc)
+        raw, raw_large = _raw_row(source, m, f"the database refused the parsed row: {_describe(exc)}")
+        with transaction.atomic():
+            return _insert([(raw, raw_large)])[0]
 
 
 def _announce(ids: list[int]) -> None:
@@ -139,18 +272,98 @@ def _announce(ids: list[int]) -> None:
 
 
 def run_once(source: DeadLetterSource, max_messages: int = 100, timeout: float = 1.0) -> bool:
-    """One round for one source. True if it found messages (so the caller should come back at once)."""
+    """One round for one source. True if it found messages (so the caller should come back at once).
+
+    Whatever fails — the broker, the subscription, one message, the ack — is recorded on this source (its error, a
+    backoff before its next round, and whether its DLQ is gone) and ends only this round; a database outage is
+    raised for the caller to wait out. Messages are acknowledged only after the commit that stored them.
+    """
     try:
         sub = subscription_for(source)
         messages = sub.poll(max_messages, timeout)
-    except (BrokerError, brokers.NotConfigured) as exc:
-        _subscriptions.pop(source.pk, None)
-        DeadLetterSource.objects.filter(pk=source.pk).update(last_error=str(exc)[:2000])
-        log.warning("ingest from %s: %s", source, exc)
+    except Exception as exc:  # noqa: BLE001 - a failure of one source is recorded on it, never raised to the loop
+        _failed(source, exc)
         return False
     if not messages:
+        _recovered(source)
         return False
-    store(source, messages)
-    # Only now, after the commit: a crash before this line means redelivery, which store() deduplicates.
-    sub.ack(messages)
+    try:
+        store(source, messages)
+    except OUTAGE:
+        drop(source)  # what was polled and not stored goes back to the broker, to be read again
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the source; the messages come back and are tried again
+        _failed(source, exc)
+        return False
+    try:
+        # Only now, after the commit: a crash before this line means redelivery, which store() deduplicates.
+        sub.ack(messages)
+    except Exception as exc:  # noqa: BLE001 - stored already; the redelivery will be dropped as a duplicate
+        _failed(source, exc)
+        return False
+    _recovered(source)
     return True
+
+
+def drop(source: DeadLetterSource) -> None:
+    """Close and forget the subscription of `source`: whatever it polled and did not ack goes back to the broker
+    (a Kafka consumer would otherwise read on past it, and a later ack would commit beyond it)."""
+    sub = _subscriptions.pop(source.pk, None)
+    if sub is not None:
+        try:
+            sub.close()
+        except Exception:  # noqa: BLE001 - unacked messages come back all the same
+            log.debug("closing the subscription of %s failed", source, exc_info=True)
+
+
+def backoff(failures: int) -> timedelta:
+    """Exponential backoff with full jitter: a random delay up to base × 2^(failures − 1), at most the cap."""
+    ceiling = min(
+        settings.DLQ_SOURCE_BACKOFF_MAX_SECONDS, settings.DLQ_SOURCE_BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 30)
+    )
+    return timedelta(seconds=random.uniform(0, ceiling))
+
+
+def _failed(source: DeadLetterSource, exc: Exception) -> None:
+    drop(source)
+    gone = isinstance(exc, DestinationNotFound)
+    error = _describe(exc) if not isinstance(exc, BrokerError | brokers.NotConfigured) else str(exc)[:2000]
+    failures = source.consecutive_failures + 1
+    now = timezone.now()
+    delay = backoff(failures)
+    fields = {"last_error": error, "consecutive_failures": failures, "next_attempt_at": now + delay}
+    if gone and source.gone_since is None:
+        fields["gone_since"] = now
+        # Once when it goes (and once when it comes back, in _recovered); the rounds in between only count.
+        log.warning("ingest from %s: the DLQ is gone (%s); polling it with a growing backoff", source, error)
+    elif gone:
+        log.debug("ingest from %s: still gone (%d failures)", source, failures)
+    elif error != source.last_error:
+        # A new error is worth a line (with its traceback when it is not the broker's); the same again is not.
+        unexpected = not isinstance(exc, BrokerError | brokers.NotConfigured)
+        log.warning(
+            "ingest from %s failed: %s; next attempt in %.1f s",
+            source,
+            error,
+            delay.total_seconds(),
+            exc_info=exc if unexpected else None,
+        )
+    else:
+        log.debug("ingest from %s failed again (%d in a row): %s", source, failures, error)
+    DeadLetterSource.objects.filter(pk=source.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(source, name, value)
+
+
+def _recovered(source: DeadLetterSource) -> None:
+    """A poll worked: forget what failures recorded (one UPDATE, and only when there is something to forget)."""
+    if not (source.last_error or source.consecutive_failures or source.gone_since or source.next_attempt_at):
+        return
+    if source.gone_since is not None:
+        log.warning("ingest from %s: the DLQ is back (gone since %s)", source, source.gone_since.isoformat())
+    elif source.consecutive_failures:
+        log.info("ingest from %s works again after %d failures", source, source.consecutive_failures)
+    fields = {"last_error": "", "consecutive_failures": 0, "next_attempt_at": None, "gone_since": None}
+    DeadLetterSource.objects.filter(pk=source.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(source, name, value)

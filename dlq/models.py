@@ -38,6 +38,11 @@ class DeadLetterSource(models.Model):
     retention_seconds = models.IntegerField(null=True, blank=True)  # the broker's own retention of the DLQ
     last_ingest_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Written by the ingest worker: failures in a row (cleared by a poll that works), when it polls next (None: at
+    # once), and since when the DLQ no longer exists on its broker (cleared when a poll works or discovery finds it).
+    consecutive_failures = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    gone_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Written by dlq.retention.check() (a beat job), so pages and the API never wait on a broker round trip.
     oldest_pending_at = models.DateTimeField(null=True, blank=True)  # oldest message still in the broker DLQ
@@ -76,11 +81,18 @@ class DeadLetterSource(models.Model):
             "checked_at": self.retention_checked_at.isoformat() if self.retention_checked_at else None,
         }
 
+    def state(self) -> str:
+        """ "gone" (the DLQ no longer exists), "failing" (its last poll failed) or "ok"."""
+        if self.gone_since is not None:
+            return "gone"
+        return "failing" if self.last_error else "ok"
+
     def default_origin(self) -> str:
         """The origin a message without origin headers came from: the configured one, else the name minus suffix."""
         if self.origin:
             return self.origin
-        for suffix in self.conventions.get("suffixes") or settings.DLQ_SUFFIXES:
+        conventions = self.conventions if isinstance(self.conventions, dict) else {}  # an admin's JSON, any shape
+        for suffix in conventions.get("suffixes") or settings.DLQ_SUFFIXES:
             if self.destination.endswith(suffix):
                 return self.destination[: -len(suffix)]
         return ""
@@ -110,6 +122,9 @@ class DeadLetter(models.Model):
     stacktrace = models.TextField(blank=True)
     reason = models.CharField(max_length=100, blank=True)
     correlation_id = models.CharField(max_length=200, blank=True)
+    # What of the message could not be read (its headers, body encoding, failure facts); the message is stored with
+    # its body and headers as they came all the same. Empty when everything was understood.
+    parse_error = models.TextField(blank=True)
     first_failure_at = models.DateTimeField()
     last_failure_at = models.DateTimeField()
     delivery_count = models.IntegerField(null=True, blank=True)
@@ -224,6 +239,7 @@ class DeadLetter(models.Model):
             "replay_count": self.replay_count,
             "delivery_count": self.delivery_count,
             "body_size": self.body_size,
+            "parse_error": self.parse_error,
             "first_failure_at": self.first_failure_at.isoformat(),
             "last_failure_at": self.last_failure_at.isoformat(),
             "ingested_at": self.ingested_at.isoformat() if self.ingested_at else None,

@@ -32,6 +32,7 @@ LIST_FIELDS = (
     "replay_count",
     "delivery_count",
     "body_size",
+    "parse_error",  # marks the row (at most 5,000 characters: dlq.ingest cuts it)
     "first_failure_at",
     "last_failure_at",
     "ingested_at",

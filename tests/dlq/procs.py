@@ -23,12 +23,12 @@ def env() -> dict[str, str]:
     return out
 
 
-def manage(*args: str, log: Path) -> subprocess.Popen:
+def manage(*args: str, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """`python manage.py <args>` in its own session, so a kill reaches every process it started."""
     return subprocess.Popen(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=env(),
+        env={**env(), **(extra_env or {})},
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -1,22 +1,35 @@
 """The ingest worker `make run` starts: discovery every DLQ_DISCOVERY_SECONDS, then one round per enabled source.
 
+Nothing one source or one message does ends the loop: each source's failures are recorded on it and delay only its
+own next round (dlq.ingest.run_once), an unexpected error is logged with the source's name, and a database outage
+makes the loop wait (growing, capped) and try again instead of exiting.
+
 SIGTERM (`make run`'s supervisor stopping) sets a flag; the current round finishes — its commit and its ack —
 and the loop ends.
 """
 
+import logging
+import random
 import signal
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
+from django.db.models import Q
+from django.utils import timezone
 
 from dlq import discovery, ingest
 from dlq.models import DeadLetterSource
 
+log = logging.getLogger("dlq.ingest")
+
+OUTAGE_MAX_SECONDS = 30.0  # longest wait between tries while the database is unreachable
+
 
 class Command(BaseCommand):
     help = "Discover broker DLQs and copy their messages into Switchyard, acknowledging only after the commit."
+    stopping = False  # set by SIGTERM / SIGINT
 
     def add_arguments(self, parser):
         parser.add_argument("--source", type=int, action="append", help="only these source ids")
@@ -28,25 +41,64 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         next_discovery = 0.0
+        outages = 0
         try:
             while not self.stopping:
-                close_old_connections()
-                if not options["no_discovery"] and time.monotonic() >= next_discovery:
-                    for source in discovery.discover():
-                        self.stdout.write(f"discovered {source}")
-                    next_discovery = time.monotonic() + settings.DLQ_DISCOVERY_SECONDS
-                sources = DeadLetterSource.objects.filter(enabled=True)
-                if options["source"]:
-                    sources = sources.filter(pk__in=options["source"])
-                busy = False
-                for source in sources:
-                    if self.stopping:
-                        break
-                    busy |= ingest.run_once(source, options["batch"], timeout=0.2)
+                try:
+                    close_old_connections()
+                    if not options["no_discovery"] and time.monotonic() >= next_discovery:
+                        self._discover()
+                        next_discovery = time.monotonic() + settings.DLQ_DISCOVERY_SECONDS
+                    busy = self._round(options)
+                    outages = 0
+                except ingest.OUTAGE as exc:
+                    outages += 1
+                    delay = random.uniform(0.5, min(OUTAGE_MAX_SECONDS, 2.0**outages))
+                    log.warning("dlq_ingest: the database is unreachable (%s); trying again in %.1f s", exc, delay)
+                    # What was polled and not stored goes back to the brokers; the connection is made anew.
+                    ingest.close_all()
+                    connection.close()
+                    self._sleep(delay)
+                    continue
                 if not busy and not self.stopping:
-                    time.sleep(settings.DLQ_INGEST_IDLE_SECONDS)
+                    self._sleep(settings.DLQ_INGEST_IDLE_SECONDS)
         finally:
             ingest.close_all()
+
+    def _discover(self) -> None:
+        try:
+            for source in discovery.discover():
+                self.stdout.write(f"discovered {source}")
+        except ingest.OUTAGE:
+            raise
+        except Exception:  # noqa: BLE001 - discovery runs again next time; ingest goes on meanwhile
+            log.exception("dlq_ingest: discovery failed")
+
+    def _round(self, options) -> bool:
+        """One round over the sources that are due (a failing one waits out its backoff); True if any had messages."""
+        sources = DeadLetterSource.objects.filter(enabled=True).filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+        )
+        if options["source"]:
+            sources = sources.filter(pk__in=options["source"])
+        busy = False
+        for source in list(sources):
+            if self.stopping:
+                break
+            try:
+                busy |= ingest.run_once(source, options["batch"], timeout=0.2)
+            except ingest.OUTAGE:
+                raise
+            except Exception:  # noqa: BLE001 - run_once records what it expects; this is what it did not
+                log.exception("dlq_ingest: ingest from %s failed", source)
+                ingest.drop(source)
+        return busy
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, waking at once for SIGTERM."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(remaining, 0.1))
 
     def _stop(self, signum, frame):
         self.stopping = True
