@@ -157,6 +157,9 @@ class Capability(StrEnum):
     UNIQUE_PUBLISH_ID = "unique_publish_id"  # the broker drops a publish whose message id it saw (JetStream)
     POSITIONS = "positions"  # messages have a partition and offset that identify them (Kafka)
     SEQUENCES = "sequences"  # messages have a stream sequence that identifies them (JetStream)
+    # Messages of one key sent without waiting for each other arrive in order, and those behind a failed one fail too
+    # (Kafka's idempotent producer, one key = one partition): the outbox relay sends a key's rows in one wave.
+    KEY_ORDERED_PIPELINE = "key_ordered_pipeline"
 
 
 class BrokerAdapter(ABC):

@@ -86,7 +86,13 @@ DELIVERY_TIMEOUT = 35.0  # a little over message.timeout.ms, after which librdka
 class KafkaAdapter(BrokerAdapter):
     name = "kafka"
     capabilities = frozenset(
-        {Capability.CONSUMER_GROUPS, Capability.OFFSET_RESET, Capability.TOPIC_PATTERNS, Capability.POSITIONS}
+        {
+            Capability.CONSUMER_GROUPS,
+            Capability.OFFSET_RESET,
+            Capability.TOPIC_PATTERNS,
+            Capability.POSITIONS,
+            Capability.KEY_ORDERED_PIPELINE,
+        }
     )
     max_message_bytes = 1_000_000  # message.max.bytes' default
 

@@ -7,6 +7,7 @@ broker client themselves. A name left empty means the kind's only connection, or
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,20 @@ class Connection:
 
     def adapter(self) -> BrokerAdapter:
         return _adapter(self)
+
+
+@functools.lru_cache(maxsize=64)
+def _kind_capabilities(kind: str) -> frozenset:
+    from brokers.registry import adapter_class
+
+    return adapter_class(kind).capabilities
+
+
+def kind_supports(key: str, capability) -> bool:
+    """Whether the adapter of a kind ("kafka") or connection key ("kafka:prod-eu") can do `capability`: a class-level
+    answer, so hot paths ask it per message without building or reaching any client."""
+    kind = key.partition(":")[0]
+    return kind in KINDS and capability in _kind_capabilities(kind)
 
 
 def connections(kind: str | None = None) -> list[Connection]:

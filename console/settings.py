@@ -280,6 +280,9 @@ OUTBOX_CLAIM_CHECK_BYTES = envint("OUTBOX_CLAIM_CHECK_BYTES", 256 * 1024, minimu
 OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
 OUTBOX_BACKOFF_BASE_MS = envint("OUTBOX_BACKOFF_BASE_MS", 500, minimum=1)
 OUTBOX_BACKOFF_MAX_MS = envint("OUTBOX_BACKOFF_MAX_MS", 300_000, minimum=1)
+# A connection that does not answer: its rows wait (no attempt spent) this long, doubled per failure, capped.
+OUTBOX_CONNECTION_BACKOFF_BASE_MS = envint("OUTBOX_CONNECTION_BACKOFF_BASE_MS", 1000, minimum=1)
+OUTBOX_CONNECTION_BACKOFF_MAX_MS = envint("OUTBOX_CONNECTION_BACKOFF_MAX_MS", 60_000, minimum=1)
 OUTBOX_BATCH_SIZE = envint("OUTBOX_BATCH_SIZE", 2000, minimum=1)
 # The relay wakes on NOTIFY; this is the fallback poll when no notification comes (e.g. a backoff expires).
 OUTBOX_POLL_MS = envint("OUTBOX_POLL_MS", 1000, minimum=10)

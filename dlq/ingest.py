@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from brokers.base import BrokerError, DestinationNotFound, Message, Subscription
+from brokers.base import BrokerError, Capability, DestinationNotFound, Message, Subscription
 from console import brokers
+from console.brokers import kind_supports
 from console.live import broadcast
 from dlq import advisories
 from dlq import headers as h
@@ -48,7 +49,7 @@ def subscription_for(source: DeadLetterSource) -> Subscription:
         }.get(source.broker, {})
         group = group_name(source)
         adapter = source.adapter()
-        if source.broker == "nats" and advisories.is_advisory(source.destination):
+        if _advisory_source(source):
             sub = advisories.AdvisorySubscription(adapter, source.destination, group, options["ack_wait"])
         else:
             sub = adapter.subscribe(source.destination, group, **options)
@@ -70,15 +71,20 @@ def close_all() -> None:
             log.warning("closing a DLQ subscription failed", exc_info=True)
 
 
+def _advisory_source(source: DeadLetterSource) -> bool:
+    return kind_supports(source.broker, Capability.DELIVERY_ADVISORIES) and advisories.is_advisory(source.destination)
+
+
 def message_id(source: DeadLetterSource, m: Message) -> str:
-    """The broker's identity of one dead-lettered delivery, stable across redeliveries of the same one."""
-    if source.broker == "kafka":
+    """The broker's identity of one dead-lettered delivery, stable across redeliveries of the same one: what
+    identifies a message follows what the adapter says its messages carry."""
+    if kind_supports(source.broker, Capability.POSITIONS):
         return f"{m.partition}:{m.offset}"
-    if source.broker == "nats":
-        if advisories.is_advisory(source.destination):
+    if kind_supports(source.broker, Capability.SEQUENCES):
+        if _advisory_source(source):
             return _storable_id(m.message_id)  # "<stream>:<sequence>": one advisory source may cover many streams
         return str(m.offset)  # the DLQ stream's sequence
-    if source.broker == "rabbitmq":
+    if kind_supports(source.broker, Capability.DEAD_LETTER_EXCHANGE):
         # A replayed message keeps its message id; the replay count tells its second death from its first.
         base = m.message_id or hashlib.sha256(m.body + repr(sorted(m.headers.items())).encode()).hexdigest()
         return _storable_id(f"{base}#{h.text(m.headers.get(h.REPLAY_COUNT)) or 0}")

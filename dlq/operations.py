@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from brokers.base import BrokerError, OutgoingMessage, PendingPublish, PublishError
+from brokers.base import BrokerError, Capability, OutgoingMessage, PendingPublish, PublishError
 from console import brokers
 from console.models import Operation
 from console.operations import OperationContext, ParameterError, Paused, register
@@ -152,7 +152,7 @@ def outgoing(
     kept[h.REPLAY_OF] = str(dl.replay_of_id or dl.pk)
     kept[h.REPLAY_OPERATION] = str(op_id)
     kept[h.REPLAY_COUNT] = str(dl.replay_count + 1)
-    if broker.partition(":")[0] == "nats":
+    if brokers.kind_supports(broker, Capability.UNIQUE_PUBLISH_ID):
         # JetStream drops a publish whose Nats-Msg-Id (the event id) it saw in its duplicate window: make it unique.
         kept["Nats-Msg-Id"] = f"replay-{dl.pk}-{dl.replay_count + 1}-{op_id}"
     return OutgoingMessage(destination, body, dl.key_bytes(), kept)

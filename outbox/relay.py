@@ -45,7 +45,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from brokers.base import OutgoingMessage, PublishError
+from brokers.base import Capability, OutgoingMessage, PublishError
 from console import brokers
 from outbox.models import OutboxEvent, envelope_body, envelope_headers, split_destination
 
@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "switchyard_outbox"
 # Rows of one key per batch: each is a wave (a broker round trip), so a hot key cannot make one batch slow.
 MAX_WAVES = 32
-# Brokers whose client keeps a key's messages in order and fails those behind a failed one (see step 4).
-PIPELINED = {"kafka"}
 TABLE = OutboxEvent._meta.db_table
 
 # The head (oldest open row) of every key, by a loose index scan over outbox_open_by_key: one index probe per key
@@ -113,6 +111,15 @@ _MARK_FAILED_SQL = f"""
 UPDATE {TABLE} AS e
 SET attempts = e.attempts + 1, last_error = f.error, next_attempt_at = f.next_at,
     status = CASE WHEN e.attempts + 1 >= %s THEN 'failed' ELSE 'pending' END
+FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS f(id, error, next_at)
+WHERE e.id = f.id
+"""
+
+
+# A row whose connection is down: it waits for the connection's retry, keeps its attempts, says why.
+_PUT_OFF_SQL = f"""
+UPDATE {TABLE} AS e
+SET last_error = f.error, next_attempt_at = f.next_at
 FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS f(id, error, next_at)
 WHERE e.id = f.id
 """
@@ -180,6 +187,10 @@ class Relay:
         self.on_batch = on_batch
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox-publish")
         self.totals = BatchResult()
+        # Connections that did not answer: connection key -> (retry at, failures in a row, why). Their rows are put
+        # off until then without an attempt (see _publish), so one dead cluster never holds up every batch for its
+        # delivery timeout, nor spends the attempts of rows that never reached it.
+        self._down: dict[str, tuple[datetime, int, str]] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -213,7 +224,7 @@ class Relay:
         if not batch:
             return BatchResult()
         errors = self._publish(batch)
-        return self._mark(batch, errors)
+        return self._mark(batch, errors, self._put_off)
 
     def _publish(self, batch: list[Row]) -> dict[int, str]:
         """Publish the batch wave by wave (see the module docstring); returns {row id: error} for failed rows."""
@@ -221,6 +232,14 @@ class Relay:
         # Per key, the first row that must not be sent (it failed, or is too large); rows before it still go.
         cut: dict[str, int] = {}
         limits: dict[str, int | None] = {}
+        # Rows of a connection that is down: not sent, not attempted; their key waits until the connection's retry.
+        self._put_off: dict[int, tuple[datetime, str]] = {}
+        now = timezone.now()
+        for row in batch:
+            down = self._down.get(row.broker)
+            if down is not None and down[0] > now and row.order_key not in cut:
+                self._put_off[row.pk] = (down[0], down[2])
+                cut[row.order_key] = row.pk
         for row in batch:
             if row.broker not in limits:
                 limits[row.broker] = _max_bytes(row.broker)
@@ -246,21 +265,60 @@ class Relay:
         for row in rows:
             by_broker.setdefault(row.broker, []).append(row)
         if len(by_broker) == 1:  # the common case: no thread hop
-            return _publish_one_broker(*by_broker.popitem())
-        futures = [self._pool.submit(_publish_one_broker, name, group) for name, group in by_broker.items()]
+            name, group = by_broker.popitem()
+            found = {name: (group, _publish_one_broker(name, group))}
+        else:
+            futures = {name: self._pool.submit(_publish_one_broker, name, group) for name, group in by_broker.items()}
+            found = {name: (by_broker[name], future.result()) for name, future in futures.items()}
         errors: dict[int, str] = {}
-        for future in futures:
-            errors.update(future.result())
+        for name, (group, failed) in found.items():
+            errors.update(failed)
+            self._judge(name, group, failed)
         return errors
 
-    def _mark(self, batch: list[Row], errors: dict[int, str]) -> BatchResult:
+    def _judge(self, name: str, rows: list[Row], failed: dict[int, str]) -> None:
+        """After a connection's publish: when every row failed, ask the connection itself (one health check, at most
+        HEALTH_TIMEOUT) whether it is down — a poison row fails alone, a dead cluster fails everything. Down: its
+        rows wait, unattempted, for a backoff that doubles per failure (full jitter, capped at a minute)."""
+        if not failed or len(failed) < len(rows):
+            if name in self._down:
+                log.warning("outbox: %s answers again", name)
+                del self._down[name]
+            return
+        try:
+            health = brokers.health(brokers.by_key(name))
+        except brokers.NotConfigured as exc:
+            reachable, why = False, str(exc)
+        else:
+            reachable, why = health.reachable, f"{health.reason or 'error'}: {health.error or ''}"
+        if reachable:
+            return
+        failures = self._down.get(name, (None, 0, ""))[1] + 1
+        base, cap = settings.OUTBOX_CONNECTION_BACKOFF_BASE_MS / 1000, settings.OUTBOX_CONNECTION_BACKOFF_MAX_MS / 1000
+        ceiling = min(cap, base * 2 ** min(failures - 1, 20))
+        until = timezone.now() + timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+        if failures == 1:
+            log.warning("outbox: %s is down (%s); its rows wait", name, brokers.scrub(why)[:500])
+        self._down[name] = (until, failures, brokers.scrub(why)[:1000])
+
+    def _mark(
+        self, batch: list[Row], errors: dict[int, str], put_off: dict[int, tuple[datetime, str]] | None = None
+    ) -> BatchResult:
         confirmed_at = timezone.now()
         result = BatchResult(claimed=len(batch))
         published: list[int] = []
         failed: list[tuple[int, str, datetime]] = []
+        waiting: list[tuple[int, str, datetime]] = []
         broken: set[str] = set()
+        put_off = put_off or {}
         for row in batch:
-            if row.order_key in broken:
+            if row.pk in put_off and row.order_key not in broken:
+                # Its connection is down: the key's head waits for the connection's retry, with no attempt spent.
+                broken.add(row.order_key)
+                until, why = put_off[row.pk]
+                waiting.append((row.pk, f"not sent: {row.broker} is down ({why})"[:2000], until))
+                result.deferred += 1
+            elif row.order_key in broken:
                 result.deferred += 1
             elif row.pk in errors:
                 broken.add(row.order_key)
@@ -275,6 +333,9 @@ class Relay:
                 cursor.execute(
                     _MARK_FAILED_SQL, [settings.OUTBOX_MAX_ATTEMPTS, list(ids), list(reasons), list(next_at)]
                 )
+            if waiting:
+                ids, reasons, next_at = zip(*waiting, strict=True)
+                cursor.execute(_PUT_OFF_SQL, [list(ids), list(reasons), list(next_at)])
         result.published, result.failed = len(published), len(failed)
         return result
 
@@ -296,7 +357,7 @@ def _due_prefixes(rows: list[Row]) -> list[Row]:
             continue
         before = last.get(row.order_key)
         if before is not None:
-            together = row.broker.partition(":")[0] in PIPELINED and before.destination == row.destination
+            together = _pipelined(row.broker) and before.destination == row.destination
             row.wave = before.wave if together else before.wave + 1
             if row.wave >= MAX_WAVES:
                 stopped.add(row.order_key)
@@ -311,6 +372,11 @@ def _due_prefixes(rows: list[Row]) -> list[Row]:
 def _split(destination: str) -> tuple[str, str]:
     """(connection key, target) of a destination URI; the same few destinations repeat across every batch."""
     return split_destination(destination)
+
+
+def _pipelined(key: str) -> bool:
+    """Whether the connection's client keeps a key's messages in order when sent together (see step 4)."""
+    return brokers.kind_supports(key, Capability.KEY_ORDERED_PIPELINE)
 
 
 def _max_bytes(key: str) -> int | None:
