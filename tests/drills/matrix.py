@@ -59,7 +59,7 @@ class Matrix:
 
 
 def _order(principal: str) -> int:
-    known = (*PRINCIPALS, "session without CSRF", "token without CSRF")
+    known = (*PRINCIPALS, "session without CSRF", "no reason", "with reason")
     return known.index(principal) if principal in known else len(known)
 
 
@@ -208,3 +208,55 @@ def socket_cells(matrix: Matrix, world) -> None:
             want = "ok" if principal in ROLE_OF else "403" if principal == "no role" else "login"
             refused = "403" if principal == "no role" else "login"  # both close the socket; the cell says who asked
             matrix.add(f"WS   /{route}", principal, want, "ok" if accepted else refused)
+
+
+# Form posts that act, each with a body that is valid but for its reason. Without the reason nothing may happen (no
+# audit entry, no operation); with it, the same body acts — so the cell proves the reason is what was missing.
+def reason_bodies(sane: dict[str, str]) -> dict[str, tuple[str, dict]]:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sagas.actions import freeze_selection
+
+    dl, event, rule, op = sane["dead_letter_id"], sane["event_pk"], sane["rule_id"], sane["operation_id"]
+    selection = freeze_selection("resolve", [sane["saga_id"]])["selection"]
+    until = (timezone.now() + timedelta(hours=1)).isoformat()
+    return {
+        "operations/start": ("/operations/start", {"kind": "noop", "items": "1"}),
+        "operations/<uuid:operation_id>/control": (f"/operations/{op}/control", {"action": "cancel"}),
+        # Resolve: compensating needs a command route, which the drill's saga type has none of.
+        "sagas/<str:saga_id>/actions/<str:action>": ("/sagas/drill-1/actions/resolve", {"note": "fixed by hand"}),
+        "sagas/bulk-start": (
+            "/sagas/bulk-start",
+            {"action": "resolve", "note": "fixed by hand", "selection": selection},
+        ),
+        # Edited first: the replay and the archive below leave the letter where it cannot be edited again.
+        "dead-letters/<int:dead_letter_id>/edit-replay": (
+            f"/dead-letters/{dl}/edit-replay",
+            {"body": '{"a": 2}', "headers": "{}"},
+        ),
+        "dead-letters/replay": ("/dead-letters/replay", {"ids": dl}),
+        "dead-letters/status": ("/dead-letters/status", {"ids": dl, "status": "archived"}),
+        "outbox/retry": ("/outbox/retry", {"ids": event}),
+        "outbox/<int:event_pk>/skip": (f"/outbox/{event}/skip", {}),
+        "outbox/destination/<str:action>": ("/outbox/destination/pause", {"destination": "kafka://drill.events"}),
+        "consumers/alerts/<int:rule_id>/silence": (f"/consumers/alerts/{rule}/silence", {"until": until}),
+        "consumers/alerts/<int:rule_id>/delete": (f"/consumers/alerts/{rule}/delete", {}),
+    }
+
+
+def reason_cells(matrix: Matrix, world, sane: dict[str, str]) -> None:
+    from console.models import AuditEntry, Operation
+
+    def acted(url: str, body: dict) -> bool:
+        before = AuditEntry.objects.count(), Operation.objects.count()
+        world.client(world.admin).post(url, body)
+        return (AuditEntry.objects.count(), Operation.objects.count()) != before
+
+    for pattern, (url, body) in reason_bodies(sane).items():
+        row = f"POST /{pattern}"
+        key = {"idempotency_key": f"drill-{pattern}"}
+        matrix.add(row, "no reason", "refused", "acted" if acted(url, {**body, **key}) else "refused")
+        key = {"idempotency_key": f"drill-{pattern}-2"}
+        matrix.add(row, "with reason", "acted", "acted" if acted(url, {**body, **key, "reason": "drill"}) else "no")
