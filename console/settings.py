@@ -391,6 +391,7 @@ AXES_COOLOFF_TIME = envint("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # not a line per login: failures and lockouts only
 
 # Every 4xx says why in a short sentence (console.inputs): a bare 405 from require_POST otherwise says nothing.
 MIDDLEWARE.insert(
