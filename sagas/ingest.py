@@ -17,6 +17,10 @@ class Ingestor:
         self.topic = topic or settings.SAGA_EVENTS_TOPIC
         kafka = brokers.get("kafka", settings.SAGA_EVENTS_CONNECTION or None)
         kafka.ensure_destination(self.topic)  # subscribing to a missing topic only yields errors until it exists
+        # A killed ingest keeps its partitions until the group gives up on it: librdkafka's 45 s default left the
+        # restarted process idle that long (issue 14's crash drill); a shorter session hands them over sooner.
+        timeout = settings.SAGA_INGEST_SESSION_TIMEOUT_MS
+        options = {"session.timeout.ms": timeout, "heartbeat.interval.ms": max(timeout // 3, 100), **options}
         self.subscription = kafka.subscribe(self.topic, group or settings.SAGA_INGEST_GROUP, **options)
         self.batch = batch
         self.recorded = 0
