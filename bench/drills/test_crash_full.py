@@ -22,3 +22,7 @@ def test_it_loses_no_dead_letter_across_20_kills_of_the_dlq_ingest(tmp_path):
 
 def test_it_loses_no_replayed_message_across_20_kills_of_the_celery_worker(world, tmp_path):
     check("crash: Celery worker, replay (20 kills)", crash.celery_replay(world, KILLS, SEED, tmp_path, n=3_000))
+
+
+def test_it_samples_correctly_after_20_kills_of_the_sampler():
+    check("crash: sampler (20 kills)", crash.sampler(KILLS, SEED))

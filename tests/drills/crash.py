@@ -247,3 +247,58 @@ def celery_replay(world, kills: int, seed: int, tmp_path: Path, n: int = 400) ->
         )
     finally:
         kafka.delete_destination(origin)
+
+
+def _sampler_child() -> None:
+    from monitoring.sampler import sample_all
+
+    while True:
+        sample_all()
+
+
+def sampler(kills: int, seed: int) -> Counts:
+    """The sampler (a beat task in the Celery worker) killed mid-pass: a process forked from this one runs passes back
+    to back and is SIGKILLed at a random instant; the next pass must then complete and see the drill's consumer group
+    with its true lag. A pass that fails, or a group that reads wrong afterwards, counts as lost."""
+    import multiprocessing
+
+    from django.db import connection
+
+    from console import brokers
+    from monitoring.models import ConsumerTarget
+    from monitoring.sampler import sample_all
+
+    rng = random.Random(seed)
+    kafka = brokers.get("kafka")
+    topic, group = f"drill-crash-lag-{uuid.uuid4().hex[:8]}", f"drill-crash-group-{uuid.uuid4().hex[:8]}"
+    kafka.ensure_destination(topic)
+    try:
+        from brokers.base import OutgoingMessage
+
+        kafka.publish_batch([OutgoingMessage(topic, b"x") for _ in range(10)])
+        with kafka.subscribe(topic, group) as subscription:
+            read: list = []
+            deadline = time.monotonic() + 60
+            while len(read) < 3 and time.monotonic() < deadline:
+                read += subscription.poll(3 - len(read), 1.0)
+            subscription.ack(read[:3])
+        started = time.perf_counter()
+        sample_all()
+        pass_seconds = time.perf_counter() - started
+        counts = Counts()
+        for _ in range(kills):
+            connection.close()  # the child must not share this process's database socket
+            child = multiprocessing.get_context("fork").Process(target=_sampler_child, daemon=True)
+            child.start()
+            time.sleep(rng.uniform(0.2, 0.2 + 2 * pass_seconds))
+            os.kill(child.pid, signal.SIGKILL)
+            child.join(10)
+            counts.inputs += 1
+            result = sample_all()
+            target = ConsumerTarget.objects.filter(broker="kafka", name=group).first()
+            ok = target is not None and target.lag == 7 and "kafka:default" not in result["errors"]
+            counts.restarts += ok
+            counts.lost += not ok
+        return counts
+    finally:
+        kafka.delete_destination(topic)

@@ -28,3 +28,7 @@ def test_it_loses_no_dead_letter_when_the_dlq_ingest_is_killed(tmp_path):
 
 def test_it_loses_no_replayed_message_when_the_celery_worker_is_killed(world, tmp_path):
     check("crash: Celery worker, replay (fast)", crash.celery_replay(world, KILLS, SEED, tmp_path))
+
+
+def test_it_samples_correctly_after_the_sampler_is_killed_mid_pass():
+    check("crash: sampler (fast)", crash.sampler(KILLS, SEED))
