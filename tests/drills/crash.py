@@ -174,6 +174,9 @@ def _celery_worker(log: Path) -> subprocess.Popen:
     )
 
 
+RATE = 250  # messages/s for the replay the Celery drill kills: slow enough that kills land mid-operation
+
+
 def celery_replay(world, kills: int, seed: int, tmp_path: Path, n: int = 400) -> Counts:
     """A dead-letter replay operation run by a Celery worker that is SIGKILLed; the beat's stale-operation job (run
     here by hand once the dead worker's heartbeat is made old) hands it to the next worker."""
@@ -209,7 +212,7 @@ def celery_replay(world, kills: int, seed: int, tmp_path: Path, n: int = 400) ->
         )
         ids = list(DeadLetter.objects.filter(source=source).values_list("id", flat=True))
         key = f"crash-{uuid.uuid4().hex[:8]}"
-        op, _ = actions.do_replay_dead_letters(world.operator, validate({"ids": ids, "rate": 250}), "crash drill", key)
+        op, _ = actions.do_replay_dead_letters(world.operator, validate({"ids": ids, "rate": RATE}), "crash drill", key)
         records = ReplayRecord.objects.filter(dead_letter__source=source)
         log = tmp_path / "celery.log"
 
@@ -252,10 +255,15 @@ def celery_replay(world, kills: int, seed: int, tmp_path: Path, n: int = 400) ->
         # Every copy names the dead letter and the operation it came from: a duplicate is a repeat of the one send
         # the kill interrupted (sent, not yet recorded), which its provenance headers identify.
         unmarked = sum(m.headers.get("x-switchyard-operation") != str(op.pk).encode() for m in sent)
+        # The at-least-once window of one kill: the batches handed to Kafka and not yet recorded — two in flight
+        # (dlq.operations.Delivery pipelines the next), each at most a second of the rate limit (Sizer) — resent on
+        # resume. More repeats than that would be outside the window.
+        repeats = len(replay_of) - len(set(replay_of))
+        unmarked += max(0, repeats - kills * 2 * RATE)
         return Counts(
             inputs=n,
             lost=len(set(ids) - set(replay_of)),
-            duplicated=len(replay_of) - len(set(replay_of)),
+            duplicated=repeats,
             restarts=survived,
             unmarked=unmarked,
         )
