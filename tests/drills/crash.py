@@ -237,20 +237,6 @@ def celery_replay(world, kills: int, seed: int, tmp_path: Path, n: int = 400) ->
             except subprocess.TimeoutExpired:
                 procs.kill(final)
         sent = kafka.read(origin, max_messages=3 * n, timeout=20)
-        if os.environ.get("DRILLS_DEBUG"):
-            from collections import Counter
-
-            offsets = Counter((m.partition, m.offset) for m in sent)
-            print(
-                "\nread",
-                len(sent),
-                "unique offsets",
-                len(offsets),
-                "records",
-                records.count(),
-                "progress",
-                Operation.objects.get(pk=op.pk).progress_done,
-            )
         replay_of = [int(m.headers["x-switchyard-replay-of"]) for m in sent]
         # Every copy names the dead letter and the operation it came from: a duplicate is a repeat of the one send
         # the kill interrupted (sent, not yet recorded), which its provenance headers identify.
