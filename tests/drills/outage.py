@@ -156,3 +156,85 @@ def outbox_relay(world, settings, tmp_path: Path, events: int = 300, outages: in
         settings.BROKERS = original
         brokers.reset()
         nats.stop()
+
+
+def dlq_ingest(world, settings, tmp_path: Path, messages: int = 200, outages: int = 1) -> Figures:
+    """Dead-letter ingest from a JetStream DLQ on the drill's NATS (connection `nats:drill`), stopped between and
+    during rounds `outages` times: the source shows why and backs off, the other pages answer, and once NATS is back
+    every message is stored once."""
+    from brokers.base import OutgoingMessage
+    from brokers.connections import NatsConnection
+    from console import brokers
+    from dlq import ingest
+    from dlq.models import DeadLetter, DeadLetterSource
+
+    nats = OwnNats(tmp_path)
+    nats.start()
+    settings.DLQ_SOURCE_BACKOFF_BASE_SECONDS = 1
+    settings.DLQ_SOURCE_BACKOFF_MAX_SECONDS = 2
+    original = settings.BROKERS
+    settings.BROKERS = {**original, "nats": {**original.get("nats", {}), "drill": NatsConnection(servers=[nats.url])}}
+    brokers.reset()
+    stream = f"DRILLDLQ{uuid.uuid4().hex[:6].upper()}"
+    figures = Figures(inputs=messages)
+    try:
+        drill = brokers.get("nats", "drill")
+        drill.ensure_destination(stream)
+        source = DeadLetterSource.objects.create(broker="nats", connection="drill", destination=stream, origin="drill")
+        per_round = messages // (outages + 1)
+        client = world.client(world.viewer)
+        stored = DeadLetter.objects.filter(source=source)
+        for round_ in range(outages + 1):
+            first = round_ * per_round
+            count = messages - first if round_ == outages else per_round
+            drill.publish_batch(
+                [OutgoingMessage(f"{stream}.x", f'{{"n": {first + i}}}'.encode()) for i in range(count)]
+            )
+            ingest.run_once(DeadLetterSource.objects.get(pk=source.pk), 20, timeout=1)  # part of them …
+            if round_ == outages:
+                break
+            nats.stop()  # … and the broker goes away mid-ingest
+            for _ in range(3):
+                ingest.run_once(DeadLetterSource.objects.get(pk=source.pk), 20, timeout=1)
+            seen = DeadLetterSource.objects.get(pk=source.pk)
+            if not seen.last_error:
+                figures.notes.append("the source does not say why it stopped")
+            if not (seen.next_attempt_at and seen.next_attempt_at > timezone_now()):
+                figures.notes.append("the source is not put off (no backoff)")
+            for url in ("/dead-letters/sources/", "/dead-letters/", "/outbox/", "/sagas/", "/brokers/"):
+                response = client.get(url)
+                figures.http_500 += response.status_code >= 500
+                if response.status_code != 200:
+                    figures.notes.append(f"{url} answered {response.status_code} while nats:drill was down")
+            if seen.last_error and seen.last_error[:40] not in client.get("/dead-letters/sources/").content.decode():
+                figures.notes.append("the sources page does not show the source's error")
+            nats.start()
+            figures.restarts += 1
+            drill = brokers.get("nats", "drill")
+        deadline = time.monotonic() + 60
+        while stored.count() < messages and time.monotonic() < deadline:
+            DeadLetterSource.objects.filter(pk=source.pk).update(next_attempt_at=None)  # its backoff, waited out
+            ingest.run_once(DeadLetterSource.objects.get(pk=source.pk), 50, timeout=1)
+        numbers = [json_n(dl.body_bytes()) for dl in stored]
+        figures.lost = messages - len(set(numbers))
+        figures.duplicated = len(numbers) - len(set(numbers))
+        if DeadLetterSource.objects.get(pk=source.pk).last_error:
+            figures.notes.append("the source still shows an error after NATS came back")
+        return figures
+    finally:
+        ingest.close_all()
+        settings.BROKERS = original
+        brokers.reset()
+        nats.stop()
+
+
+def json_n(body: bytes) -> int:
+    import json
+
+    return json.loads(body)["n"]
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now()
