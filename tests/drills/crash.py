@@ -93,9 +93,14 @@ def saga_ingest(kills: int, seed: int, tmp_path: Path, n: int = 1500) -> Counts:
         log = tmp_path / f"sagas-{run}.log"
         argv = ("ingest_saga_events", "--topic", topic, "--group", group)
         survived = _kill_loop(rng, kills, lambda: procs.manage(*argv, log=log, extra_env=env), stored.count, n, log)
+        started = log.read_text().count("ingesting saga events")
         final = procs.manage(*argv, log=log, extra_env=env)
         try:
             deadline = time.monotonic() + 120
+            # Up (its SIGTERM handler set) before it is asked to stop, even when the killed ones left nothing to do.
+            while log.read_text().count("ingesting saga events") == started and time.monotonic() < deadline:
+                assert final.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.1)
             while stored.count() < n and time.monotonic() < deadline and final.poll() is None:
                 time.sleep(0.1)
             final.send_signal(signal.SIGTERM)

@@ -96,7 +96,7 @@ def saga_http(world, n: int, seed: int) -> Counts:
         counts.http_500 += verdict == "http_500"
         counts.unclear += verdict == "unclear"
     counts.inputs = n
-    sent_valid = {i["event_id"] for i in items if isinstance(i, dict) and i.get("event_id") in valid}
+    sent_valid = {i["event_id"] for i in items if isinstance(i, dict) and isinstance(i.get("event_id"), str)} & valid
     counts.lost = len(sent_valid - stored_events(sent_valid))
     return counts
 
