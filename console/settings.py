@@ -399,4 +399,6 @@ MIDDLEWARE.insert(
 )
 # The saga-event ingest's Kafka session: how long the group waits for a killed ingest before its restart takes over.
 SAGA_INGEST_SESSION_TIMEOUT_MS = envint("SAGA_INGEST_SESSION_TIMEOUT_MS", 10_000, minimum=1_000)
+# A replay whose broker goes down waits for it (saying so on the operation) this long before it gives up.
+DLQ_REPLAY_OUTAGE_WAIT_SECONDS = envint("DLQ_REPLAY_OUTAGE_WAIT_SECONDS", 900, minimum=0)
 # --- drills (issue 14) --- end

@@ -15,6 +15,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -503,6 +504,83 @@ def _canary(ctx: OperationContext, canary_ids: list[int]) -> None:
     Operation.objects.filter(pk=ctx.operation.pk).update(message=verdict)
 
 
+def _down_connections(ctx: OperationContext, remaining: list[int]) -> dict[str, str]:
+    """The connections the remaining dead letters go to that do not answer now: key -> why, in words."""
+    if ctx.params.get("broker"):
+        keys = {ctx.params["broker"]}
+    else:
+        rows = DeadLetter.objects.filter(pk__in=remaining[:1000]).select_related("source")
+        keys = {dl.replay_destination()[0] for dl in rows}
+    down = {}
+    for key in sorted(keys):
+        try:
+            health = brokers.health(brokers.by_key(key))
+        except brokers.NotConfigured:
+            continue  # a connection that is not configured is not an outage to wait out
+        if not health.reachable:
+            down[key] = brokers.scrub(f"{health.reason or 'error'}: {health.error or ''}")[:500]
+    return down
+
+
+def _say(ctx: OperationContext, message: str) -> None:
+    ctx.operation.message = message
+    Operation.objects.filter(pk=ctx.operation.pk).update(message=message)
+    ctx.flush(force=True)  # and the live event, which carries the message
+
+
+def _retry_while_down(ctx: OperationContext, ids: list[int], pacer: Pacer, sizer: Sizer) -> None:
+    """Dead letters whose send failed because their broker was down go again once it answers (issue 14's outage
+    drill): the operation says which connection is down and why, waits with a growing backoff (a pause or a cancel
+    still stops it at once), then sends what is left and goes on. Letters that failed for another reason (refused,
+    a poison message) stay failed with their errors. After DLQ_REPLAY_OUTAGE_WAIT_SECONDS of waiting it stops."""
+    waited, delay = 0.0, 1.0
+    while True:
+        done = set(ReplayRecord.objects.filter(operation=ctx.operation).values_list("dead_letter_id", flat=True))
+        remaining = [i for i in ids if i not in done]
+        down = _down_connections(ctx, remaining) if remaining else {}
+        if not down:
+            return
+        while down:
+            if waited >= settings.DLQ_REPLAY_OUTAGE_WAIT_SECONDS:
+                _say(
+                    ctx,
+                    f"gave up after {waited:.0f} s: " + "; ".join(f"{k} is down ({why})" for k, why in down.items()),
+                )
+                return
+            _say(
+                ctx,
+                "waiting: "
+                + "; ".join(f"{k} is down ({why})" for k, why in down.items())
+                + f"; {len(remaining)} dead letters left, trying again in {delay:.0f} s",
+            )
+            ctx.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 30.0)
+            down = _down_connections(ctx, remaining)
+        # Back: the failed attempts are history, not errors of letters that are now replayed; progress restarts from
+        # what is recorded.
+        ctx.done = len(done)
+        _say(ctx, f"resumed after {waited:.0f} s: {', '.join(sorted(_keys_of(ctx, remaining)))} answers again")
+        replay_ids(ctx, remaining, pacer, sizer)
+        _forget_errors_of_replayed(ctx)
+
+
+def _keys_of(ctx: OperationContext, ids: list[int]) -> set[str]:
+    if ctx.params.get("broker"):
+        return {ctx.params["broker"]}
+    return {dl.replay_destination()[0] for dl in DeadLetter.objects.filter(pk__in=ids[:1000]).select_related("source")}
+
+
+def _forget_errors_of_replayed(ctx: OperationContext) -> None:
+    ctx.flush(force=True)
+    op = Operation.objects.get(pk=ctx.operation.pk)
+    done = {str(i) for i in ReplayRecord.objects.filter(operation=op).values_list("dead_letter_id", flat=True)}
+    kept = [e for e in op.errors if e.get("item") not in done]
+    removed = len(op.errors) - len(kept)
+    Operation.objects.filter(pk=op.pk).update(errors=kept, error_count=max(0, op.error_count - removed))
+    ctx.operation.errors, ctx.operation.error_count = kept, max(0, op.error_count - removed)
+
+
 @register("dlq.replay", label="Replay dead letters", startable=False, validate=validate)
 def run_replay(ctx: OperationContext) -> dict:
     p = ctx.params
@@ -522,6 +600,7 @@ def run_replay(ctx: OperationContext) -> dict:
         todo = todo[canary_left:]
         _canary(ctx, [i for i in ids[: p["canary"]]])
     replay_ids(ctx, todo, pacer, sizer)
+    _retry_while_down(ctx, ids, pacer, sizer)
     elapsed = time.monotonic() - started
     replayed = ReplayRecord.objects.filter(operation=ctx.operation).count()
     return {

@@ -33,3 +33,17 @@ def test_it_loses_no_dead_letter_across_five_outages_of_a_broker(world, settings
     )
     assert not result.notes, result.notes
     assert (result.http_500, result.lost, result.duplicated) == (0, 0, 0)
+
+
+def test_it_replays_every_letter_across_three_outages_of_its_broker(world, settings, tmp_path):
+    result = outage.dlq_replay(world, settings, tmp_path, letters=600, outages=3)
+    figures.record(
+        "outage: NATS stopped 3 times under a dead-letter replay",
+        inputs=result.inputs,
+        http_500=result.http_500,
+        lost=result.lost,
+        duplicated=result.duplicated,
+        restarts=result.restarts,
+    )
+    assert not result.notes, result.notes
+    assert (result.http_500, result.lost) == (0, 0)

@@ -238,3 +238,102 @@ def timezone_now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def dlq_replay(world, settings, tmp_path: Path, letters: int = 100, outages: int = 1) -> Figures:
+    """A paced dead-letter replay to the drill's NATS (connection `nats:drill`), the broker stopped mid-operation
+    `outages` times: the operation says which connection is down and why while it waits, and replays every letter
+    once the broker is back."""
+    import json
+    import threading
+
+    from django.db import connection as db_connection
+    from django.utils import timezone
+
+    from brokers.connections import NatsConnection
+    from console import brokers
+    from console.models import Operation
+    from console.operations import execute
+    from dlq import actions
+    from dlq.models import DeadLetter, DeadLetterSource, ReplayRecord
+    from dlq.operations import validate
+
+    nats = OwnNats(tmp_path)
+    nats.start()
+    original = settings.BROKERS
+    settings.BROKERS = {**original, "nats": {**original.get("nats", {}), "drill": NatsConnection(servers=[nats.url])}}
+    brokers.reset()
+    stream = f"DRILLR{uuid.uuid4().hex[:6].upper()}"
+    figures = Figures(inputs=letters)
+    try:
+        drill = brokers.get("nats", "drill")
+        drill.ensure_destination(stream)
+        source = DeadLetterSource.objects.create(broker="nats", connection="drill", destination=f"{stream}DLQ")
+        now = timezone.now()
+        DeadLetter.objects.bulk_create(
+            DeadLetter(
+                source=source,
+                origin=f"{stream}.orders",
+                message_id=str(i),
+                body=json.dumps({"n": i}).encode(),
+                body_size=10,
+                first_failure_at=now,
+                last_failure_at=now,
+                fingerprint="outage",
+            )
+            for i in range(letters)
+        )
+        ids = list(DeadLetter.objects.filter(source=source).values_list("id", flat=True))
+        op, _ = actions.do_replay_dead_letters(
+            world.operator, validate({"ids": ids, "rate": 100}), "outage drill", f"outage-{stream}"
+        )
+        records = ReplayRecord.objects.filter(operation=op)
+        outcome: dict = {}
+
+        def run():
+            try:
+                outcome["status"] = execute(op.pk)
+            finally:
+                db_connection.close()
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        client = world.client(world.viewer)
+        for n in range(outages):
+            target = (n + 1) * letters // (outages + 2)
+            deadline = time.monotonic() + 60
+            while records.count() < target and time.monotonic() < deadline:
+                time.sleep(0.01)
+            nats.stop()
+            deadline = time.monotonic() + 60
+            while "waiting: nats:drill is down" not in Operation.objects.get(pk=op.pk).message:
+                if time.monotonic() > deadline or not runner.is_alive():
+                    figures.notes.append(f"no word of the outage: {Operation.objects.get(pk=op.pk).message!r}")
+                    break
+                time.sleep(0.1)
+            page = client.get(f"/operations/{op.pk}/")
+            figures.http_500 += page.status_code >= 500
+            if "nats:drill is down" not in page.content.decode():
+                figures.notes.append("the operation's page does not say which broker is down")
+            for url in ("/dead-letters/", "/outbox/", "/sagas/", "/brokers/"):
+                response = client.get(url)
+                figures.http_500 += response.status_code >= 500
+                if response.status_code != 200:
+                    figures.notes.append(f"{url} answered {response.status_code} while nats:drill was down")
+            nats.start()
+            figures.restarts += 1
+        runner.join(180)
+        op.refresh_from_db()
+        if outcome.get("status") != "succeeded" or op.error_count:
+            figures.notes.append(f"ended {outcome.get('status')} with {op.error_count} errors: {op.message!r}")
+        sent = brokers.get("nats", "drill").read(stream, max_messages=3 * letters, timeout=10)
+        replay_of = [int(m.headers["x-switchyard-replay-of"]) for m in sent]
+        figures.lost = len(set(ids) - set(replay_of))
+        figures.duplicated = len(replay_of) - len(set(replay_of))
+        if records.count() != letters:
+            figures.notes.append(f"{records.count()} of {letters} recorded as replayed")
+        return figures
+    finally:
+        settings.BROKERS = original
+        brokers.reset()
+        nats.stop()

@@ -39,3 +39,18 @@ def test_it_shows_a_dlq_source_down_with_its_reason_and_loses_nothing_when_the_b
     print(f"\noutage: {result}")
     assert not result.notes, result.notes
     assert (result.http_500, result.lost, result.duplicated) == (0, 0, 0)
+
+
+def test_it_waits_out_a_broker_outage_in_a_replay_saying_why_and_replays_every_letter(world, settings, tmp_path):
+    result = outage.dlq_replay(world, settings, tmp_path)
+    figures.record(
+        "outage: NATS stopped under a dead-letter replay (fast)",
+        inputs=result.inputs,
+        http_500=result.http_500,
+        lost=result.lost,
+        duplicated=result.duplicated,
+        restarts=result.restarts,
+    )
+    print(f"\noutage: {result}")
+    assert not result.notes, result.notes
+    assert (result.http_500, result.lost) == (0, 0)
