@@ -474,9 +474,15 @@ def replay_ids(ctx: OperationContext, todo: list[int], pacer: Pacer, sizer: Size
             writer.close()
 
 
+class BrokerDown(Exception):
+    """A whole batch failed and its connection does not answer: stop sending into it (_retry_while_down waits)."""
+
+
 def _settle(ctx: OperationContext, item: tuple[Batch, Future, float], writer, sizer: Sizer, pacer: Pacer) -> None:
     batch, future, started = item
-    _finish(ctx, batch, future.result(), writer)
+    if not _finish(ctx, batch, future.result(), writer) and batch.ids and _down_connections(ctx, batch.ids):
+        # Each further batch would only wait for its own timeout against a broker that is gone.
+        raise BrokerDown()
     # Throughput is batches settled per unit of time: with two in flight, a batch's own span overlaps the last one's.
     now = time.monotonic()
     sizer.saw(len(batch.ids), now - max(started, sizer.settled_at))
@@ -561,8 +567,11 @@ def _retry_while_down(ctx: OperationContext, ids: list[int], pacer: Pacer, sizer
         # what is recorded.
         ctx.done = len(done)
         _say(ctx, f"resumed after {waited:.0f} s: {', '.join(sorted(_keys_of(ctx, remaining)))} answers again")
-        replay_ids(ctx, remaining, pacer, sizer)
-        _forget_errors_of_replayed(ctx)
+        try:
+            replay_ids(ctx, remaining, pacer, sizer)
+        except BrokerDown:
+            pass  # down again: the loop waits once more
+        _forget_errors_of_replayed(ctx, ids)
 
 
 def _keys_of(ctx: OperationContext, ids: list[int]) -> set[str]:
@@ -571,14 +580,17 @@ def _keys_of(ctx: OperationContext, ids: list[int]) -> set[str]:
     return {dl.replay_destination()[0] for dl in DeadLetter.objects.filter(pk__in=ids[:1000]).select_related("source")}
 
 
-def _forget_errors_of_replayed(ctx: OperationContext) -> None:
+def _forget_errors_of_replayed(ctx: OperationContext, ids: list[int]) -> None:
+    """After a pass that followed an outage: errors are those of the letters still not replayed (each failed in the
+    last pass), not the attempts made while the broker was down."""
     ctx.flush(force=True)
     op = Operation.objects.get(pk=ctx.operation.pk)
     done = {str(i) for i in ReplayRecord.objects.filter(operation=op).values_list("dead_letter_id", flat=True)}
     kept = [e for e in op.errors if e.get("item") not in done]
-    removed = len(op.errors) - len(kept)
-    Operation.objects.filter(pk=op.pk).update(errors=kept, error_count=max(0, op.error_count - removed))
-    ctx.operation.errors, ctx.operation.error_count = kept, max(0, op.error_count - removed)
+    left = sum(1 for i in dict.fromkeys(ids) if str(i) not in done)
+    count = min(op.error_count, left)
+    Operation.objects.filter(pk=op.pk).update(errors=kept, error_count=count)
+    ctx.operation.errors, ctx.operation.error_count = kept, count
 
 
 @register("dlq.replay", label="Replay dead letters", startable=False, validate=validate)
@@ -599,7 +611,10 @@ def run_replay(ctx: OperationContext) -> dict:
         replay_ids(ctx, todo[:canary_left], pacer, sizer)
         todo = todo[canary_left:]
         _canary(ctx, [i for i in ids[: p["canary"]]])
-    replay_ids(ctx, todo, pacer, sizer)
+    try:
+        replay_ids(ctx, todo, pacer, sizer)
+    except BrokerDown:
+        pass  # what is left goes once the broker answers
     _retry_while_down(ctx, ids, pacer, sizer)
     elapsed = time.monotonic() - started
     replayed = ReplayRecord.objects.filter(operation=ctx.operation).count()
