@@ -29,6 +29,7 @@ REPLAY_OPTIONS = (
     "dry_run",
     "override_loop_guard",
     "batch",
+    "republish_to_topic",  # an SNS subscription's dead letter to its topic (every subscriber) instead of its endpoint
 )
 
 

@@ -23,6 +23,7 @@ from console import brokers
 from console.models import Operation
 from console.operations import OperationContext, ParameterError, Paused, register
 from dlq import headers as h
+from dlq import sns
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource, ReplayRecord, replayable
 
 # A kill re-sends at most the batches in flight: large ones are for throughput, small ones for fewer duplicates and
@@ -91,6 +92,15 @@ def validate(params: dict) -> dict:
             known = ", ".join(c.key for c in brokers.connections())
             errors["broker"] = [f"must name a configured connection: {known}"]
     clean["broker"], clean["destination"] = (broker, destination) if destination else (None, None)
+    # An SNS subscription's dead letter goes to its endpoint only; to its topic (every subscriber) only by this choice.
+    republish = params.get("republish_to_topic", False)
+    if not isinstance(republish, bool):
+        errors["republish_to_topic"] = ["must be true or false"]
+    clean["republish_to_topic"] = republish is True
+    if clean["destination"] and not errors:
+        _, refused = sns.replay_target(clean["broker"], clean["destination"], clean["republish_to_topic"])
+        if refused:
+            errors["destination"] = [refused]
     clean["dry_run"] = bool(params.get("dry_run", False))
     clean["override_loop_guard"] = bool(params.get("override_loop_guard", False))
     if errors:
@@ -235,8 +245,20 @@ def prepare(ctx: OperationContext, ids: list[int]) -> Batch:
     found = load(ids)
     missing = set(ids) - {t.pk for t in found}
     batch.refused += [(pk, "dead letter no longer exists") for pk in ids if pk in missing]
+    routes: dict[tuple[str, str], tuple[str | None, str]] = {}
     for t in found:
         broker, destination = (p["broker"], p["destination"]) if p["destination"] else t.replay_destination()
+        if destination:
+            # A topic fans out: only by explicit choice (dlq/sns.py). One answer per destination of the batch.
+            route = routes.get((broker, destination))
+            if route is None:
+                route = routes[(broker, destination)] = sns.replay_target(
+                    broker, destination, p.get("republish_to_topic", False)
+                )
+            destination, refused = route
+            if refused:
+                batch.refused.append((t.pk, refused))
+                continue
         if t.status in (DeadLetter.Status.ARCHIVED, DeadLetter.Status.DISCARDED):
             batch.refused.append((t.pk, f"{t.status}: not replayed"))
         elif not t.can_replay(p["override_loop_guard"]):

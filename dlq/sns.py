@@ -54,3 +54,49 @@ def read_envelope(source, m: Message) -> tuple[Message, str]:
         return m, ""
     headers = {**sns_format.envelope_attributes(data), **m.headers}
     return dataclasses.replace(m, headers=headers), sns_format.envelope_origin(data)
+
+
+def replay_target(broker: str, destination: str, republish: bool) -> tuple[str | None, str]:
+    """(where a replay to `destination` on connection `broker` goes, or None with the reason it is refused).
+
+    A subscription's dead letter goes to that subscription's endpoint only. A topic fans the message out to every
+    subscriber again, so it is a destination only by the explicit choice `republish` (republish to the topic),
+    which turns a subscription into its topic; without it a topic is refused. Anything that is not SNS is left
+    as it is, chosen or not."""
+    from console import brokers  # the adapter registry: settings are read at call time
+
+    if not kind_supports(broker, Capability.TOPIC_SUBSCRIPTIONS):
+        return destination, ""
+    try:
+        adapter = brokers.by_key(broker).adapter()
+    except brokers.NotConfigured:
+        return destination, ""  # the delivery fails with that reason, as for any other destination
+    if republish:
+        return adapter.topic_of(destination) or destination, ""
+    if adapter.fans_out(destination):
+        return None, (
+            f"{destination} is an SNS topic: a replay there fans out to every subscriber; "
+            "choose republish to the topic to do that"
+        )
+    return destination, ""
+
+
+def subscription_letters(qs) -> int:
+    """How many of the dead letters `qs` came from an SNS subscription (their replay goes to its endpoint only, or
+    to the topic by choice): what the replay preview warns about. Counted per (connection, origin)."""
+    from django.db.models import Count
+
+    from console import brokers
+
+    pairs = qs.order_by().values_list("source__broker", "source__connection", "origin").annotate(n=Count("id"))
+    count = 0
+    for broker, connection, origin, n in pairs[:1000]:
+        if not origin or not kind_supports(broker, Capability.TOPIC_SUBSCRIPTIONS):
+            continue
+        try:
+            adapter = brokers.get(broker, connection)
+        except brokers.NotConfigured:
+            continue
+        if adapter.topic_of(origin) and not adapter.fans_out(origin):
+            count += n
+    return count

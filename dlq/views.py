@@ -165,6 +165,7 @@ def replay(request):
             "ids": ids,
             "dry_run": request.POST.get("dry_run") == "on",
             "override_loop_guard": request.POST.get("override_loop_guard") == "on",
+            "republish_to_topic": request.POST.get("republish_to_topic") == "on",
         }
         for name, cast in (("rate", float), ("canary", int)):
             if request.POST.get(name):
