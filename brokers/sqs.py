@@ -266,6 +266,10 @@ class SqsAdapter(BrokerAdapter):
     ) -> TopicSubscription:
         return self._sns.add_subscription(topic, protocol, endpoint, dict(attributes or {}))
 
+    def topic_destination(self, topic: str) -> str:
+        """The destination of topic `topic` (a name topics() gives): publishing there reaches every subscriber."""
+        return sns.topic_destination(topic)
+
     def fans_out(self, destination: str) -> bool:
         """Whether a message sent to `destination` goes to every subscriber of a topic."""
         target = sns.split(destination)

@@ -147,6 +147,80 @@ def observe_nats(adapter, connection: str = "default") -> list[Observation]:
     return found
 
 
+def observe_topics(adapter, broker: str, connection: str = "default") -> list[Observation]:
+    """SNS topics and their subscriptions. A subscription's backlog is its dead-letter queue: the deliveries SNS gave
+    up on. Its depth is the lag; the age of a message peeked from it (SentTimestamp: when SNS moved it there) is the
+    lag in seconds, a lower bound as the SQS API has no oldest-message age. A topic sums its subscriptions' DLQs."""
+    now = time.time()
+    by_topic: dict[str, list[Observation]] = {name: [] for name in adapter.topics()}
+    depths: dict[str, dict | None] = {}
+    for sub in adapter.topic_subscriptions():
+        dlq = sub.dead_letter_queue
+        if dlq and dlq not in depths:
+            depths[dlq] = _dlq_depth(adapter, dlq, now)
+        depth = depths.get(dlq) if dlq else None
+        details = {
+            "topic": sub.topic,
+            "protocol": sub.protocol,
+            "endpoint": sub.endpoint,
+            "raw": sub.raw,
+            "dead_letter_queue": dlq,
+            "dlq_missing": bool(dlq) and depth is None,
+            **({"ready": depth["depth"], "in_flight": depth["in_flight"]} if depth else {}),
+            "oldest_age_seconds": depth["oldest_age_seconds"] if depth else None,
+        }
+        by_topic.setdefault(sub.topic, []).append(
+            Observation(
+                broker,
+                Kind.SUBSCRIPTION,
+                sub.destination,
+                lag=depth["depth"] if depth else None,
+                members=depth["in_flight"] if depth else None,
+                details=details,
+                depth=depth or {},
+                connection=connection,
+            )
+        )
+    found = []
+    for topic, subs in sorted(by_topic.items()):
+        lags = [o.lag for o in subs if o.lag is not None]
+        ages = [o.depth["oldest_age_seconds"] for o in subs if o.depth.get("oldest_age_seconds") is not None]
+        details = {
+            "subscriptions": len(subs),
+            "with_dlq": sum(1 for o in subs if o.details["dead_letter_queue"]),
+            "fifo": topic.endswith(".fifo"),
+            "oldest_age_seconds": max(ages) if ages else None,
+        }
+        depth = {"depth": sum(lags), "oldest_age_seconds": details["oldest_age_seconds"]} if lags else {}
+        found.append(
+            Observation(
+                broker,
+                Kind.TOPIC,
+                adapter.topic_destination(topic),
+                lag=sum(lags) if lags else None,
+                members=len(subs),
+                details=details,
+                depth=depth,
+                connection=connection,
+            )
+        )
+        found += subs
+    return found
+
+
+def _dlq_depth(adapter, queue: str, now: float) -> dict | None:
+    """Depth of a subscription's DLQ and the age of a message in it; None when the queue no longer exists."""
+    try:
+        d = adapter.queue_depth(queue)
+        age = None
+        if d.ready:
+            peeked = [m.timestamp for m in adapter.read(queue, 1, timeout=1) if m.timestamp]
+            age = max(0.0, now - min(peeked).timestamp()) if peeked else None
+    except DestinationNotFound:
+        return None
+    return {"depth": d.ready, "in_flight": d.in_flight, "delayed": d.delayed, "oldest_age_seconds": age}
+
+
 def observe_celery() -> list[Observation]:
     """The console's own Celery queue: kombu's Redis transport keeps it as a list named after the queue."""
     import redis
@@ -237,6 +311,8 @@ def sample_all(now: datetime | None = None) -> dict:
             found += observe_queues(adapter, conn.kind, conn.name)
         if adapter.supports(Capability.STREAM_CONSUMERS):
             found += observe_nats(adapter, conn.name)
+        if adapter.supports(Capability.TOPIC_SUBSCRIPTIONS):
+            found += observe_topics(adapter, conn.kind, conn.name)
         for o in found:
             o.broker = conn.kind
         return found
@@ -494,6 +570,9 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
             if o.broker == "dlq":
                 # A count of dead letters, not a backlog anyone drains: the dlq_growth alert rule judges it.
                 status, reason = "OK", "dead letters kept"
+            elif o.kind == Kind.TOPIC:
+                # Its subscriptions' rows judge their own dead-letter queues; the topic only sums them.
+                status, reason = "OK", f"{o.members} subscription(s), {o.details['with_dlq']} with a dead-letter queue"
             else:
                 status, reason = evaluate(history.get(target.pk, []), now.timestamp(), window)
             if target.pk in worst and RANK[worst[target.pk][0]] > RANK[status]:
