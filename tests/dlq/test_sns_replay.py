@@ -113,3 +113,21 @@ def test_it_edits_and_replays_to_the_subscription_endpoint(world, sns):
     [copy] = sns.receive(failed.endpoint)
     assert copy["Body"] == '{"order": 43}' and copy["MessageAttributes"]["tenant"]["StringValue"] == "t-2"
     assert sns.receive(healthy.endpoint, expected=0) == []
+
+
+def test_it_replays_a_fifo_subscription_dead_letter_in_its_group(world, sns):
+    topic = sns.topic(fifo=True)
+    base = topic[9:19]
+    failed = sns.subscribe(
+        topic, raw=True, dlq=sns.queue(f"sy-f-{base}-dlq.fifo"), endpoint=sns.queue(f"sy-f-{base}.fifo")
+    )
+    sns.adapter.publish(f"sns:{topic}", b"first", key="order-1", headers={"x-event-id": "evt-1"})
+    sns.fail_delivery(failed)
+    discovery.discover()
+    source = DeadLetterSource.objects.get(broker="sqs", destination=failed.dlq)
+    dl = wait_until(lambda: ingest.run_once(source) and DeadLetter.objects.filter(source=source).first(), 30)
+
+    response = _replay(world, {"ids": [dl.pk]})
+    assert execute(response.json()["operation"]["id"]) == "succeeded"
+    [again] = sns.receive(failed.endpoint)
+    assert again["Body"] == "first" and again["Attributes"]["MessageGroupId"] == "order-1"
