@@ -3,6 +3,7 @@ delivered it; to the topic (every subscriber again) only by the explicit, audite
 
 import json
 import re
+import uuid
 
 import pytest
 
@@ -11,7 +12,7 @@ from console.operations import execute
 from dlq import discovery, ingest
 from dlq.models import DeadLetter, DeadLetterSource, ReplayRecord
 from tests.dlq.conftest import wait_until
-from tests.dlq.sns_world import sns_world
+from tests.dlq.sns_world import documented_envelope, sns_world
 
 sns = pytest.fixture(sns_world)
 
@@ -31,7 +32,7 @@ def _dead_letter(sns, raw: bool):
 
 def _replay(world, body: dict):
     client = world.client(world.operator)
-    body = {"reason": "endpoint fixed", "idempotency_key": f"k-{len(body)}-{id(body)}", **body}
+    body = {"reason": "endpoint fixed", "idempotency_key": uuid.uuid4().hex, **body}
     return client.post("/api/v1/dead-letters/replay", body, content_type="application/json")
 
 
@@ -131,3 +132,31 @@ def test_it_replays_a_fifo_subscription_dead_letter_in_its_group(world, sns):
     assert execute(response.json()["operation"]["id"]) == "succeeded"
     [again] = sns.receive(failed.endpoint)
     assert again["Body"] == "first" and again["Attributes"]["MessageGroupId"] == "order-1"
+
+
+def test_it_refuses_a_dead_letter_whose_origin_is_a_topic_unless_republishing(world, sns):
+    """An envelope that names no subscription, in a DLQ that several share: its origin is the topic itself."""
+    shared = sns.queue()
+    topic = sns.topic()
+    first, second = sns.subscribe(topic, dlq=shared), sns.subscribe(topic, dlq=shared)
+    envelope = json.loads(documented_envelope(first.subscription.arn.rsplit(":", 1)[0], "", "hello"))
+    del envelope["UnsubscribeURL"]
+    sns.adapter.publish(shared, json.dumps(envelope).encode())
+    discovery.discover()
+    source = DeadLetterSource.objects.get(broker="sqs", destination=shared)
+    dl = wait_until(lambda: ingest.run_once(source) and DeadLetter.objects.filter(source=source).first(), 30)
+    assert dl.origin == f"sns:{topic}"
+
+    op_id = _replay(world, {"ids": [dl.pk]}).json()["operation"]["id"]
+    execute(op_id)
+    op = Operation.objects.get(pk=op_id)
+    assert "fans out to every subscriber" in op.errors[0]["error"]
+    assert not ReplayRecord.objects.filter(dead_letter=dl).exists()
+    assert sns.receive(first.endpoint, expected=0) == []
+
+    assert (
+        execute(_replay(world, {"ids": [dl.pk], "republish_to_topic": True}).json()["operation"]["id"]) == "succeeded"
+    )
+    for sub in (first, second):
+        [copy] = sns.receive(sub.endpoint)
+        assert json.loads(copy["Body"])["Message"] == "hello"
