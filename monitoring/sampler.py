@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from brokers.base import Capability, DestinationNotFound
+from brokers.base import BrokerError, Capability, DestinationNotFound
 from console import brokers
 from console.live import broadcast
 from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample
@@ -312,7 +312,12 @@ def sample_all(now: datetime | None = None) -> dict:
         if adapter.supports(Capability.STREAM_CONSUMERS):
             found += observe_nats(adapter, conn.name)
         if adapter.supports(Capability.TOPIC_SUBSCRIPTIONS):
-            found += observe_topics(adapter, conn.kind, conn.name)
+            try:
+                found += observe_topics(adapter, conn.kind, conn.name)
+            except BrokerError as e:
+                # SNS refused (an emulator without it, such as ElasticMQ; credentials allowed SQS only): the
+                # connection's queues are still sampled.
+                log.info("sampling SNS topics on %s failed: %s", conn, e)
         for o in found:
             o.broker = conn.kind
         return found
