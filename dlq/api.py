@@ -165,7 +165,8 @@ def replay_params(body: dict) -> dict:
 
 @api(methods=("POST",), role=OPERATOR)
 def replay(request):
-    """POST {ids | filter, rate?, destination?, canary?, dry_run?, reason, idempotency_key}: replay as an operation."""
+    """POST {ids | filter, rate?, destination?, canary?, dry_run?, republish_to_topic?, reason, idempotency_key}:
+    replay as an operation. republish_to_topic: SNS subscriptions' dead letters to their topic (every subscriber)."""
     body = _object(request)
     reason, key = require_reason_and_key(body)
     params = replay_params(body)
