@@ -42,19 +42,22 @@ _subscriptions: dict[int, Subscription] = {}
 def subscription_for(source: DeadLetterSource) -> Subscription:
     sub = _subscriptions.get(source.pk)
     if sub is None:
-        options = {
-            "sqs": {"visibility_timeout": source.conventions.get("visibility_timeout", 30)},
-            "nats": {"ack_wait": source.conventions.get("ack_wait", 30)},
-            "kafka": {"session.timeout.ms": 6000},
-        }.get(source.broker, {})
         group = group_name(source)
         adapter = source.adapter()
+        redeliver_after = _redeliver_after(source)
         if _advisory_source(source):
-            sub = advisories.AdvisorySubscription(adapter, source.destination, group, options["ack_wait"])
+            sub = advisories.AdvisorySubscription(adapter, source.destination, group, redeliver_after)
         else:
-            sub = adapter.subscribe(source.destination, group, **options)
+            sub = adapter.subscribe(source.destination, group, redeliver_after=redeliver_after)
         _subscriptions[source.pk] = sub
     return sub
+
+
+def _redeliver_after(source: DeadLetterSource):
+    """Seconds a taken, unacked letter stays hidden: the source's own figure under any of the names it was stored
+    with before adapters shared one (the adapter refuses a value that is not a number, on the source's row)."""
+    c = source.conventions
+    return c.get("redeliver_after", c.get("visibility_timeout", c.get("ack_wait", 30)))
 
 
 def group_name(source: DeadLetterSource) -> str:

@@ -79,7 +79,7 @@ def observe_kafka(adapter, connection: str = "default") -> list[Observation]:
         parts = [(t, p, c, ends[(t, p)]) for (t, p), c in sorted(committed[group.name].items()) if (t, p) in ends]
         found.append(
             Observation(
-                "kafka",
+                adapter.name,
                 Kind.GROUP,
                 group.name,
                 lag=sum(max(0, end - (c or 0)) for _, _, c, end in parts),
