@@ -161,6 +161,10 @@ class Capability(StrEnum):
     # (Kafka's idempotent producer, one key = one partition): the outbox relay sends a key's rows in one wave.
     KEY_ORDERED_PIPELINE = "key_ordered_pipeline"
     PENDING_AGE = "pending_age"  # pending_age(): a destination's retention and its oldest message a group has not read
+    # Topics fan out to subscriptions, each with its own endpoint and dead-letter queue (SNS): topics(),
+    # topic_subscriptions(), fans_out() / topic_of() of a destination; a subscription's destination delivers to its
+    # endpoint only, a topic's to every subscriber.
+    TOPIC_SUBSCRIPTIONS = "topic_subscriptions"
 
 
 class BrokerAdapter(ABC):
@@ -528,6 +532,21 @@ class QueueDepth:
     oldest_age_seconds: float | None = None
     publish_rate: float | None = None
     deliver_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class TopicSubscription:
+    """One subscription of a topic (SNS) as the adapter names it. `destination` delivers to this subscription's
+    endpoint only; `dead_letter_queue` is the queue its redrive policy names (None: failed deliveries are dropped)."""
+
+    topic: str
+    subscription: str  # its id: the last part of its ARN
+    arn: str
+    protocol: str  # sqs, lambda, https, email, ...
+    endpoint: str  # a queue's or function's ARN, a URL, an address
+    raw: bool  # raw message delivery: the message as published, attributes as the endpoint's own
+    dead_letter_queue: str | None
+    destination: str
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from brokers.base import BrokerError, Capability, DestinationNotFound, Message, 
 from console import brokers
 from console.brokers import kind_supports
 from console.live import broadcast
-from dlq import advisories
+from dlq import advisories, sns
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource
 
@@ -123,13 +123,15 @@ def build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | Non
 
 def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | None]:
     problems = [m.parse_error] if m.parse_error else []
+    # An SNS envelope: its message attributes are headers, and it names its topic and subscription (dlq/sns.py).
+    m, envelope_origin = sns.read_envelope(source, m)
     try:
         facts = h.parse(m.headers, source.conventions)
     except Exception as exc:  # noqa: BLE001 - the message is stored with what is known, the problem named
         facts = h.FailureFacts()
         problems.append(f"the failure headers could not be read: {_describe(exc)}")
     now = timezone.now()
-    origin = facts.origin or source.default_origin()
+    origin = facts.origin or source.origin or envelope_origin or source.default_origin()
     large = len(m.body) > settings.DLQ_INLINE_BODY_MAX
     attempts = facts.attempts if facts.attempts is not None else m.delivery_count
     row = DeadLetter(

@@ -11,6 +11,7 @@ KINDS = {"kafka", "sqs", "rabbitmq", "nats", "sns"}
 # model fields, the default kind of a form field, and migrations (frozen history).
 ALLOWED = {
     "outbox/models.py",  # split_destination: rabbitmq:// URIs carry exchange/routing-key, a syntax of the scheme
+    "console/brokers.py",  # split_destination: sns:// names a topic on an sqs connection (the AWS account)
     "monitoring/operations.py",  # a bare connection name in the offset-reset form means a Kafka one; checked after
 }
 
