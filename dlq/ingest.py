@@ -45,7 +45,9 @@ def subscription_for(source: DeadLetterSource) -> Subscription:
         options = {
             "sqs": {"visibility_timeout": source.conventions.get("visibility_timeout", 30)},
             "nats": {"ack_wait": source.conventions.get("ack_wait", 30)},
-            "kafka": {"session.timeout.ms": 6000},
+            # Several ingest processes share the sources by lease (dlq.leases), so the holder reads every partition
+            # itself rather than joining a group whose dead members some brokers never expire.
+            "kafka": {"exclusive": True},
         }.get(source.broker, {})
         group = group_name(source)
         adapter = source.adapter()
@@ -60,6 +62,11 @@ def subscription_for(source: DeadLetterSource) -> Subscription:
 def group_name(source: DeadLetterSource) -> str:
     """The consumer group / durable the ingest worker of `source` reads as (the retention check reads its offsets)."""
     return f"switchyard-dlq-{settings.NAMESPACE}-{source.pk}".replace(":", "_")
+
+
+def open_sources() -> set[int]:
+    """The ids of the sources this process has a subscription open on."""
+    return set(_subscriptions)
 
 
 def close_all() -> None:
