@@ -245,7 +245,9 @@ class BrokerAdapter(ABC):
 
         One option every adapter understands: `redeliver_after` (seconds), how long a message taken but not acked
         stays away from other readers (SQS's visibility timeout, JetStream's ack wait). Brokers that hand a dead
-        reader's messages on only when its session ends (Kafka, RabbitMQ) need no such figure and ignore it. Other
+        reader's messages on only when its session ends (Kafka, RabbitMQ) need no such figure and ignore it. And
+        `exclusive=True`: the caller guarantees it is the destination's only reader (it holds a lease), which lets a
+        broker with consumer groups read every partition without joining the group; others ignore it. Other
         options are the adapter's own. Adapters that cannot consume yet say so; the caller shows the error instead of
         guessing.
         """

@@ -258,14 +258,22 @@ class KafkaAdapter(BrokerAdapter):
     def subscribe(self, destination: str, group: str, **options: Any) -> KafkaSubscription:
         """A consumer-group member with auto-commit off: offsets move only in ack(), after the caller's commit.
 
-        options: `from_beginning` (default True: a new group starts at the earliest offset) and any librdkafka
-        consumer setting (e.g. {"session.timeout.ms": 6000}).
+        options: `from_beginning` (default True: a new group starts at the earliest offset), `exclusive` (below)
+        and any librdkafka consumer setting (e.g. {"session.timeout.ms": 6000}).
+
+        exclusive=True: the caller guarantees that it is the topic's only reader (it holds a lease), so the consumer
+        takes every partition with assign() instead of joining the group: it starts at the group's committed offsets
+        and commits there as usual, but it is never a member. A member that dies keeps its partitions until the
+        coordinator expires its session, and some Kafka-compatible brokers (noida-db) never do: the partitions of a
+        SIGKILLed ingest process then stayed unread for good (issue 18). Partitions added to the topic later are
+        read from the next subscription on (ingest makes one whenever a source changes hands).
         """
         from_beginning = options.pop("from_beginning", True)
         # An uncommitted offset goes to another member when this one's session ends, not after a per-message wait.
         options.pop("redeliver_after", None)
         if "session.timeout.ms" not in self._config:
             options.setdefault("session.timeout.ms", 6000)  # a dead member's partitions move within seconds
+        exclusive = options.pop("exclusive", False)
         # Full metadata, as in read(): a consumer subscribed to a missing topic only reports it once, some polls in,
         # and asking for one topic by name makes brokers with auto-creation create it.
         topic = self._metadata(timeout=REQUEST_TIMEOUT).topics.get(destination)
@@ -281,7 +289,11 @@ class KafkaAdapter(BrokerAdapter):
             },
         )
         consumer = Consumer(config)
-        consumer.subscribe([destination])
+        if exclusive:
+            # No offset given: librdkafka fetches the group's committed one, else applies auto.offset.reset.
+            consumer.assign([TopicPartition(destination, p) for p in sorted(topic.partitions)])
+        else:
+            consumer.subscribe([destination])
         return KafkaSubscription(consumer, destination)
 
     def close(self) -> None:

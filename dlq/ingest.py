@@ -48,7 +48,10 @@ def subscription_for(source: DeadLetterSource) -> Subscription:
         if _advisory_source(source):
             sub = advisories.AdvisorySubscription(adapter, source.destination, group, redeliver_after)
         else:
-            sub = adapter.subscribe(source.destination, group, redeliver_after=redeliver_after)
+            # Several ingest processes share the sources by lease (dlq.leases): the holder is the only reader, so a
+            # broker with consumer groups lets it take every partition itself rather than join a group whose dead
+            # members some brokers never expire.
+            sub = adapter.subscribe(source.destination, group, redeliver_after=redeliver_after, exclusive=True)
         _subscriptions[source.pk] = sub
     return sub
 
@@ -63,6 +66,11 @@ def _redeliver_after(source: DeadLetterSource):
 def group_name(source: DeadLetterSource) -> str:
     """The consumer group / durable the ingest worker of `source` reads as (the retention check reads its offsets)."""
     return f"switchyard-dlq-{settings.NAMESPACE}-{source.pk}".replace(":", "_")
+
+
+def open_sources() -> set[int]:
+    """The ids of the sources this process has a subscription open on."""
+    return set(_subscriptions)
 
 
 def close_all() -> None:
