@@ -148,7 +148,8 @@ class Capability(StrEnum):
 
     CONSUMER_GROUPS = "consumer_groups"  # consumer_groups(), committed / end offsets: lag per group and partition
     OFFSET_RESET = "offset_reset"  # reset_offsets() of a group
-    QUEUE_DEPTH = "queue_depth"  # queue_depth(name) of each queue list_destinations() names
+    # queue_depth(name) / queue_depths(names) of the queues list_destinations() names and of any the caller knows
+    QUEUE_DEPTH = "queue_depth"
     STREAM_CONSUMERS = "stream_consumers"  # consumer_info(stream): JetStream consumers' pending counts
     REDRIVE_POLICY = "redrive_policy"  # queue_attributes(): each queue names its dead-letter queue (SQS)
     DEAD_LETTER_EXCHANGE = "dead_letter_exchange"  # queue_arguments() / bindings(): x-dead-letter-* (RabbitMQ)
@@ -257,6 +258,16 @@ class BrokerAdapter(ABC):
         """How long the broker keeps messages of `destination`, and when the oldest one `group` has not consumed
         arrived: what the dead-letter retention warning needs (Capability.PENDING_AGE)."""
         raise BrokerError(f"the {self.name} adapter cannot tell the age of pending messages")
+
+    def queue_depths(self, names: Iterable[str]) -> dict[str, QueueDepth]:
+        """QUEUE_DEPTH adapters: each named queue's depth; a queue that does not exist is left out."""
+        found = {}
+        for name in dict.fromkeys(names):
+            try:
+                found[name] = self.queue_depth(name)
+            except DestinationNotFound:
+                continue
+        return found
 
     @abstractmethod
     def close(self) -> None: ...

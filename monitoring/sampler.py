@@ -10,16 +10,17 @@ import json
 import logging
 import marshal
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from brokers.base import Capability, DestinationNotFound
+from brokers.base import Capability
 from console import brokers
 from console.live import broadcast
 from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample
@@ -93,17 +94,14 @@ def observe_kafka(adapter, connection: str = "default") -> list[Observation]:
     return found
 
 
-def observe_queues(adapter, broker: str, connection: str = "default") -> list[Observation]:
-    names = {d.name for d in adapter.list_destinations() if d.kind == "queue"}
+def observe_queues(adapter, broker: str, connection: str = "default", known: Iterable[str] = ()) -> list[Observation]:
+    """The queues the adapter lists, and those the console knows by name (`known`): without the management API
+    AMQP cannot list queues, yet a passive declare tells a named one's depth and consumers."""
+    names = {d.name for d in adapter.list_destinations() if d.kind == "queue"} | set(known)
     if adapter.supports(Capability.DEAD_LETTER_EXCHANGE):
-        # RabbitMQ: without the management API AMQP cannot list queues: watch the configured ones as well.
         names |= set(settings.MONITORING_RABBITMQ_QUEUES)
     found = []
-    for name in sorted(names):
-        try:
-            d = adapter.queue_depth(name)
-        except DestinationNotFound:
-            continue
+    for name, d in sorted(adapter.queue_depths(sorted(names)).items()):
         # SQS does not say who consumes; messages in flight are the sign that someone does.
         attached = d.consumers if d.consumers is not None else d.in_flight
         details = {
@@ -144,6 +142,56 @@ def observe_nats(adapter, connection: str = "default") -> list[Observation]:
                     connection=connection,
                 )
             )
+    return found
+
+
+KNOWN_OUTBOX_SECONDS = 300  # how long the outbox destinations found are trusted before they are looked up again
+_known_outbox: tuple[float, dict[str, set[str]]] = (0.0, {})
+
+
+def known_queues() -> dict[str, set[str]]:
+    """Queue names the console knows, per connection key ("rabbitmq:default"): its dead-letter sources and their
+    origins (where a replay goes), and the queues its outbox publishes to on the default exchange.
+
+    The outbox part reads the rows still waiting and those published in the last minutes (both indexed), and is
+    kept KNOWN_OUTBOX_SECONDS: a destination is a deployment's constant, not something to look up every pass.
+    """
+    global _known_outbox
+    known: dict[str, set[str]] = {}
+    if apps.is_installed("dlq"):
+        from dlq.models import DeadLetterSource
+
+        for source in DeadLetterSource.objects.filter(enabled=True):
+            known.setdefault(source.connection_key, set()).update({source.destination, source.default_origin()} - {""})
+    if apps.is_installed("outbox"):
+        checked, outbox = _known_outbox
+        if time.monotonic() - checked > KNOWN_OUTBOX_SECONDS:
+            outbox = _outbox_queues()
+            _known_outbox = (time.monotonic(), outbox)
+        for key, names in outbox.items():
+            known.setdefault(key, set()).update(names)
+    return known
+
+
+def _outbox_queues() -> dict[str, set[str]]:
+    from outbox.models import OutboxEvent, split_destination
+
+    since = timezone.now() - timedelta(seconds=KNOWN_OUTBOX_SECONDS)
+    rows = OutboxEvent.objects.filter(destination__startswith="rabbitmq://")
+    waiting = rows.filter(status__in=["pending", "failed"])
+    recent = rows.filter(status="published", published_at__gte=since)
+    uris = {uri for q in (waiting, recent) for uri in q.values_list("destination", flat=True).distinct()}
+    found: dict[str, set[str]] = {}
+    for uri in uris:
+        try:
+            key, target = split_destination(uri)
+        except ValueError:
+            continue
+        exchange, _, queue = target.partition("/")
+        if exchange or not queue:
+            continue  # a named exchange routes by bindings AMQP cannot read: its queues are not known by name
+        kind, _, name = key.partition(":")
+        found.setdefault(f"{kind}:{name or brokers.default_name(kind)}", set()).add(queue)
     return found
 
 
@@ -223,6 +271,11 @@ def sample_all(now: datetime | None = None) -> dict:
     observations: list[Observation] = []
     errors: dict[str, str] = {}
     sources = {conn.key: conn for conn in brokers.connections()}
+    try:
+        known = known_queues()  # here: the threads below get no database connection of their own
+    except Exception as e:  # noqa: BLE001 - the listed queues are still worth sampling
+        log.warning("known queues: %s", e)
+        known = {}
 
     def run(name):
         if name == "celery":
@@ -234,7 +287,7 @@ def sample_all(now: datetime | None = None) -> dict:
         if adapter.supports(Capability.CONSUMER_GROUPS):
             found += observe_kafka(adapter, conn.name)
         if adapter.supports(Capability.QUEUE_DEPTH):
-            found += observe_queues(adapter, conn.kind, conn.name)
+            found += observe_queues(adapter, conn.kind, conn.name, known.get(conn.key, ()))
         if adapter.supports(Capability.STREAM_CONSUMERS):
             found += observe_nats(adapter, conn.name)
         for o in found:
