@@ -22,6 +22,7 @@ from console.live import broadcast
 from dlq import advisories, sns
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource
+from formats import ingest as formats
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | No
         fingerprint="",
         replay_of_id=_bounded(facts.replay_of, 2**63, minimum=1),
     )
+    formats.enrich(row, source, m)  # decoded body, its search text, type and correlation (formats/, ADR 0051)
     _fit(row)
     row.fingerprint = row.fingerprint_value()
     return row, m.body if large else None
