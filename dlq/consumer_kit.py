@@ -13,7 +13,6 @@ headers (x-exception-type, ...), and only then acknowledged on the origin.
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 import traceback
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 
 from brokers.base import BrokerAdapter, Message, OutgoingMessage
+from console.backoff import backoff as delay
 from dlq import headers as h
 
 # What a dead letter must carry, most important first (SQS cannot carry them all with many headers of its own): the
@@ -65,8 +65,8 @@ def default_message_id(message: Message) -> str:
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential with full jitter: spreads retries of many consumers that failed together."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+    """Full jitter: spreads retries of many consumers that failed together."""
+    return delay(attempt, base, cap, "full")
 
 
 def failure_headers(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,6 +16,7 @@ from django.utils import timezone
 
 from brokers.base import BrokerError, Capability, DestinationNotFound, Message, Subscription
 from console import brokers
+from console.backoff import backoff as delay
 from console.brokers import kind_supports
 from console.live import broadcast
 from dlq import advisories, sns
@@ -338,11 +338,9 @@ def drop(source: DeadLetterSource) -> None:
 
 
 def backoff(failures: int) -> timedelta:
-    """Exponential backoff with full jitter: a random delay up to base × 2^(failures − 1), at most the cap."""
-    ceiling = min(
-        settings.DLQ_SOURCE_BACKOFF_MAX_SECONDS, settings.DLQ_SOURCE_BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 30)
-    )
-    return timedelta(seconds=random.uniform(0, ceiling))
+    """How long a failing source rests: full jitter, so sources of one broken connection spread out."""
+    base, cap = settings.DLQ_SOURCE_BACKOFF_BASE_SECONDS, settings.DLQ_SOURCE_BACKOFF_MAX_SECONDS
+    return timedelta(seconds=delay(failures, base, cap, "full"))
 
 
 def _failed(source: DeadLetterSource, exc: Exception) -> None:

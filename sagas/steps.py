@@ -3,7 +3,6 @@ comes next) and the compensation order. Below both the SDK's public calls (sagas
 runs each attempt (sagas/tasks.py), which import it; it imports neither, so the two never import each other.
 """
 
-import random
 import time
 import traceback
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from console.backoff import backoff as delay
 from sagas.models import FINISHED, SagaInstance, SagaStepEvent, Status
 from sagas.recording import record_events
 
@@ -53,8 +53,8 @@ def define(saga_type: str, steps: list[Step]) -> Saga:
 
 
 def backoff(attempt: int) -> float:
-    """Exponential backoff with jitter: base·2^(attempt-1), scaled by a random factor in [0.5, 1.5)."""
-    return settings.SAGA_RETRY_BASE_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random())
+    """Equal jitter: one saga's step retried, at least half the curve apart."""
+    return delay(attempt, settings.SAGA_RETRY_BASE_SECONDS, jitter="equal")
 
 
 def next_seq(saga_id: str) -> int | None:
