@@ -36,6 +36,7 @@ from brokers.base import (
     DestinationNotFound,
     Message,
     OutgoingMessage,
+    PendingAge,
     PublishError,
     PublishResult,
     QueueDepth,
@@ -49,6 +50,7 @@ from brokers.base import (
 
 SQS_WORKERS = 6  # concurrent calls for a batch of more than 10 (moto and SQS both serve requests in parallel)
 MAX_ATTRIBUTES = 10  # SQS rejects a message with more message attributes
+RESERVED_ATTRIBUTES = 2  # the key and a binary body's encoding travel as attributes too
 KEY_ATTRIBUTE = "x-key"
 # SQS bodies are XML text: a body that is not valid UTF-8 (or holds characters XML forbids) travels base64-encoded,
 # marked by this attribute, and is decoded on read.
@@ -61,7 +63,10 @@ BROWSE_HIDE_SECONDS = 30
 
 class SqsAdapter(BrokerAdapter):
     name = "sqs"
-    capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.REDRIVE_POLICY, Capability.TOPIC_SUBSCRIPTIONS})
+    capabilities = frozenset(
+        {Capability.QUEUE_DEPTH, Capability.REDRIVE_POLICY, Capability.PENDING_AGE, Capability.TOPIC_SUBSCRIPTIONS}
+    )
+    max_headers = MAX_ATTRIBUTES - RESERVED_ATTRIBUTES
     max_message_bytes = 262_144
 
     def __init__(
@@ -336,7 +341,22 @@ class SqsAdapter(BrokerAdapter):
         options: `visibility_timeout` (seconds a received message stays hidden before it is redelivered, default
         30) — an unacked message from a killed consumer comes back after it.
         """
-        return SqsSubscription(self, destination, int(options.get("visibility_timeout", 30)))
+        hidden = options.get("visibility_timeout", options.get("redeliver_after", 30))
+        return SqsSubscription(self, destination, int(hidden))
+
+    def pending_age(self, destination: str, group: str) -> PendingAge:
+        """SQS has no age of the oldest message (ApproximateAgeOfOldestMessage is a CloudWatch metric, not a queue
+        attribute): one message is peeked for its SentTimestamp. A standard queue returns some message, not
+        necessarily the oldest, so this is a lower bound; with every message in flight there is none to peek."""
+        attributes = self.queue_attributes(destination)
+        period = attributes.get("MessageRetentionPeriod")
+        retention = int(period) if period else None
+        waiting = int(attributes.get("ApproximateNumberOfMessages", 0))
+        in_flight = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
+        if not waiting and not in_flight:
+            return PendingAge(retention)
+        peeked = [m.timestamp for m in self.read(destination, 1, timeout=1) if m.timestamp]
+        return PendingAge(retention, min(peeked)) if peeked else PendingAge(retention, hidden=True)
 
     def queue_attributes(self, name: str) -> dict[str, str]:
         """All attributes of queue `name` (RedrivePolicy, MessageRetentionPeriod, ApproximateNumberOfMessages, ...)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,11 +16,13 @@ from django.utils import timezone
 
 from brokers.base import BrokerError, Capability, DestinationNotFound, Message, Subscription
 from console import brokers
+from console.backoff import backoff as delay
 from console.brokers import kind_supports
 from console.live import broadcast
 from dlq import advisories, sns
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource
+from formats import ingest as formats
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +43,35 @@ _subscriptions: dict[int, Subscription] = {}
 def subscription_for(source: DeadLetterSource) -> Subscription:
     sub = _subscriptions.get(source.pk)
     if sub is None:
-        options = {
-            "sqs": {"visibility_timeout": source.conventions.get("visibility_timeout", 30)},
-            "nats": {"ack_wait": source.conventions.get("ack_wait", 30)},
-            "kafka": {"session.timeout.ms": 6000},
-        }.get(source.broker, {})
         group = group_name(source)
         adapter = source.adapter()
+        redeliver_after = _redeliver_after(source)
         if _advisory_source(source):
-            sub = advisories.AdvisorySubscription(adapter, source.destination, group, options["ack_wait"])
+            sub = advisories.AdvisorySubscription(adapter, source.destination, group, redeliver_after)
         else:
-            sub = adapter.subscribe(source.destination, group, **options)
+            # Several ingest processes share the sources by lease (dlq.leases): the holder is the only reader, so a
+            # broker with consumer groups lets it take every partition itself rather than join a group whose dead
+            # members some brokers never expire.
+            sub = adapter.subscribe(source.destination, group, redeliver_after=redeliver_after, exclusive=True)
         _subscriptions[source.pk] = sub
     return sub
+
+
+def _redeliver_after(source: DeadLetterSource):
+    """Seconds a taken, unacked letter stays hidden: the source's own figure under any of the names it was stored
+    with before adapters shared one (the adapter refuses a value that is not a number, on the source's row)."""
+    c = source.conventions
+    return c.get("redeliver_after", c.get("visibility_timeout", c.get("ack_wait", 30)))
 
 
 def group_name(source: DeadLetterSource) -> str:
     """The consumer group / durable the ingest worker of `source` reads as (the retention check reads its offsets)."""
     return f"switchyard-dlq-{settings.NAMESPACE}-{source.pk}".replace(":", "_")
+
+
+def open_sources() -> set[int]:
+    """The ids of the sources this process has a subscription open on."""
+    return set(_subscriptions)
 
 
 def close_all() -> None:
@@ -156,6 +168,7 @@ def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | No
         fingerprint="",
         replay_of_id=_bounded(facts.replay_of, 2**63, minimum=1),
     )
+    formats.enrich(row, source, m)  # decoded body, its search text, type and correlation (formats/, ADR 0051)
     _fit(row)
     row.fingerprint = row.fingerprint_value()
     return row, m.body if large else None
@@ -325,11 +338,9 @@ def drop(source: DeadLetterSource) -> None:
 
 
 def backoff(failures: int) -> timedelta:
-    """Exponential backoff with full jitter: a random delay up to base × 2^(failures − 1), at most the cap."""
-    ceiling = min(
-        settings.DLQ_SOURCE_BACKOFF_MAX_SECONDS, settings.DLQ_SOURCE_BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 30)
-    )
-    return timedelta(seconds=random.uniform(0, ceiling))
+    """How long a failing source rests: full jitter, so sources of one broken connection spread out."""
+    base, cap = settings.DLQ_SOURCE_BACKOFF_BASE_SECONDS, settings.DLQ_SOURCE_BACKOFF_MAX_SECONDS
+    return timedelta(seconds=delay(failures, base, cap, "full"))
 
 
 def _failed(source: DeadLetterSource, exc: Exception) -> None:
