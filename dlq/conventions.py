@@ -158,8 +158,9 @@ def spring_kafka(headers: Headers, body: bytes, destination: str) -> Recognised 
         exception_type=exception_type,
         exception_message=message,
         stacktrace=stacktrace,
-        # Retry topics count the attempts (a 4-byte int); a plain DLT does not say.
-        delivery_count=_big_endian(headers.raw("retry_topic-attempts"), 4),
+        # Retry topics count the attempts: a 4-byte int, or one byte (BigInteger.toByteArray) before Spring Kafka 3;
+        # a plain DLT does not say.
+        delivery_count=_attempts(headers.raw("retry_topic-attempts")),
         failed_in=headers.text(prefix + "original-consumer-group", 300),
     )
 
@@ -441,6 +442,12 @@ def _big_endian(value: bytes | None, size: int) -> int | None:
     if len(value) == size:
         return int.from_bytes(value, "big", signed=True)
     return _decimal(value[:30].decode("ascii", "replace"))
+
+
+def _attempts(value: bytes | None) -> int | None:
+    if not value or len(value) > 4:
+        return None
+    return int.from_bytes(value, "big", signed=True)
 
 
 def _decimal(value: str) -> int | None:

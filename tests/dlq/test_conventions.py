@@ -170,6 +170,25 @@ def test_it_reads_spring_kafkas_dead_letter_topic_and_groups_by_the_root_cause(w
     assert not any(name.startswith("kafka_dlt-") for name in replayed[0].headers)
 
 
+def test_it_reads_the_attempts_of_spring_kafkas_retry_topics(destinations):
+    origin = destinations("kafka", f"sy-{uuid.uuid4().hex[:10]}")
+    dlt = destinations("kafka", origin + "-dlt")  # @RetryableTopic's default DLT suffix
+    trace = spring_trace(31, [("java.lang.IllegalStateException", "stock service down")])
+    headers = spring_headers(origin, 0, 5, "java.lang.IllegalStateException", trace)
+    _produce(
+        dlt,
+        [
+            # Spring Kafka 3 writes the attempts as a 4-byte int; 2.x as BigInteger.toByteArray (one byte here).
+            {"value": b"a", "headers": [*headers, ("retry_topic-attempts", struct.pack(">i", 4))]},
+            {"value": b"b", "headers": [*headers, ("retry_topic-attempts", bytes([3]))]},
+        ],
+    )
+    discovery.discover()
+    four, three = _ingest(DeadLetterSource.objects.get(broker="kafka", destination=dlt), 2)
+    assert (four.delivery_count, three.delivery_count) == (4, 3)
+    assert four.origin == origin and four.exception_type == "java.lang.IllegalStateException"
+
+
 def test_it_reads_kafka_connects_error_context_headers(world, destinations):
     origin = destinations("kafka", f"sy-{uuid.uuid4().hex[:10]}")
     dlq = destinations("kafka", f"dlq-jdbc-sink-{uuid.uuid4().hex[:6]}")  # errors.deadletterqueue.topic.name
