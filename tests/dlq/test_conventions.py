@@ -314,6 +314,33 @@ def test_it_reads_masstransits_error_and_skipped_queues(world, destinations):
     assert "MT-Fault-ExceptionType" not in back[0].headers
 
 
+def test_it_finds_and_reads_masstransits_error_queue_on_sqs(destinations):
+    queue = destinations("sqs", f"sy-{uuid.uuid4().hex[:10]}")
+    error = destinations("sqs", queue + "_error")  # no redrive policy leads there: MassTransit moves it itself
+    correlation = str(uuid.uuid4())
+
+    def attribute(value):
+        kind = "Number" if isinstance(value, int) else "String"
+        return {"DataType": kind, "StringValue": str(value)}
+
+    # The Amazon SQS transport carries MassTransit's transport headers as message attributes.
+    headers = {"MT-Reason": "fault", "MT-Fault-ExceptionType": "Orders.OutOfStockException",
+               "MT-Fault-InputAddress": f"amazonsqs://eu-west-1/{queue}", "MT-Fault-Message": "sku 7 out of stock",
+               "MT-Fault-Timestamp": "2026-12-02T10:15:30.1234567Z", "MT-Fault-StackTrace": "   at Orders.Consume()",
+               "MT-Fault-MessageType": "Contracts.SubmitOrder", "MT-Fault-ConsumerType": "Orders.SubmitOrderConsumer",
+               "MT-Fault-RetryCount": 2}  # fmt: skip
+    client = _sqs_client()
+    client.send_message(
+        QueueUrl=client.get_queue_url(QueueName=error)["QueueUrl"],
+        MessageBody=json.dumps(masstransit_envelope(queue, correlation)),
+        MessageAttributes={name: attribute(value) for name, value in headers.items()},
+    )
+    discovery.discover()
+    (dl,) = _ingest(DeadLetterSource.objects.get(broker="sqs", destination=error), 1)
+    assert (dl.convention, dl.origin, dl.exception_type) == ("masstransit", queue, "Orders.OutOfStockException")
+    assert dl.correlation_id == correlation and dl.delivery_count == 3
+
+
 # --- NServiceBus ---
 
 
