@@ -198,11 +198,12 @@ def masstransit(headers: Headers, body: bytes, destination: str) -> Recognised |
     `MT-Reason` (fault, dead-letter). MT-Fault-ExceptionType is already the base exception (GetBaseException)."""
     reason = headers.text("MT-Reason", 50)
     named_so = destination.endswith(("_error", "_skipped"))
-    if not (headers.has_prefix("MT-Fault-") or reason or (named_so and headers.has_prefix("MT-"))):
-        envelope = _envelope(body) if named_so else None
-        if not (isinstance(envelope, dict) and "messageType" in envelope and "message" in envelope):
-            return None
+    marked = headers.has_prefix("MT-Fault-") or reason or (named_so and headers.has_prefix("MT-"))
+    if not marked and not (named_so and b'"messageType"' in body):
+        return None
     envelope = _envelope(body)
+    if not marked and not (isinstance(envelope, dict) and "messageType" in envelope and "message" in envelope):
+        return None
     envelope = envelope if isinstance(envelope, dict) else {}
     types = envelope.get("messageType")
     first_type = types[0] if isinstance(types, list) and types else headers.text("MT-MessageType", 300)
@@ -268,6 +269,8 @@ def lambda_destination(headers: Headers, body: bytes, destination: str) -> Recog
     """An asynchronous invocation's on-failure destination record: {version, timestamp, requestContext{requestId,
     functionArn, condition, approximateInvokeCount}, requestPayload, responseContext{statusCode, executedVersion,
     functionError}, responsePayload{errorType, errorMessage, stackTrace}}."""
+    if b'"requestContext"' not in body:  # most bodies: not parsed here at all
+        return None
     record = _envelope(body)
     if not (isinstance(record, dict) and isinstance(record.get("requestContext"), dict)):
         return None
@@ -535,6 +538,19 @@ def is_framework_queue(name: str) -> bool:
     """A queue these frameworks dead-letter into by name: MassTransit's <queue>_error and <queue>_skipped,
     NServiceBus's error."""
     return name in QUEUE_NAMES or name.endswith(QUEUE_SUFFIXES)
+
+
+# Facts about the last failure, not part of the message: a replay leaves them out (dlq.operations), as it does the
+# generic ones, so a consumer that fails it again writes fresh ones and a retry counter starts from the beginning.
+REPLAY_DROPPED_PREFIXES = (
+    "kafka_exception-", "kafka_key-exception-", "kafka_original-", "retry_topic-", CONNECT.lower(),
+    "nservicebus.exceptioninfo.",
+)  # fmt: skip
+REPLAY_DROPPED_HEADERS = frozenset(
+    {"mt-reason", "nservicebus.failedq", "nservicebus.timeoffailure", "nservicebus.retries",
+     "nservicebus.retries.timestamp"}
+)  # fmt: skip
+# (A legacy Lambda DLQ's RequestID, ErrorCode and ErrorMessage are kept: names that general could be a message's own.)
 
 
 # The failure headers the recognisers read: their values stay visible to a user who may not read message contents

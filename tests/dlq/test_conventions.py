@@ -231,6 +231,8 @@ def test_it_reads_kafka_connects_error_context_headers(world, destinations):
     assert dl.stacktrace == trace and dl.convention == "kafka-connect"
     assert dl.failed_in == "jdbc-sink task 0 (VALUE_CONVERTER)"
     assert _replay(world, dl, "connect") == origin
+    (back,) = wait_until(lambda: brokers.get("kafka").read(origin, 10, 5))
+    assert back.body == b'{"id": 1}' and not [name for name in back.headers if name.startswith("__connect.")]
 
 
 # --- MassTransit ---
@@ -402,6 +404,8 @@ def test_it_reads_nservicebus_error_queue(world, destinations):
     assert _replay(world, dl, "nsb") == endpoint
     back = wait_until(lambda: brokers.get("rabbitmq").read(endpoint, 10, 2))
     assert back[0].body == body
+    assert back[0].headers["NServiceBus.MessageId"] == headers["NServiceBus.MessageId"].encode()
+    assert not [name for name in back[0].headers if "ExceptionInfo" in name or name == "NServiceBus.FailedQ"]
 
 
 # --- AWS Lambda ---
