@@ -559,3 +559,28 @@ def test_it_stores_letters_whose_convention_headers_are_nonsense(destinations, s
     assert record.convention == "lambda-destination" and record.reason == "7"
     assert all("mapping could not be applied" in dl.parse_error for dl in stored)
     assert brokers.get("rabbitmq").queue_depth(dlq).ready == 0
+
+
+def test_it_recognises_without_raising_whatever_the_headers_and_body():
+    """recognise() is what ingest's conversion step calls on every message: any bytes in any header, any body."""
+    import random
+
+    from dlq import conventions
+
+    rng = random.Random(12)
+    names = sorted(conventions.HEADER_NAMES) + ["x-exception-type", "MT-Reason", "weird\x00name"]
+    bodies = [b"", b"{", b"[]", b'{"requestContext": []}', b'{"requestContext": {"functionArn": {}}}',
+              b'{"messageType": 5, "message": null}', b"\xff" * 64, json.dumps({"a": [1] * 1000}).encode()]  # fmt: skip
+    mapping = {"origin": [{"header": "x"}], "failed_at": [{"path": "a"}], "origin_offset": [{"path": "a[0]"}]}
+    for _ in range(3000):
+        headers = {
+            rng.choice(names): rng.choice([bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 12))), "text", 7,
+                                           None, b"Caused by: \n ---> ", struct.pack(">q", -1)])
+            for _ in range(rng.randint(0, 8))
+        }  # fmt: skip
+        found, problems = conventions.recognise(
+            headers, rng.choice(bodies), rng.choice(["error", "q_error", "q_skipped", "t.DLT", ""]),
+            rng.choice([None, mapping]),
+        )  # fmt: skip
+        assert found is None or found.convention in conventions.LABELS
+        assert all(isinstance(problem, str) for problem in problems)
