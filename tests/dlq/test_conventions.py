@@ -357,7 +357,7 @@ NSB_TRACE = (
 )
 
 
-def test_it_reads_nservicebus_error_queue(world, destinations):
+def test_it_reads_nservicebus_error_queue(world, destinations, settings):
     endpoint = destinations("rabbitmq", f"sy-{uuid.uuid4().hex[:10]}-sales")
     error = destinations("rabbitmq", "error")
     with _amqp() as connection:
@@ -401,6 +401,11 @@ def test_it_reads_nservicebus_error_queue(world, destinations):
     assert dl.correlation_id == "2a8b1c43-7d1e-4a9b-9c1e-b0f400a7e1c2"
     assert dl.first_failure_at == datetime(2026, 12, 2, 10, 15, 30, 123456, tzinfo=UTC)
     assert dl.delivery_count == 3 and dl.failed_in == "Sales"
+    # A viewer who may not read contents still sees the framework's failure headers, not the others' values.
+    settings.CONTENTS_ROLE = "operator"
+    shown = world.client(world.viewer).get(f"/api/v1/dead-letters/{dl.pk}").json()["headers"]
+    assert shown["NServiceBus.ExceptionInfo.StackTrace"] == NSB_TRACE and shown["NServiceBus.FailedQ"] == endpoint
+    assert shown["NServiceBus.OriginatingMachine"] is None
     assert _replay(world, dl, "nsb") == endpoint
     back = wait_until(lambda: brokers.get("rabbitmq").read(endpoint, 10, 2))
     assert back[0].body == body
