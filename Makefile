@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EMBEDDED ?= 0
 PORT ?= 8000
 
-.PHONY: run test lint format install chromium stunnel rabbitmq-management clean
+.PHONY: run test drills lint format install chromium stunnel rabbitmq-management clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,9 +36,19 @@ rabbitmq-management: $(STAMP)
 test: $(STAMP) chromium stunnel rabbitmq-management
 	$(PY) -m tools.services run --with-tansu -- $(PY) -m pytest $(PYTEST_ARGS)
 
+# The drills (hostile input, permission matrix, double submission, crashes, outages): the fast ones from the suite and
+# the slow ones in bench/drills, printed as one table and written to docs/reliability.md (tests/drills/figures.py).
+DRILLS_FIGURES := .run/drills.jsonl
+drills: $(STAMP) chromium
+	@mkdir -p .run && rm -f $(DRILLS_FIGURES)
+	-DRILLS_FIGURES=$(abspath $(DRILLS_FIGURES)) $(PY) -m tools.services run --with-tansu -- \
+		$(PY) -m pytest tests/drills bench/drills -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m tests.drills.figures $(DRILLS_FIGURES) docs/reliability.md
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -40,7 +40,7 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # paths handed to the client as they are.
 SECRET_KEYS = frozenset(
     {"password", "client_secret", "token", "key_password", "secret_access_key", "session_token", "url",
-     "management_password"}
+     "management_password", "bearer_token"}
 )  # fmt: skip
 
 
@@ -197,6 +197,63 @@ def _servers(value: Any) -> Any:
     return value
 
 
+class SchemaRegistry(_Spec):
+    """A Confluent-compatible schema registry the connection's messages name schema ids of (formats/registries.py
+    builds confluent-kafka's SchemaRegistryClient from it). Basic auth or a static bearer token, and its own TLS."""
+
+    url: str
+    username: str | None = None
+    password: SecretStr | None = None
+    bearer_token: SecretStr | None = None
+    # Confluent Cloud's bearer auth also names the logical cluster and identity pool.
+    logical_cluster: str | None = None
+    identity_pool: str | None = None
+    tls: Tls | None = None
+    timeout_seconds: float = Field(default=5, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.password:
+            raise ValueError("give the password as password (or password_file), not inside the URL")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_auth(self):
+        if self.password is not None and not self.username:
+            raise ValueError("password needs username")
+        if self.username and self.bearer_token is not None:
+            raise ValueError("give basic auth (username/password) or bearer_token, not both")
+        if self.tls is not None and not self.url.startswith("https:"):
+            raise ValueError("a tls section needs an https:// url")
+        return self
+
+    def client_conf(self) -> dict:
+        """confluent-kafka's SchemaRegistryClient configuration, secrets in clear: for that client and nothing else."""
+        conf: dict[str, Any] = {"url": self.url, "timeout": self.timeout_seconds, "max.retries": 1}
+        if self.username:
+            password = self.password.get_secret_value() if self.password is not None else ""
+            conf["basic.auth.user.info"] = f"{self.username}:{password}"
+        if self.bearer_token is not None:
+            conf["bearer.auth.credentials.source"] = "STATIC_TOKEN"
+            conf["bearer.auth.token"] = self.bearer_token.get_secret_value()
+            conf["bearer.auth.logical.cluster"] = self.logical_cluster or ""
+            if self.identity_pool:
+                conf["bearer.auth.identity.pool.id"] = self.identity_pool
+        if self.tls is not None:
+            if self.tls.ca_file:
+                conf["ssl.ca.location"] = self.tls.ca_file
+            if self.tls.cert_file:
+                conf["ssl.certificate.location"] = self.tls.cert_file
+                conf["ssl.key.location"] = self.tls.key_file
+            if self.tls.key_password is not None:
+                conf["ssl.key.password"] = self.tls.key_password.get_secret_value()
+        return conf
+
+
 class KafkaConnection(_Spec):
     bootstrap_servers: list[str] = Field(min_length=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -204,6 +261,9 @@ class KafkaConnection(_Spec):
     tls: Tls | None = None
     # Any other librdkafka property, passed through as given (and winning over what the adapter derives).
     properties: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # Where the schema ids in its messages' Confluent wire format are looked up (formats/, ADR 0051). Not the
+    # adapter's business: adapter_args() leaves it out.
+    schema_registry: SchemaRegistry | None = None
     dead_letters: DeadLetters = Field(default_factory=dict)
 
     _split = field_validator("bootstrap_servers", mode="before")(_servers)
@@ -253,11 +313,14 @@ class KafkaConnection(_Spec):
                 auth += f" ({self.sasl.role_arn or self.sasl.profile or 'default credentials'})"
         if self.tls is not None and self.tls.mutual:
             auth = "mutual TLS" if auth == "none" else f"{auth}, mutual TLS"
-        return {
+        described = {
             "address": ",".join(self.bootstrap_servers),
             "auth": auth,
             "tls": self.security_protocol.endswith("SSL"),
         }
+        if self.schema_registry is not None:
+            described["schema_registry"] = self.schema_registry.url
+        return described
 
 
 class SqsConnection(_Spec):

@@ -12,7 +12,7 @@ from django.utils import timezone
 from console.access import OPERATOR, ROLE_ORDER, has_role
 from console.live import broadcast
 from console.models import AuditEntry, Operation
-from console.operations import STALE_AFTER_SECONDS, get_kind
+from console.operations import get_kind
 
 Status = Operation.Status
 
@@ -233,12 +233,6 @@ def _decide(actor, operation_id, decision: str, reason: str, idempotency_key: st
 
 def _broadcast_awaiting() -> None:
     broadcast("dashboard", {"type": "dashboard", "tile": "operations-awaiting-approval"})
-
-
-def requeue_stale() -> list:
-    """Operations left `running` by a dead worker (no heartbeat for STALE_AFTER_SECONDS)."""
-    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
-    return list(Operation.objects.filter(status=Status.RUNNING, updated_at__lt=stale).values_list("pk", flat=True))
 
 
 def do_create_api_token(actor, owner, name: str, via: str = "web") -> str:

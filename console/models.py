@@ -197,3 +197,20 @@ class Operation(models.Model):
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
+
+
+class Lease(models.Model):
+    """A named piece of work that one process holds until `expires_at` (a dead-letter source, the beat scheduler):
+    held by renewing it, lost by letting it expire. console.leases reads and writes it; times are the database's
+    clock, so pods whose clocks disagree still agree on who holds what."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    holder = models.CharField(max_length=200)  # "<host>:<pid>:<random>": one process, never reused
+    expires_at = models.DateTimeField()
+    acquired_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["holder"], name="console_lease_holder")]
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.expires_at.isoformat()}"

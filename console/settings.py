@@ -112,6 +112,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.inputs.RejectNulQueryMiddleware",
+    "console.inputs.ExplainEmptyErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -325,6 +326,9 @@ DLQ_RETENTION_DAYS = envint("DLQ_RETENTION_DAYS", 14, minimum=1)
 # Seconds between ingest rounds when every source is idle, and between discovery runs.
 DLQ_INGEST_IDLE_SECONDS = envint("DLQ_INGEST_IDLE_SECONDS", 1, minimum=0)
 DLQ_DISCOVERY_SECONDS = envint("DLQ_DISCOVERY_SECONDS", 60, minimum=5)
+# Several dlq_ingest processes share the sources by lease (dlq.leases): a killed one's sources move to the others
+# within this many seconds. Renewed every third of it.
+DLQ_INGEST_LEASE_SECONDS = envint("DLQ_INGEST_LEASE_SECONDS", 15, minimum=2)
 # A source whose poll fails (or whose DLQ is gone) waits a random time up to base × 2^(failures − 1) seconds, at most
 # the cap, before its next poll (exponential backoff with full jitter), so it neither spins nor delays the others.
 DLQ_SOURCE_BACKOFF_BASE_SECONDS = envint("DLQ_SOURCE_BACKOFF_BASE_SECONDS", 1, minimum=1)

@@ -17,7 +17,5 @@ def run_operation(operation_id: str) -> None:
 @shared_task(name="console.requeue_stale_operations", ignore_result=True)
 def requeue_stale_operations() -> None:
     """A worker killed mid-operation leaves it `running` with an old heartbeat: hand it to a live worker."""
-    from console.actions import requeue_stale
-
-    for operation_id in requeue_stale():
+    for operation_id in operations.stale():
         run_operation.delay(str(operation_id))

@@ -75,7 +75,7 @@ def dead_letters(request):
     if before and not before.isdigit():
         raise ApiError(400, "invalid filter", {"before": ["must be a dead-letter id"]})
     rows, next_before = queries.inbox(f, int(before) if before else None, queries.PAGE_SIZE)
-    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
+    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f), queries.PAGE_SIZE)
     return JsonResponse(
         {
             "dead_letters": [dl.as_json() for dl in rows],

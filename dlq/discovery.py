@@ -17,7 +17,7 @@ from django.db import DatabaseError
 
 from brokers.base import BrokerError, Capability, DestinationNotFound
 from console import brokers
-from dlq import advisories, conventions
+from dlq import advisories, conventions, sns
 from dlq.models import DeadLetterSource
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,8 @@ DISCOVERERS = (
     (Capability.TOPIC_PATTERNS, discover_kafka),
     (Capability.DEAD_LETTER_EXCHANGE, discover_rabbitmq),
     (Capability.DELIVERY_ADVISORIES, discover_nats),
+    # SNS: subscriptions' redrive policies name their DLQs (dlq/sns.py).
+    (Capability.TOPIC_SUBSCRIPTIONS, lambda conn, adapter: sns.discover(conn, adapter, _found)),
 )
 
 

@@ -19,9 +19,10 @@ from brokers.base import BrokerError, Capability, DestinationNotFound, Message, 
 from console import brokers
 from console.brokers import kind_supports
 from console.live import broadcast
-from dlq import advisories, conventions
+from dlq import advisories, conventions, sns
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource
+from formats import ingest as formats
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +43,35 @@ _subscriptions: dict[int, Subscription] = {}
 def subscription_for(source: DeadLetterSource) -> Subscription:
     sub = _subscriptions.get(source.pk)
     if sub is None:
-        options = {
-            "sqs": {"visibility_timeout": source.conventions.get("visibility_timeout", 30)},
-            "nats": {"ack_wait": source.conventions.get("ack_wait", 30)},
-            "kafka": {"session.timeout.ms": 6000},
-        }.get(source.broker, {})
         group = group_name(source)
         adapter = source.adapter()
+        redeliver_after = _redeliver_after(source)
         if _advisory_source(source):
-            sub = advisories.AdvisorySubscription(adapter, source.destination, group, options["ack_wait"])
+            sub = advisories.AdvisorySubscription(adapter, source.destination, group, redeliver_after)
         else:
-            sub = adapter.subscribe(source.destination, group, **options)
+            # Several ingest processes share the sources by lease (dlq.leases): the holder is the only reader, so a
+            # broker with consumer groups lets it take every partition itself rather than join a group whose dead
+            # members some brokers never expire.
+            sub = adapter.subscribe(source.destination, group, redeliver_after=redeliver_after, exclusive=True)
         _subscriptions[source.pk] = sub
     return sub
+
+
+def _redeliver_after(source: DeadLetterSource):
+    """Seconds a taken, unacked letter stays hidden: the source's own figure under any of the names it was stored
+    with before adapters shared one (the adapter refuses a value that is not a number, on the source's row)."""
+    c = source.conventions
+    return c.get("redeliver_after", c.get("visibility_timeout", c.get("ack_wait", 30)))
 
 
 def group_name(source: DeadLetterSource) -> str:
     """The consumer group / durable the ingest worker of `source` reads as (the retention check reads its offsets)."""
     return f"switchyard-dlq-{settings.NAMESPACE}-{source.pk}".replace(":", "_")
+
+
+def open_sources() -> set[int]:
+    """The ids of the sources this process has a subscription open on."""
+    return set(_subscriptions)
 
 
 def close_all() -> None:
@@ -120,6 +132,8 @@ def build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | Non
 
 def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | None]:
     problems = [m.parse_error] if m.parse_error else []
+    # An SNS envelope: its message attributes are headers, and it names its topic and subscription (dlq/sns.py).
+    m, envelope_origin = sns.read_envelope(source, m)
     try:
         facts = h.parse(m.headers, source.conventions)
     except Exception as exc:  # noqa: BLE001 - the message is stored with what is known, the problem named
@@ -133,7 +147,7 @@ def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | No
             facts.attempts = value
         elif hasattr(facts, name):
             setattr(facts, name, value)
-    origin = facts.origin or source.default_origin()
+    origin = facts.origin or source.origin or envelope_origin or source.default_origin()
     large = len(m.body) > settings.DLQ_INLINE_BODY_MAX
     attempts = facts.attempts if facts.attempts is not None else m.delivery_count
     row = DeadLetter(
@@ -165,6 +179,7 @@ def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | No
         failed_in=recognised.get("failed_in", ""),
         convention=recognised.get("convention", ""),
     )
+    formats.enrich(row, source, m)  # decoded body, its search text, type and correlation (formats/, ADR 0051)
     _fit(row)
     row.fingerprint = row.fingerprint_value()
     return row, m.body if large else None
@@ -269,11 +284,12 @@ def store(source: DeadLetterSource, messages: list[Message]) -> list[DeadLetter]
         except REFUSED as exc:
             log.warning("dead letters from %s: a row was refused (%s); inserting them one by one", source, exc)
             created = [row for entry in fresh if (row := _insert_one(source, *entry)) is not None]
+        fields = {"last_ingest_at": timezone.now()}
         seen = [row.convention for row in created if row.convention]
         if seen and seen[-1] != source.convention:
-            source.convention = seen[-1]  # the sources page shows what its latest letters follow
-            DeadLetterSource.objects.filter(pk=source.pk).update(convention=seen[-1])
-        DeadLetterSource.objects.filter(pk=source.pk).update(last_ingest_at=timezone.now())
+            # The sources page shows the convention its latest letters follow.
+            fields["convention"] = source.convention = seen[-1]
+        DeadLetterSource.objects.filter(pk=source.pk).update(**fields)
         if created:
             ids = [row.pk for row in created]
             transaction.on_commit(lambda: _announce(ids))

@@ -142,6 +142,10 @@ class DeadLetter(models.Model):
     body = models.BinaryField(null=True, blank=True)  # None when the body is in DeadLetterBody (too big for a row)
     body_size = models.IntegerField(default=0)
     body_text = models.TextField(blank=True)  # a text prefix of the body for full-text search
+    # The body as formats/ decoded it at ingest (Avro, Protobuf, JSON Schema, CloudEvents, compression; ADR 0051):
+    # {"decoder", "schema": {id, subject, version, name}, "cloudevent", "compression", "value", "error"}. None when
+    # the body is plain text or JSON and needed no decoder.
+    decoded = models.JSONField(null=True, blank=True)
     content_type = models.CharField(max_length=200, blank=True)
     message_type = models.CharField(max_length=300, blank=True)
     exception_type = models.CharField(max_length=300, blank=True)
@@ -231,6 +235,15 @@ class DeadLetter(models.Model):
             return None
         return OutboxEvent.objects.filter(event_id=event_id).defer("payload").first()
 
+    @property
+    def decoded_text(self) -> str | None:
+        """The decoded value as the page shows it (pretty JSON or text), None when there is none."""
+        from formats.decode import pretty
+
+        if not self.decoded or self.decoded.get("value") is None:
+            return None
+        return pretty(self.decoded)
+
     def is_json(self) -> bool:
         return "json" in self.content_type.lower() or self.body_text[:1] in ("{", "[")
 
@@ -285,6 +298,7 @@ class DeadLetter(models.Model):
             data["correlation_id"] = self.correlation_id
             data["replay_of"] = self.replay_of_id
             data["body_text"] = self.body_text[:100_000]
+            data["decoded"] = self.decoded
         return data
 
 

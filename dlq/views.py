@@ -45,7 +45,7 @@ def inbox(request: HtmxHttpRequest):
         rows, next_before, total, exact = [], None, 0, True
     else:
         rows, next_before = queries.inbox(f, int(before) if before and before.isdigit() else None)
-        total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
+        total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f), queries.PAGE_SIZE)
     query = request.GET.copy()
     query.pop("before", None)
     if next_before:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dlq", "0006_dead_letter_parse_error_source_backoff"),
+        ("dlq", "0007_formats_decoded"),
     ]
 
     operations = [

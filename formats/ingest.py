@@ -1,0 +1,29 @@
+"""The ingest hook (dlq/ingest.py calls `enrich` once per new row): decode the body at ingest and keep the result on
+the row (ADR 0051), so search, grouping and the pages read stored JSON, never the codecs."""
+
+from __future__ import annotations
+
+from formats import decode as d
+
+MESSAGE_TYPE_MAX = 300
+CORRELATION_MAX = 200
+
+
+def enrich(row, source, message) -> None:
+    """Set row.decoded (None when the body needs no decoder) and, from it, the search text, and the message type and
+    correlation id where the failure headers gave none. A body no decoder could read keeps its reason in
+    decoded["error"], not in parse_error: the message itself was read as it came."""
+    where = d.Where(destination=source.destination, connection=source.connection_key, content_type=row.content_type)
+    record = d.decode(message.body, message.headers, where)
+    row.decoded = record
+    if record is None:
+        return
+    text = d.search_text(record)
+    if text:
+        row.body_text = text
+    event = record.get("cloudevent") or {}
+    schema = record.get("schema") or {}
+    if not row.message_type:
+        row.message_type = str(event.get("type") or schema.get("name") or "")[:MESSAGE_TYPE_MAX]
+    if not row.correlation_id and event.get("subject"):
+        row.correlation_id = str(event["subject"])[:CORRELATION_MAX]
