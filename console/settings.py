@@ -313,7 +313,7 @@ SAGA_DEFINITION_MODULES = envlist("SAGA_DEFINITION_MODULES", [])
 # --- dlq ---
 # Kafka topics matching these patterns (fnmatch) are dead-letter queues; the suffixes map a DLQ back to its origin.
 DLQ_KAFKA_PATTERNS = envlist("DLQ_KAFKA_PATTERNS", ["*.DLQ", "*-dlt", "*.DLT"])
-DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_dead_letter"])
+DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_skipped", "_dead_letter"])
 # RabbitMQ queues and NATS streams to ingest besides what discovery finds (comma-separated names).
 DLQ_RABBITMQ_QUEUES = envlist("DLQ_RABBITMQ_QUEUES", [])
 DLQ_NATS_STREAMS = envlist("DLQ_NATS_STREAMS", ["DLQ"])

@@ -19,7 +19,7 @@ from console import brokers
 from console.backoff import backoff as delay
 from console.brokers import kind_supports
 from console.live import broadcast
-from dlq import advisories, sns
+from dlq import advisories, conventions, sns
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource
 from formats import ingest as formats
@@ -139,7 +139,14 @@ def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | No
     except Exception as exc:  # noqa: BLE001 - the message is stored with what is known, the problem named
         facts = h.FailureFacts()
         problems.append(f"the failure headers could not be read: {_describe(exc)}")
+    recognised = _recognise(source, m, problems)
     now = timezone.now()
+    # What a recognised convention says wins over the generic header names (which may name a wrapper exception).
+    for name, value in recognised.items():
+        if name == "delivery_count":
+            facts.attempts = value
+        elif hasattr(facts, name):
+            setattr(facts, name, value)
     origin = facts.origin or source.origin or envelope_origin or source.default_origin()
     large = len(m.body) > settings.DLQ_INLINE_BODY_MAX
     attempts = facts.attempts if facts.attempts is not None else m.delivery_count
@@ -167,11 +174,29 @@ def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | No
         delivery_count=_bounded(attempts, 2**31),
         fingerprint="",
         replay_of_id=_bounded(facts.replay_of, 2**63, minimum=1),
+        origin_partition=_bounded(recognised.get("origin_partition"), 2**31),
+        origin_offset=_bounded(recognised.get("origin_offset"), 2**63),
+        failed_in=recognised.get("failed_in", ""),
+        convention=recognised.get("convention", ""),
     )
     formats.enrich(row, source, m)  # decoded body, its search text, type and correlation (formats/, ADR 0051)
     _fit(row)
     row.fingerprint = row.fingerprint_value()
     return row, m.body if large else None
+
+
+def _recognise(source: DeadLetterSource, m: Message, problems: list[str]) -> dict:
+    """The fields a framework's convention (or the source's mapping) gives, already merged into what _build reads
+    from `facts`' names; problems met are added to `problems`. Never raises."""
+    try:
+        found, trouble = conventions.recognise(m.headers, m.body, source.destination, source.dead_letter_mapping())
+    except Exception as exc:  # noqa: BLE001 - recognise() means never to raise; if it does, the letter says so
+        problems.append(f"the framework conventions could not be read: {_describe(exc)}")
+        return {}
+    problems.extend(trouble)
+    if found is None:
+        return {}
+    return {"convention": found.convention, **found.filled()}
 
 
 def _raw_row(source: DeadLetterSource, m: Message, problem: str) -> tuple[DeadLetter, bytes | None]:
@@ -259,7 +284,12 @@ def store(source: DeadLetterSource, messages: list[Message]) -> list[DeadLetter]
         except REFUSED as exc:
             log.warning("dead letters from %s: a row was refused (%s); inserting them one by one", source, exc)
             created = [row for entry in fresh if (row := _insert_one(source, *entry)) is not None]
-        DeadLetterSource.objects.filter(pk=source.pk).update(last_ingest_at=timezone.now())
+        fields = {"last_ingest_at": timezone.now()}
+        seen = [row.convention for row in created if row.convention]
+        if seen and seen[-1] != source.convention:
+            # The sources page shows the convention its latest letters follow.
+            fields["convention"] = source.convention = seen[-1]
+        DeadLetterSource.objects.filter(pk=source.pk).update(**fields)
         if created:
             ids = [row.pk for row in created]
             transaction.on_commit(lambda: _announce(ids))

@@ -22,6 +22,7 @@ from brokers.base import BrokerError, Capability, OutgoingMessage, PendingPublis
 from console import brokers
 from console.models import Operation
 from console.operations import OperationContext, ParameterError, Paused, register
+from dlq import conventions
 from dlq import headers as h
 from dlq import sns
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource, ReplayRecord, replayable
@@ -38,12 +39,16 @@ IN_FLIGHT = 2
 # without the pacer's sleep), so a broker that is slow per call (SQS on moto) keeps up with the limit (ADR 0024).
 PACED_HEADROOM = 1.5
 # Failure headers are facts about the last failure, not part of the message: a replay sends the message as it was.
-DROPPED_HEADERS = {
-    n.lower()
-    for fact in ("exception_type", "exception_message", "stacktrace", "failed_at")
-    for n in h.DEFAULT_NAMES[fact]
-} | {"x-death", h.REPLAY_OF, h.REPLAY_OPERATION, h.REPLAY_COUNT, h.ATTEMPTS}
-DROPPED_PREFIXES = ("kafka_dlt-", "mt-fault-", "x-first-death-")
+DROPPED_HEADERS = (
+    {
+        n.lower()
+        for fact in ("exception_type", "exception_message", "stacktrace", "failed_at")
+        for n in h.DEFAULT_NAMES[fact]
+    }
+    | {"x-death", h.REPLAY_OF, h.REPLAY_OPERATION, h.REPLAY_COUNT, h.ATTEMPTS}
+    | conventions.REPLAY_DROPPED_HEADERS
+)
+DROPPED_PREFIXES = ("kafka_dlt-", "mt-fault-", "x-first-death-", *conventions.REPLAY_DROPPED_PREFIXES)
 
 
 class CanaryFailed(Exception):
