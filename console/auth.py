@@ -21,8 +21,9 @@ from console.inputs import clip, loads
 
 log = logging.getLogger(__name__)
 
-# Reachable without logging in: the login page itself, liveness for load balancers, static files.
-PUBLIC_PREFIXES = ("/login/", "/healthz", "/static/")
+# Reachable without logging in: the login page itself, the identity providers' sign-in addresses, liveness for load
+# balancers, static files.
+PUBLIC_PREFIXES = ("/login/", "/oidc/", "/healthz", "/static/")
 
 
 class ApiError(Exception):
