@@ -79,6 +79,7 @@ def revalidate(identity) -> Claimed | None:
         return None
     ldap_user = _LDAPUser(DirectoryBackend(), username=identity.login)
     try:
+        ldap_user.connection  # noqa: B018  (binds with the service account: raises when the directory is down)
         if ldap_user.attrs is None or ldap_user.dn.lower() != identity.subject:
             return None  # gone, or the name now belongs to someone else
         return claimed_from(ldap_user)

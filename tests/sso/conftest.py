@@ -165,3 +165,139 @@ def wait_until(check, seconds: float = 15):
         if result or time.monotonic() > deadline:
             return result
         time.sleep(0.1)
+
+
+# --- a real directory: Debian's slapd with a small tree of its own ---
+
+BASE = "dc=example,dc=org"
+ROOT_DN = f"cn=admin,{BASE}"
+ROOT_PASSWORD = "directory-secret"
+LDAP_PASSWORD = "ldap pass 123"
+PEOPLE = ("olga", "vera", "nobody", "admin")
+GROUPS = {"ops": ["olga", "admin"], "dev-team": ["vera"], "admins": []}
+
+SLAPD_CONF = """
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile {dir}/slapd.pid
+argsfile {dir}/slapd.args
+database mdb
+maxsize 10485760
+suffix "{base}"
+rootdn "{root}"
+rootpw {password}
+directory {dir}/data
+"""
+
+
+class Directory:
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    def connect(self):
+        import ldap
+
+        conn = ldap.initialize(self.uri)
+        conn.simple_bind_s(ROOT_DN, ROOT_PASSWORD)
+        return conn
+
+    def group_dn(self, name: str) -> str:
+        return f"cn={name},ou=groups,{BASE}"
+
+    def user_dn(self, uid: str) -> str:
+        return f"uid={uid},ou=people,{BASE}"
+
+    def set_members(self, group: str, uids: list[str]) -> None:
+        import ldap
+
+        # groupOfNames must have a member: the root DN stands in for "nobody".
+        members = [self.user_dn(u).encode() for u in uids] or [ROOT_DN.encode()]
+        conn = self.connect()
+        conn.modify_s(self.group_dn(group), [(ldap.MOD_REPLACE, "member", members)])
+        conn.unbind_s()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory):
+    import ldap
+
+    if not Path("/usr/sbin/slapd").exists():
+        pytest.fail("/usr/sbin/slapd is missing: run `make ldap` (make test does)")
+    work = tmp_path_factory.mktemp("slapd")
+    (work / "data").mkdir()
+    conf = work / "slapd.conf"
+    conf.write_text(SLAPD_CONF.format(dir=work, base=BASE, root=ROOT_DN, password=ROOT_PASSWORD))
+    port = _free_port()
+    log = work / "slapd.log"
+    # -d keeps it in the foreground (so the test owns the process); 0 logs nothing but errors.
+    proc = subprocess.Popen(
+        ["/usr/sbin/slapd", "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    directory = Directory(f"ldap://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                conn = directory.connect()
+                break
+            except ldap.SERVER_DOWN:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"slapd did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        conn.add_s(BASE, [("objectClass", [b"dcObject", b"organization"]), ("dc", [b"example"]), ("o", [b"Ex"])])
+        for ou in ("people", "groups"):
+            conn.add_s(f"ou={ou},{BASE}", [("objectClass", [b"organizationalUnit"]), ("ou", [ou.encode()])])
+        for uid in PEOPLE:
+            conn.add_s(
+                directory.user_dn(uid),
+                [
+                    ("objectClass", [b"inetOrgPerson"]),
+                    ("uid", [uid.encode()]),
+                    ("cn", [uid.title().encode()]),
+                    ("sn", [b"Tester"]),
+                    ("mail", [f"{uid}@example.org".encode()]),
+                    ("userPassword", [LDAP_PASSWORD.encode()]),
+                ],
+            )
+        for name, uids in GROUPS.items():
+            members = [directory.user_dn(u).encode() for u in uids] or [ROOT_DN.encode()]
+            conn.add_s(
+                directory.group_dn(name),
+                [("objectClass", [b"groupOfNames"]), ("cn", [name.encode()]), ("member", members)],
+            )
+        conn.unbind_s()
+        yield directory
+    finally:
+        _stop([proc])
+
+
+LDAP_ROLES = {"admin": ["admins"], "operator": [f"cn=ops,ou=groups,{BASE}"], "viewer": ["re:dev-.*"]}
+
+
+@pytest.fixture
+def ldap_settings(settings, slapd):
+    """This process signs in against the directory: users by uid under ou=people, groupOfNames under ou=groups."""
+    from console.identity import django_auth_ldap_settings, ldap_from_env
+
+    env = {
+        "LDAP_SERVER_URI": slapd.uri,
+        "LDAP_BIND_DN": ROOT_DN,
+        "LDAP_USER_SEARCH_BASE": f"ou=people,{BASE}",
+        "LDAP_GROUP_SEARCH_BASE": f"ou=groups,{BASE}",
+        "LDAP_ROLES": json.dumps(LDAP_ROLES),
+    }
+    directory = ldap_from_env(env, ROOT_PASSWORD)
+    settings.SSO_LDAP = directory
+    for key, value in django_auth_ldap_settings(directory).items():
+        setattr(settings, key, value)
+    settings.AUTHENTICATION_BACKENDS = ["console.ldap_auth.DirectoryBackend", "console.sign_in.LocalPasswordBackend"]
+    for name, uids in GROUPS.items():  # each test starts from the same memberships
+        slapd.set_members(name, uids)
+    return settings
