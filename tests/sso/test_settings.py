@@ -31,6 +31,10 @@ def test_it_reads_the_roles_claim_by_a_json_path():
     assert claim_values(claims, '"https://example.org/groups"') == ["single"]
     assert claim_values(claims, "resource_access.switchyard.roles") == ["viewer", "3"]
     assert claim_values(claims, "missing.path") == []
+    # Google's ID token has no groups: the README maps its hosted domain and e-mail instead.
+    google = {"hd": "example.com", "email": "a@example.com"}
+    assert claim_values(google, "[hd, email]") == ["example.com", "a@example.com"]
+    assert claim_values({"email": "a@gmail.com"}, "[hd, email]") == ["a@gmail.com"]
 
 
 def test_it_reads_one_provider_from_oidc_variables_with_the_secret_from_a_file(tmp_path):
