@@ -100,3 +100,11 @@ def test_it_turns_local_passwords_off_but_keeps_the_bootstrap_admin(settings, wo
     world.admin.save()
     client, answer = _sign_in("admin", PASSWORD)
     assert answer.status_code == 302 and client.get("/api/v1/me").json()["role"] == "admin"
+
+
+def test_it_lets_a_user_with_no_mapped_group_in_with_no_role_when_not_strict(ldap_settings, db):
+    ldap_settings.SSO_STRICT = False
+    client, answer = _sign_in("nobody")
+    assert answer.status_code == 302 and answer["Location"] == "/"
+    assert client.get("/api/v1/me").status_code == 403  # signed in, an outsider: sees nothing
+    assert ExternalIdentity.objects.get(login="nobody").role == ""

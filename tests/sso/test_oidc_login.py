@@ -52,6 +52,10 @@ def test_it_lets_an_operator_group_user_replay_and_audits_their_provider_and_sub
     assert op.requested_by.username == "alice"
     entry = AuditEntry.objects.get(operation=op)
     assert (entry.actor_provider, entry.actor_subject) == ("oidc:mock", "alice-sub")
+    page.goto(f"{sso_consoles.url}/audit/")  # an operator reads the audit log: who, through which provider
+    actor = page.locator("[data-testid=audit-actor]").first
+    expect(actor).to_have_text("alice (oidc:mock)")
+    expect(actor).to_have_attribute("title", "oidc:mock: alice-sub")
     identity = ExternalIdentity.objects.get(subject="alice-sub")
     assert identity.role == "operator" and identity.refresh_token
     assert "." not in identity.refresh_token[:4] and len(identity.refresh_token) > 60  # sealed, not the token
