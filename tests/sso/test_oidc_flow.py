@@ -18,8 +18,8 @@ def _start(console_url: str, provider: str = "mock") -> tuple[requests.Session, 
     return browser, to_idp.headers["Location"]
 
 
-def _sign_in(console_url: str, sub: str) -> requests.Session:
-    browser, authorize = _start(console_url)
+def _sign_in(console_url: str, sub: str, provider: str = "mock") -> requests.Session:
+    browser, authorize = _start(console_url, provider)
     back = requests.post(authorize, data={"sub": sub}, allow_redirects=False, timeout=10)
     landed = browser.get(back.headers["Location"], allow_redirects=False, timeout=10)
     assert landed.headers["Location"] == "/", landed.headers.get("Location")
@@ -72,3 +72,15 @@ def test_it_refuses_an_answer_sent_to_another_providers_callback(idp, sso_consol
     assert urlsplit(landed.url).path == "/login/refused/"
     assert "another provider" in landed.text
     assert browser.get(f"{sso_consoles.url}/api/v1/me", timeout=10).status_code == 401
+
+
+def test_it_signs_in_through_the_second_provider_as_its_own_identity(idp, sso_consoles, transactional_db):
+    idp.set_user("bo-sub", ["ops"])
+    first = _sign_in(sso_consoles.url, "bo-sub")
+    second = _sign_in(sso_consoles.url, "bo-sub", provider="backup")
+    assert first.get(f"{sso_consoles.url}/api/v1/me", timeout=10).json()["username"] == "bo"
+    # The same subject at another provider is another person as far as Switchyard knows: never the same account.
+    assert second.get(f"{sso_consoles.url}/api/v1/me", timeout=10).json() == {
+        "username": "oidc:backup:bo", "role": "operator", "via": "session"
+    }  # fmt: skip
+    assert set(ExternalIdentity.objects.values_list("provider", flat=True)) == {"oidc:mock", "oidc:backup"}
