@@ -10,9 +10,14 @@ RUN useradd --create-home --uid 1000 switchyard
 WORKDIR /app
 
 # Dependencies first, so code changes reuse this layer. Every pinned package ships a manylinux wheel for
-# CPython 3.11, so no compiler is needed.
+# CPython 3.11 but python-ldap (LDAP sign-in), which compiles against OpenLDAP's and SASL's headers: the compiler is
+# removed again in the same layer; the -dev packages stay, and with them the libraries python-ldap loads.
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libldap2-dev libsasl2-dev \
+    && pip install -r requirements.txt \
+    && apt-get purge -y --auto-remove gcc \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY --chown=switchyard:switchyard . .
 USER switchyard

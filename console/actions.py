@@ -34,8 +34,13 @@ def record_audit(
     idempotency_key: str = "",
     via: str = "web",
 ) -> AuditEntry:
+    from console.sign_in import identity_of  # here: console.sign_in imports this module's siblings at start-up
+
+    actor_provider, actor_subject = identity_of(actor)
     return AuditEntry.objects.create(
         actor=actor,
+        actor_provider=actor_provider,
+        actor_subject=actor_subject,
         action=action,
         target_type=target_type,
         target_id=str(target_id),

@@ -359,3 +359,67 @@ MONITORING_RABBITMQ_QUEUES = envlist("MONITORING_RABBITMQ_QUEUES", [])
 ALERT_EMAIL_FROM = envstr("ALERT_EMAIL_FROM", "switchyard@localhost")
 CELERY_BEAT_SCHEDULE["monitoring-sample"] = {"task": "monitoring.tasks.sample", "schedule": SAMPLER_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["monitoring-downsample"] = {"task": "monitoring.tasks.downsample", "schedule": 300}
+
+# --- sign-in (issue 17: OIDC, LDAP, roles from the identity provider; console/identity.py, oidc.py, ldap_auth.py) ---
+# Kept in one block so the other settings edits (e.g. a login rate limiter's backend) merge around it.
+from console import identity as _identity  # noqa: E402  (reads only os.environ; imports nothing of Django's models)
+
+try:
+    # OIDC_PROVIDERS (a JSON list, or NAME_FILE) or one provider's OIDC_ISSUER / OIDC_CLIENT_ID / OIDC_CLIENT_SECRET.
+    SSO_OIDC_PROVIDERS = _identity.oidc_providers_from_env(os.environ, envsecret("OIDC_PROVIDERS"))
+    # LDAP_SERVER_URI and friends; None when unset.
+    SSO_LDAP = _identity.ldap_from_env(os.environ, envsecret("LDAP_BIND_PASSWORD"))
+except _identity.SignInConfigError as e:
+    raise ImproperlyConfigured(str(e)) from None
+# A user whose identity maps to no role is refused with a page that says why; off: they sign in and see nothing.
+SSO_STRICT = envbool("SSO_STRICT", True)
+# Local passwords for everyone (default), or only for the bootstrap login `manage.py ensure_admin` makes.
+LOCAL_PASSWORDS = envbool("LOCAL_PASSWORDS", True)
+BOOTSTRAP_ADMIN = envstr("BOOTSTRAP_ADMIN", "admin")
+# Every this many seconds each signed-in identity is asked of its provider again (an OIDC refresh token, an LDAP
+# search): a role removed there ends the user's sessions and live sockets within this interval.
+SSO_REFRESH_SECONDS = envint("SSO_REFRESH_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["sso-revalidate"] = {"task": "console.revalidate_sign_ins", "schedule": SSO_REFRESH_SECONDS}
+
+# Django's ModelBackend becomes one that honours LOCAL_PASSWORDS; backends listed earlier in this file (a rate
+# limiter's, which must come first) stay where they are.
+AUTHENTICATION_BACKENDS = [
+    "console.sign_in.LocalPasswordBackend" if b == "django.contrib.auth.backends.ModelBackend" else b
+    for b in globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"])
+]
+if SSO_LDAP:
+    # Before local passwords: a directory user's name is tried against the directory first.
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("console.sign_in.LocalPasswordBackend"), "console.ldap_auth.DirectoryBackend"
+    )
+    globals().update(_identity.django_auth_ldap_settings(SSO_LDAP))
+if SSO_OIDC_PROVIDERS:
+    AUTHENTICATION_BACKENDS.append("console.oidc.ProviderBackend")
+
+# mozilla-django-oidc's own settings: those that do not differ per provider (console/oidc.py supplies the rest).
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+OIDC_CALLBACK_CLASS = "console.oidc.CallbackView"
+OIDC_AUTHENTICATE_CLASS = "console.oidc.AuthenticateView"
+LOGIN_REDIRECT_URL_FAILURE = "sign_in_refused"
+# A login page's provider button and the logout redirect to the provider: form-action must allow its origin
+# (Chromium applies form-action to the redirect after a form post too).
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] = [SELF, *_identity.provider_origins(SSO_OIDC_PROVIDERS)]
+
+# Sessions (with the OIDC state, nonce and PKCE verifier kept in them) live in PostgreSQL, or PostgreSQL behind a
+# Redis cache: any web process answers any request, no sticky sessions. "cached_db", not "cache": revalidation
+# finds and ends a user's sessions through the database.
+SESSION_STORE = envchoice("SESSION_STORE", "db", ("db", "redis"))
+if SESSION_STORE == "redis":
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{NAMESPACE}:cache",
+        }
+    }
+# --- end of sign-in ---

@@ -22,9 +22,8 @@ from brokers.base import BrokerError, Capability, OutgoingMessage, PendingPublis
 from console import brokers
 from console.models import Operation
 from console.operations import OperationContext, ParameterError, Paused, register
-from dlq import conventions
+from dlq import conventions, sns
 from dlq import headers as h
-from dlq import sns
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource, ReplayRecord, replayable
 
 # A kill re-sends at most the batches in flight: large ones are for throughput, small ones for fewer duplicates and
