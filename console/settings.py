@@ -112,7 +112,6 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.inputs.RejectNulQueryMiddleware",
-    "console.inputs.ExplainEmptyErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -359,6 +358,49 @@ MONITORING_RABBITMQ_QUEUES = envlist("MONITORING_RABBITMQ_QUEUES", [])
 ALERT_EMAIL_FROM = envstr("ALERT_EMAIL_FROM", "switchyard@localhost")
 CELERY_BEAT_SCHEDULE["monitoring-sample"] = {"task": "monitoring.tasks.sample", "schedule": SAMPLER_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["monitoring-downsample"] = {"task": "monitoring.tasks.downsample", "schedule": 300}
+
+# --- drills (issue 14): production settings, login rate limit, clear refusals --- begin
+# Production: neither DEBUG nor the tests. `manage.py check --deploy` is clean there (tests/drills/test_production.py).
+PRODUCTION = not (DEBUG or TESTING)
+if PRODUCTION:
+    # Django's test client's host: never a name a production console answers to.
+    ALLOWED_HOSTS = [host for host in ALLOWED_HOSTS if host != "testserver"]
+# Served over HTTPS (the default in production): cookies only over HTTPS, plain http redirected, HSTS for a year.
+# SWITCHYARD_HTTPS=false for a console reached over plain http on purpose (docker-compose on localhost).
+HTTPS = envbool("SWITCHYARD_HTTPS", PRODUCTION)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # a load balancer's probe comes over plain http inside the network
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+# Preloading is a promise about the whole domain that only its owner can make: opt in with SECURE_HSTS_PRELOAD=true.
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind a proxy that ends TLS and says so in X-Forwarded-Proto (set only when the proxy strips a client's own).
+if envbool("SWITCHYARD_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The no-op operation demonstrates the machinery (make run, tests); it is not offered in production unless asked.
+OPERATION_NOOP_STARTABLE = envbool("OPERATION_NOOP_STARTABLE", not PRODUCTION)
+
+# Login attempts rate-limited (django-axes): after AXES_FAILURE_LIMIT failures for one username from one address, that
+# pair is refused (429) for AXES_COOLOFF_TIME hours; a success resets the count. Covers /login/ and the admin's login.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: it refuses a locked-out pair before any backend is asked
+    *globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"]),
+]
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = envint("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # not a line per login: failures and lockouts only
+
+# Every 4xx says why in a short sentence (console.inputs): a bare 405 from require_POST otherwise says nothing.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("console.inputs.RejectNulQueryMiddleware") + 1, "console.inputs.ExplainEmptyErrorsMiddleware"
+)
+# --- drills (issue 14) --- end
 
 # --- sign-in (issue 17: OIDC, LDAP, roles from the identity provider; console/identity.py, oidc.py, ldap_auth.py) ---
 # Kept in one block so the other settings edits (e.g. a login rate limiter's backend) merge around it.

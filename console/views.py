@@ -68,7 +68,7 @@ def operations(request: HtmxHttpRequest):
     status = request.GET.get("status")
     if status:
         ops = ops.filter(status=status)
-    kinds = [k for k in KINDS.values() if k.startable]
+    kinds = [k for k in KINDS.values() if k.can_start()]
     template = "console/operations.html" + ("#rows" if request.htmx else "")
     ctx = {"operations": ops[:PAGE_SIZE], "kinds": kinds, "key": new_key(), "status": status, "nav": "operations"}
     return render(request, template, ctx)
@@ -82,7 +82,7 @@ def operation_start(request):
         messages.error(request, _form_errors(form))
         return redirect("operations")
     kind = get_kind(form.cleaned_data["kind"])
-    if kind is None or not kind.startable:
+    if kind is None or not kind.can_start():
         messages.error(request, "That kind of operation cannot be started from here.")
         return redirect("operations")
     raw = {k: form.cleaned_data[k] for k in ("items", "delay_ms") if form.cleaned_data.get(k) is not None}

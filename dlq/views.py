@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -291,7 +290,10 @@ def source_save(request):
     except connections.NotConfigured:
         conn = None
     if conn is None or not destination:
-        raise PermissionDenied("choose a configured connection and a destination")
+        # A mistake in the form, not a refusal of the admin: said on the page like the other forms' errors (a 403
+        # here read as "you may not", issue 14's permission matrix).
+        messages.error(request, "Choose a configured connection and a destination.")
+        return redirect("dlq_sources")
     actions.do_save_source(
         request.user,
         conn,

@@ -205,12 +205,15 @@ def seed(admin) -> dict[str, str]:
     from console.models import ApiToken, Operation
     from dlq.models import DeadLetter, DeadLetterSource
     from monitoring.models import AlertRule, Incident
+    from outbox.models import OutboxEvent
     from outbox.publishing import publish
     from sagas.ingest import validate_event
     from sagas.recording import record_events
     from tests.sagas.helpers import ev
 
-    record_events([validate_event(e)[0] for e in [ev("drill-1", "reserve", seq=1), ev("drill-1", "charge", seq=2)]])
+    # A failed saga: compensate, retry and resolve all apply to it.
+    steps = [ev("drill-1", "reserve", seq=1), ev("drill-1", "charge", status="failed", seq=2)]
+    record_events([validate_event(e)[0] for e in steps])
     source = DeadLetterSource.objects.create(broker="kafka", destination=f"drill-{uuid.uuid4().hex[:6]}.DLQ")
     now = timezone.now()
     dl = DeadLetter.objects.create(
@@ -225,6 +228,7 @@ def seed(admin) -> dict[str, str]:
     )
     with transaction.atomic():
         event = publish("kafka://drill.events", "k1", "drill.updated", {"a": 1})
+    OutboxEvent.objects.filter(pk=event.pk).update(status=OutboxEvent.Status.FAILED)  # retry and skip apply
     rule = AlertRule.objects.create(name="drill", kind="consumer_status", minutes=5)
     incident = Incident.objects.create(rule=rule, subject="kafka:drill", summary="drill")
     operation = Operation.objects.create(kind="noop", requested_by=admin, idempotency_key=f"drill-{uuid.uuid4()}")
