@@ -297,6 +297,9 @@ CELERY_BEAT_SCHEDULE["outbox-watch-relays"] = {"task": "outbox.tasks.watch_relay
 # The Kafka topic `manage.py ingest_saga_events` consumes, and its consumer group.
 SAGA_EVENTS_TOPIC = envstr("SAGA_EVENTS_TOPIC", "switchyard.saga-events")
 SAGA_INGEST_GROUP = envstr("SAGA_INGEST_GROUP", "switchyard-saga-ingest")
+# Several ingest_saga_events processes share the topic's partitions by lease: a killed one's partitions move to the
+# others within this many seconds.
+SAGA_INGEST_LEASE_SECONDS = envint("SAGA_INGEST_LEASE_SECONDS", 15, minimum=2)
 # The Kafka connection that topic is on (a name from the connections file); empty: Kafka's only or default one.
 SAGA_EVENTS_CONNECTION = envstr("SAGA_EVENTS_CONNECTION", "")
 # A saga's context JSON larger than this is replaced by a marker saying how large it was.
