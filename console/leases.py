@@ -23,7 +23,8 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from django.db import connection
 
@@ -108,6 +109,23 @@ def renew(names: Iterable[str], holder: str, ttl: float) -> set[str]:
             [float(ttl), holder, names],
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+@contextmanager
+def alone(name: str, ttl: float) -> Iterator[bool]:
+    """Hold `name` for the block, or yield False at once when someone else holds it (skip the work then).
+
+    For work that must not run twice at once anywhere (a sampling pass): each call is its own holder, so two threads
+    or two worker processes exclude each other alike; one that dies holding it frees it after `ttl`.
+    """
+    me = f"{holder_id()}:{secrets.token_hex(4)}"
+    if not acquire(name, me, ttl):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        release([name], me)
 
 
 def release(names: Iterable[str], holder: str) -> None:

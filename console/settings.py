@@ -171,6 +171,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
+# Several beats may run (replicas): only the holder of a lease in PostgreSQL sends jobs; a standby takes over within
+# BEAT_LEASE_SECONDS plus a third of it when the active one dies (console/beat.py).
+CELERY_BEAT_SCHEDULER = "console.beat.LeasedScheduler"
+BEAT_LEASE_SECONDS = envint("BEAT_LEASE_SECONDS", 30, minimum=3)
 # The worker logs through LOGGING below (and its secrets filter) instead of replacing the root handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -359,5 +363,8 @@ MONITORING_PARTITION_HEARTBEAT_SECONDS = envint("MONITORING_PARTITION_HEARTBEAT_
 MONITORING_RABBITMQ_QUEUES = envlist("MONITORING_RABBITMQ_QUEUES", [])
 # Alert e-mails come from this address (Django's EMAIL_* settings choose the backend).
 ALERT_EMAIL_FROM = envstr("ALERT_EMAIL_FROM", "switchyard@localhost")
+# One sampling pass at a time across all workers: a pass holds this lease; a worker that dies mid-pass frees it
+# within this many seconds (monitoring.tasks.sample).
+SAMPLER_LEASE_SECONDS = envint("SAMPLER_LEASE_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE["monitoring-sample"] = {"task": "monitoring.tasks.sample", "schedule": SAMPLER_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["monitoring-downsample"] = {"task": "monitoring.tasks.downsample", "schedule": 300}
