@@ -366,5 +366,10 @@ ALERT_EMAIL_FROM = envstr("ALERT_EMAIL_FROM", "switchyard@localhost")
 # One sampling pass at a time across all workers: a pass holds this lease; a worker that dies mid-pass frees it
 # within this many seconds (monitoring.tasks.sample).
 SAMPLER_LEASE_SECONDS = envint("SAMPLER_LEASE_SECONDS", 60, minimum=5)
+# A queue of their own for the sampling jobs (deploy/k8s/sampler.yaml runs the workers that serve it); empty: the
+# default queue, as `make run` and docker compose have it.
+SAMPLER_QUEUE = envstr("SAMPLER_QUEUE", "")
+if SAMPLER_QUEUE:
+    CELERY_TASK_ROUTES = {f"monitoring.tasks.{name}": {"queue": SAMPLER_QUEUE} for name in ("sample", "downsample")}
 CELERY_BEAT_SCHEDULE["monitoring-sample"] = {"task": "monitoring.tasks.sample", "schedule": SAMPLER_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["monitoring-downsample"] = {"task": "monitoring.tasks.downsample", "schedule": 300}
