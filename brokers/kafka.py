@@ -79,6 +79,15 @@ CONSUMER_ONLY = {
     "fetch.min.bytes",
     "fetch.wait.max.ms",
 }
+# Group-membership settings, meaningless (and static membership refused) for a consumer that assigns its partitions.
+MEMBERSHIP_ONLY = {
+    "group.instance.id",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol",
+}
 PRODUCER_ONLY = set(PRODUCER_DEFAULTS) | {"batch.size", "compression.type", "retries"}
 REQUEST_TIMEOUT = 10.0
 DELIVERY_TIMEOUT = 35.0  # a little over message.timeout.ms, after which librdkafka reports each message as failed
@@ -266,7 +275,8 @@ class KafkaAdapter(BrokerAdapter):
         and commits there as usual, but it is never a member. A member that dies keeps its partitions until the
         coordinator expires its session, and some Kafka-compatible brokers (noida-db) never do: the partitions of a
         SIGKILLed ingest process then stayed unread for good (issue 18). Partitions added to the topic later are
-        read from the next subscription on (ingest makes one whenever a source changes hands).
+        read from the next subscription on (ingest makes one whenever a source changes hands). `partitions`: with
+        exclusive, only these partitions (the ones whose leases the caller holds); default all.
         """
         from_beginning = options.pop("from_beginning", True)
         # An uncommitted offset goes to another member when this one's session ends, not after a per-message wait.
@@ -274,6 +284,10 @@ class KafkaAdapter(BrokerAdapter):
         if "session.timeout.ms" not in self._config:
             options.setdefault("session.timeout.ms", 6000)  # a dead member's partitions move within seconds
         exclusive = options.pop("exclusive", False)
+        only = options.pop("partitions", None)
+        if exclusive:
+            for name in MEMBERSHIP_ONLY:  # a consumer that never joins has no use for them
+                options.pop(name, None)
         # Full metadata, as in read(): a consumer subscribed to a missing topic only reports it once, some polls in,
         # and asking for one topic by name makes brokers with auto-creation create it.
         topic = self._metadata(timeout=REQUEST_TIMEOUT).topics.get(destination)
@@ -291,7 +305,8 @@ class KafkaAdapter(BrokerAdapter):
         consumer = Consumer(config)
         if exclusive:
             # No offset given: librdkafka fetches the group's committed one, else applies auto.offset.reset.
-            consumer.assign([TopicPartition(destination, p) for p in sorted(topic.partitions)])
+            chosen = sorted(topic.partitions) if only is None else sorted(set(only) & set(topic.partitions))
+            consumer.assign([TopicPartition(destination, p) for p in chosen])
         else:
             consumer.subscribe([destination])
         return KafkaSubscription(consumer, destination)

@@ -171,6 +171,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
+# Several beats may run (replicas): only the holder of a lease in PostgreSQL sends jobs; a standby takes over within
+# BEAT_LEASE_SECONDS plus a third of it when the active one dies (console/beat.py).
+CELERY_BEAT_SCHEDULER = "console.beat.LeasedScheduler"
+BEAT_LEASE_SECONDS = envint("BEAT_LEASE_SECONDS", 30, minimum=3)
 # The worker logs through LOGGING below (and its secrets filter) instead of replacing the root handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -297,6 +301,9 @@ CELERY_BEAT_SCHEDULE["outbox-watch-relays"] = {"task": "outbox.tasks.watch_relay
 # The Kafka topic `manage.py ingest_saga_events` consumes, and its consumer group.
 SAGA_EVENTS_TOPIC = envstr("SAGA_EVENTS_TOPIC", "switchyard.saga-events")
 SAGA_INGEST_GROUP = envstr("SAGA_INGEST_GROUP", "switchyard-saga-ingest")
+# Several ingest_saga_events processes share the topic's partitions by lease: a killed one's partitions move to the
+# others within this many seconds.
+SAGA_INGEST_LEASE_SECONDS = envint("SAGA_INGEST_LEASE_SECONDS", 15, minimum=2)
 # The Kafka connection that topic is on (a name from the connections file); empty: Kafka's only or default one.
 SAGA_EVENTS_CONNECTION = envstr("SAGA_EVENTS_CONNECTION", "")
 # A saga's context JSON larger than this is replaced by a marker saying how large it was.
@@ -356,6 +363,14 @@ MONITORING_PARTITION_HEARTBEAT_SECONDS = envint("MONITORING_PARTITION_HEARTBEAT_
 MONITORING_RABBITMQ_QUEUES = envlist("MONITORING_RABBITMQ_QUEUES", [])
 # Alert e-mails come from this address (Django's EMAIL_* settings choose the backend).
 ALERT_EMAIL_FROM = envstr("ALERT_EMAIL_FROM", "switchyard@localhost")
+# One sampling pass at a time across all workers: a pass holds this lease; a worker that dies mid-pass frees it
+# within this many seconds (monitoring.tasks.sample).
+SAMPLER_LEASE_SECONDS = envint("SAMPLER_LEASE_SECONDS", 60, minimum=5)
+# A queue of their own for the sampling jobs (deploy/k8s/sampler.yaml runs the workers that serve it); empty: the
+# default queue, as `make run` and docker compose have it.
+SAMPLER_QUEUE = envstr("SAMPLER_QUEUE", "")
+if SAMPLER_QUEUE:
+    CELERY_TASK_ROUTES = {f"monitoring.tasks.{name}": {"queue": SAMPLER_QUEUE} for name in ("sample", "downsample")}
 CELERY_BEAT_SCHEDULE["monitoring-sample"] = {"task": "monitoring.tasks.sample", "schedule": SAMPLER_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["monitoring-downsample"] = {"task": "monitoring.tasks.downsample", "schedule": 300}
 
