@@ -126,6 +126,7 @@ class Chart:
     unit: str
     series: list[Series]
     axis2: list[str] | None = None  # labels of series on a second axis (e.g. latency in ms beside a count)
+    style: str = "line"  # "bars" for counts per bucket (arrivals, failures), "line" for levels (backlog, not OK)
 
     def as_json(self) -> dict:
         return {
@@ -135,6 +136,7 @@ class Chart:
             "unit": self.unit,
             "series": [{"label": s.label, "href": s.href, "values": s.values} for s in self.series],
             "axis2": self.axis2 or [],
+            "style": self.style,
         }
 
 

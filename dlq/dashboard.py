@@ -84,7 +84,14 @@ def charts(window) -> list:
         Series(key, window.fill(found), f"{href}?connection={key}") for key, found in sorted(per_connection.items())
     ]
     return [
-        Chart("dead-letters", "Dead letters arriving", href, "per bucket", series or [Series("none", window.fill({}))])
+        Chart(
+            "dead-letters",
+            "Dead letters arriving",
+            href,
+            "per bucket",
+            series or [Series("none", window.fill({}))],
+            style="bars",
+        )
     ]
 
 

@@ -100,6 +100,7 @@ def saga_charts(window) -> list:
                     f"{href}?status=compensation_failed",
                 ),
             ],
+            style="bars",
         )
     ]
 

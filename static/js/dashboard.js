@@ -37,11 +37,15 @@
       }
       if (plots[chart.name]) plots[chart.name].plot.destroy();
       const second = chart.axis2 || [];
+      const bars = chart.style === "bars" && uPlot.paths && uPlot.paths.bars;
       const series = [{}].concat(
         chart.series.map((s, i) => ({
           label: s.label,
           stroke: COLOURS[i % COLOURS.length],
-          width: 2,
+          fill: bars ? COLOURS[i % COLOURS.length] + "99" : undefined,
+          paths: bars ? uPlot.paths.bars({ size: [0.8, 24], align: i % 2 ? 1 : -1 }) : undefined,
+          points: { show: !bars },
+          width: bars ? 1 : 2,
           scale: second.indexOf(s.label) >= 0 ? "y2" : "y",
           spanGaps: false,
         })),
