@@ -68,5 +68,6 @@ urlpatterns = [
     path("api/v1/brokers", api.brokers_list, name="api_brokers"),
     path("api/v1/brokers/<str:key>", api.broker_test, name="api_broker_test"),
     path("api/v1/trace", api.trace, name="api_trace"),
+    path("api/v1/dashboard/timeline", api.dashboard_timeline, name="api_dashboard_timeline"),
     path("api/<path:rest>", views.raise_404),
 ]

@@ -56,9 +56,20 @@ def _get_operation_for_viewer(request, operation_id) -> Operation:
 @require_GET
 @require_role(VIEWER)
 def dashboard(request: HtmxHttpRequest):
-    from console.dashboard import tiles
+    from console.dashboard import RANGES, tiles, timeline
+    from console.forms import TimelineForm
 
-    return render(request, "console/dashboard.html", {"tiles": tiles(), "nav": "dashboard"})
+    form = TimelineForm(request.GET)
+    chosen = form.cleaned_data["range"] if form.is_valid() else "hour"
+    ctx = {
+        "tiles": tiles(),
+        "nav": "dashboard",
+        # Rendered here too: every chart's title and series link to their lists, and the changes show, without JS.
+        "timeline": timeline(chosen),
+        "ranges": list(RANGES),
+        "range": chosen,
+    }
+    return render(request, "console/dashboard.html", ctx)
 
 
 @require_GET

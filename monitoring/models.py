@@ -146,6 +146,18 @@ class Sample(models.Model):
         return f"{self.target_id}[{self.topic}:{self.partition}] @ {self.time:%H:%M:%S} lag={self.lag}"
 
 
+class StatusTally(models.Model):
+    """How many watched targets were in each status after one sampler pass: the dashboard's "consumers not OK" over
+    time (a target keeps only its current status). One small row a pass, expired with the samples."""
+
+    time = models.DateTimeField(db_index=True)
+    counts = models.JSONField(default=dict)  # status -> number of targets, e.g. {"OK": 12, "WARN": 1}
+    not_ok = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.time:%H:%M:%S} not OK: {self.not_ok}"
+
+
 class PartitionState(models.Model):
     """The latest figures of every partition of one Kafka group, carried from one sampler pass to the next.
 

@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from brokers.base import BrokerError, Capability, DestinationNotFound
 from console import brokers
 from console.live import broadcast
-from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample
+from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample, StatusTally
 from monitoring.partitions import (
     F_COMMITTED,
     F_END,
@@ -404,6 +405,7 @@ def sample_all(now: datetime | None = None) -> dict:
         except Exception as e:  # noqa: BLE001
             errors[name] = f"{type(e).__name__}: {e}"[:1000]
     changed, created = store(observations, errors, now)
+    tally(now)
     partitions = sum(len(o.partitions) for o in observations)
     if changed or created:
         broadcast("consumers", {"type": "consumers", "targets": changed, "new": created})
@@ -846,6 +848,14 @@ def _produce_times(observations, targets, states, now, borns=None) -> dict[tuple
     return found
 
 
+def tally(now: datetime) -> StatusTally:
+    """Count the watched targets per status after a pass (the dashboard's consumers-not-OK chart)."""
+    counts = dict(ConsumerTarget.objects.filter(gone=False).values_list("status").annotate(n=Count("id")).order_by())
+    return StatusTally.objects.create(
+        time=now, counts=counts, not_ok=sum(n for status, n in counts.items() if status != "OK")
+    )
+
+
 def downsample(now: datetime | None = None) -> dict:
     """Keep history affordable:
 
@@ -862,6 +872,7 @@ def downsample(now: datetime | None = None) -> dict:
         partition__isnull=False, time__lt=ago(settings.MONITORING_PARTITION_RETENTION_SECONDS)
     ).delete()[0]
     expired = Sample.objects.filter(time__lt=ago(settings.MONITORING_RETENTION_SECONDS)).delete()[0]
+    StatusTally.objects.filter(time__lt=ago(settings.MONITORING_RETENTION_SECONDS)).delete()
     with connection.cursor() as cursor:
         cursor.execute(
             """

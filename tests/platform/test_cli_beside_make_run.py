@@ -119,6 +119,10 @@ def test_it_runs_the_readme_commands_in_a_plain_shell_beside_make_run(tmp_path):
         )  # fmt: skip
         assert replay.returncode == 0, replay.stderr
         assert re.match(r"operation \S+ started: \d+ dead letters", replay.stdout), replay.stdout
+        # The demo's traffic shows on the dashboard's charts within the hour's buckets.
+        timeline = api.get(f"{base}/api/v1/dashboard/timeline", timeout=30).json()
+        drawn = {c["name"]: sum(v or 0 for s in c["series"] for v in s["values"]) for c in timeline["charts"]}
+        assert drawn["dead-letters"] > 0 and drawn["saga-failures"] > 0, drawn
         seen.update(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))
     finally:
         os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C in the terminal that ran `make run`
