@@ -16,6 +16,7 @@ from console.actions import Conflict, do_start_operation, find_repeat, record_au
 from console.live import broadcast
 from dlq.models import PURGEABLE, DeadLetter, DeadLetterSource, ReplayRecord
 from dlq.operations import outgoing
+from formats import replay as formats_replay
 
 SAMPLE = 5
 
@@ -105,6 +106,8 @@ def do_edit_and_replay(
     if not destination:
         raise Conflict("no origin is known for this dead letter")
     conn = brokers.by_key(key)
+    # A decoded body's edit is re-encoded with its schema (SchemaMismatch, a ValueError, names the fields it refuses).
+    body, decoded_diff = formats_replay.edited_body(dl, body)
     message = outgoing(dl, body, "edit", key, destination, {k: v.encode() for k, v in headers.items()})
     conn.adapter().publish_batch([message])
     old_headers = json.dumps(dl.headers, indent=1, sort_keys=True, ensure_ascii=False)
@@ -124,7 +127,9 @@ def do_edit_and_replay(
             reason=reason,
             parameters={
                 "destination": f"{conn.key}/{destination}",
-                "body_diff": _diff(dl.body_bytes().decode(errors="replace"), body.decode(errors="replace")),
+                "body_diff": decoded_diff
+                if decoded_diff is not None
+                else _diff(dl.body_bytes().decode(errors="replace"), body.decode(errors="replace")),
                 "headers_diff": _diff(old_headers, new_headers),
             },
             result={"replay": record.pk},

@@ -19,6 +19,7 @@ from console.operations import ParameterError
 from dlq import actions, contents, filters, queries, retention
 from dlq.models import DeadLetter
 from dlq.operations import validate
+from formats.validation import SchemaMismatch
 
 REPLAY_OPTIONS = (
     "rate",
@@ -215,6 +216,10 @@ def edit_replay(request, dead_letter_id: int):
         record = actions.do_edit_and_replay(
             request.user, dl, new_body.encode(), headers, reason, key, via=request.auth_via or "api"
         )
+    except SchemaMismatch as e:
+        raise ApiError(
+            400, "the schema refuses the edited body", {f"body.{k}" if k else "body": v for k, v in e.errors.items()}
+        ) from e
     except Conflict as e:
         raise ApiError(409, str(e)) from e
     return JsonResponse(
