@@ -311,6 +311,9 @@ SAGA_DEFINITION_MODULES = envlist("SAGA_DEFINITION_MODULES", [])
 
 # --- dlq ---
 # Kafka topics matching these patterns (fnmatch) are dead-letter queues; the suffixes map a DLQ back to its origin.
+# Avro .avsc files and Protobuf descriptor sets mapped to topics and queues by pattern, for bodies no registry
+# names (formats/local.py, README "Message formats"); unset: none
+SWITCHYARD_SCHEMAS = envstr("SWITCHYARD_SCHEMAS")
 DLQ_KAFKA_PATTERNS = envlist("DLQ_KAFKA_PATTERNS", ["*.DLQ", "*-dlt", "*.DLT"])
 DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_dead_letter"])
 # RabbitMQ queues and NATS streams to ingest besides what discovery finds (comma-separated names).

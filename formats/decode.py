@@ -3,8 +3,9 @@
 1. CloudEvents binary-mode attributes from the headers (the body is then the event's data).
 2. Compression inside the body: by content-encoding header or magic bytes; the rest works on the inflated bytes.
 3. CloudEvents structured mode: the attributes, and the data (read on when it is bytes).
-4. The Confluent wire format: through the connection's schema registry.
-5. Local schemas mapped by pattern (formats.local): .avsc files, descriptor sets, schemaless Protobuf.
+4. Local schemas mapped by pattern (formats.local): .avsc files, descriptor sets, schemaless Protobuf; what an
+   operator mapped explicitly wins.
+5. The Confluent wire format: through the connection's schema registry.
 6. What is left: JSON or text when an earlier step applied, else nothing to say (None: the page's usual views).
 
 The record says which decoder read the body (`decoder`), and with which schema (id, subject, version, name); a step
@@ -26,6 +27,7 @@ class Where:
     """Where the body was read from: its destination (topic, queue) and connection key (for its registry)."""
 
     destination: str = ""
+    origin: str = ""
     connection: str = ""
     content_type: str = ""
     registry: object | None = None  # a SchemaRegistryClient; looked up from the connection when None
@@ -70,6 +72,15 @@ def _decode(body: bytes, headers: dict[str, bytes], where: Where) -> dict | None
                 return _done(record, "cloudevents", data)
             body = data
 
+    local = where.local.decode(body, (where.destination, where.origin), where.connection) if where.local else None
+    if local is not None and local[0]:
+        decoder, value, schema, _ = local
+        if schema:
+            record["schema"] = schema
+        return _done(record, decoder, value)
+    if local is not None and local[3]:
+        record.setdefault("notes", []).append(local[3])
+
     if confluent.framed(body, headers):
         registry = where.registry or registries.client_for(where.connection)
         if registry is None:
@@ -92,17 +103,6 @@ def _decode(body: bytes, headers: dict[str, bytes], where: Where) -> dict | None
             if found:
                 record["schema"]["subject"], record["schema"]["version"] = found
         return _done(record, read.format, read.value)
-
-    if where.local is not None:
-        local = where.local.decode(body, where.destination)
-        if local is not None:
-            decoder, value, schema, error = local
-            if error:
-                record.setdefault("notes", []).append(error)
-            if decoder:
-                if schema:
-                    record["schema"] = schema
-                return _done(record, decoder, value)
 
     if not record:
         return None  # plain JSON or text: nothing to add to the usual views

@@ -4,6 +4,7 @@ the row (ADR 0051), so search, grouping and the pages read stored JSON, never th
 from __future__ import annotations
 
 from formats import decode as d
+from formats import local
 
 MESSAGE_TYPE_MAX = 300
 CORRELATION_MAX = 200
@@ -13,7 +14,13 @@ def enrich(row, source, message) -> None:
     """Set row.decoded (None when the body needs no decoder) and, from it, the search text, and the message type and
     correlation id where the failure headers gave none. A body no decoder could read keeps its reason in
     decoded["error"], not in parse_error: the message itself was read as it came."""
-    where = d.Where(destination=source.destination, connection=source.connection_key, content_type=row.content_type)
+    where = d.Where(
+        destination=source.destination,
+        origin=row.origin,
+        connection=source.connection_key,
+        content_type=row.content_type,
+        local=local.catalogue(),
+    )
     record = d.decode(message.body, message.headers, where)
     row.decoded = record
     if record is None:
