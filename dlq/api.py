@@ -19,6 +19,7 @@ from console.operations import ParameterError
 from dlq import actions, contents, filters, queries, retention
 from dlq.models import DeadLetter
 from dlq.operations import validate
+from formats.decode import without_contents
 from formats.validation import SchemaMismatch
 
 REPLAY_OPTIONS = (
@@ -56,6 +57,7 @@ def _full_json(dl: DeadLetter, readable: bool) -> dict:
         data["body_base64"] = base64.b64encode(dl.body_bytes()).decode()
     else:
         del data["body_text"]  # the body's text prefix: contents, like the body
+        data["decoded"] = without_contents(data["decoded"])  # which decoder and schema, not what it read
         data["headers"] = contents.masked_headers(dl)
         data["contents_hidden"] = CONTENTS_NOTE
     return data

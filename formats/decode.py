@@ -161,3 +161,10 @@ def pretty(record: dict) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def without_contents(record: dict | None) -> dict | None:
+    """What a user who may not read message contents sees of a decoded body: which decoder and schema read it."""
+    if not record:
+        return record
+    return {k: record[k] for k in ("decoder", "schema", "compression") if k in record}

@@ -233,3 +233,22 @@ def test_it_shows_searches_and_groups_decoded_bodies(dlq_topic, produce, produce
     groups = client.get("/api/v1/dead-letter-groups").json()
     (group,) = [g for g in groups["groups"] if g["message_type"] == "acme.orders.OrderPlaced"]
     assert group["count"] == 3
+
+
+def test_it_hides_the_decoded_body_from_who_may_not_read_contents(dlq_topic, produce, producer_client, world, settings):
+    settings.CONTENTS_ROLE = "operator"
+    ctx = SerializationContext(dlq_topic, MessageField.VALUE)
+    body = AvroSerializer(producer_client, ORDER_AVRO)(
+        {"order_id": "ord-secret", "quantity": 1, "note": "card 4111", "signature": b""}, ctx
+    )
+    produce(dlq_topic, body, FAILURE)
+    (dl,) = ingest_all(DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic), 1).values()
+    viewer = world.client(world.viewer)
+
+    one = viewer.get(f"/api/v1/dead-letters/{dl.pk}").json()
+    assert one["decoded"]["decoder"] == "avro" and "value" not in one["decoded"]
+    exported = b"".join(viewer.get("/api/v1/dead-letters/export").streaming_content).decode()
+    page = viewer.get(f"/dead-letters/{dl.pk}/").content.decode()
+    for text in (json.dumps(one), exported, page):
+        assert "card 4111" not in text and "ord-secret" not in text
+    assert "card 4111" in world.client(world.operator).get(f"/api/v1/dead-letters/{dl.pk}").content.decode()
