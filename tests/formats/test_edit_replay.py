@@ -83,3 +83,42 @@ def test_it_replays_an_edited_avro_body_with_the_same_schema_id(
     entry = AuditEntry.objects.filter(action="dead_letter.edit_replay").latest("id")
     assert '-  "quantity": -2' in entry.parameters["body_diff"]
     assert '+  "quantity": 2' in entry.parameters["body_diff"]
+
+
+def test_it_replays_an_edited_protobuf_body_with_its_message_index(
+    kafka, destinations, dlq_topic, produce, producer_client, world
+):
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+
+    from tests.formats.test_decoding import shipment_class
+
+    origin = destinations("kafka", f"sy-{uuid.uuid4().hex[:10]}-shipments")
+    shipment = shipment_class()
+    ctx = SerializationContext(dlq_topic, MessageField.VALUE)
+    body = ProtobufSerializer(shipment, producer_client, {"use.deprecated.format": False})(
+        shipment(shipment_id="shp-edit", days=40, carriers=["dhl"]), ctx
+    )
+    produce(dlq_topic, body, FAILURE)
+    source = DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic, origin=origin)
+    (dl,) = ingest_all(source, 1).values()
+    client = world.client(world.operator)
+
+    refused = client.post(
+        f"/api/v1/dead-letters/{dl.pk}/edit-replay",
+        {"body": json.dumps({**dl.decoded["value"], "days": "soon"}), "reason": "r", "idempotency_key": "k1"},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400 and "days" in json.dumps(refused.json()["fields"])
+    sent = client.post(
+        f"/api/v1/dead-letters/{dl.pk}/edit-replay",
+        {"body": json.dumps({**dl.decoded["value"], "days": 4}), "reason": "r", "idempotency_key": "k2"},
+        content_type="application/json",
+    )
+    assert sent.status_code == 201, sent.content
+
+    msg = _read_one(kafka, origin)
+    assert msg.value()[:5] == body[:5]  # the same schema id
+    value = ProtobufDeserializer(shipment, {"use.deprecated.format": False})(
+        msg.value(), SerializationContext(origin, MessageField.VALUE)
+    )
+    assert (value.shipment_id, value.days, list(value.carriers)) == ("shp-edit", 4, ["dhl"])
