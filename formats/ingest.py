@@ -3,6 +3,10 @@ the row (ADR 0051), so search, grouping and the pages read stored JSON, never th
 
 from __future__ import annotations
 
+import json
+
+from django.conf import settings
+
 from formats import decode as d
 from formats import local
 
@@ -28,6 +32,12 @@ def enrich(row, source, message) -> None:
     text = d.search_text(record)
     if text:
         row.body_text = text
+    if record.get("value") is not None:
+        size = len(json.dumps(record["value"], ensure_ascii=False))
+        if size > settings.DLQ_INLINE_BODY_MAX:
+            # Like a large body, a large decoded value stays out of the row: searchable by its prefix, not kept.
+            record["value"] = None
+            record.setdefault("notes", []).append(f"decoded value of {size} characters not kept (DLQ_INLINE_BODY_MAX)")
     event = record.get("cloudevent") or {}
     schema = record.get("schema") or {}
     if not row.message_type:

@@ -252,3 +252,13 @@ def test_it_hides_the_decoded_body_from_who_may_not_read_contents(dlq_topic, pro
     for text in (json.dumps(one), exported, page):
         assert "card 4111" not in text and "ord-secret" not in text
     assert "card 4111" in world.client(world.operator).get(f"/api/v1/dead-letters/{dl.pk}").content.decode()
+
+
+def test_it_keeps_a_large_decoded_value_out_of_the_row(dlq_topic, produce, settings):
+    settings.DLQ_INLINE_BODY_MAX = 1000
+    text = json.dumps({"order_id": "ord-big", "lines": ["x" * 50] * 100}).encode()
+    produce(dlq_topic, gzip.compress(text))
+    (dl,) = ingest_all(DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic), 1).values()
+    assert dl.decoded["compression"] == "gzip" and dl.decoded["value"] is None
+    assert "not kept" in dl.decoded["notes"][0]
+    assert "ord-big" in dl.body_text  # still found by search
