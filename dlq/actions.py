@@ -94,7 +94,14 @@ def _diff(before: str, after: str) -> str:
 
 
 def do_edit_and_replay(
-    actor, dl: DeadLetter, body: bytes, headers: dict[str, str], reason: str, idempotency_key: str, via: str = "web"
+    actor,
+    dl: DeadLetter,
+    body: bytes,
+    headers: dict[str, str],
+    reason: str,
+    idempotency_key: str,
+    via: str = "web",
+    schema_id: int | None = None,
 ) -> ReplayRecord:
     """Send an edited copy to the origin now, then record it; the body and header diffs go into the audit entry."""
     repeat = find_repeat(actor, idempotency_key, "dead_letter.edit_replay")
@@ -107,7 +114,7 @@ def do_edit_and_replay(
         raise Conflict("no origin is known for this dead letter")
     conn = brokers.by_key(key)
     # A decoded body's edit is re-encoded with its schema (SchemaMismatch, a ValueError, names the fields it refuses).
-    body, decoded_diff = formats_replay.edited_body(dl, body)
+    body, decoded_diff = formats_replay.edited_body(dl, body, schema_id)
     message = outgoing(dl, body, "edit", key, destination, {k: v.encode() for k, v in headers.items()})
     conn.adapter().publish_batch([message])
     old_headers = json.dumps(dl.headers, indent=1, sort_keys=True, ensure_ascii=False)

@@ -21,11 +21,14 @@ def is_encodable(decoded: dict | None) -> bool:
     return bool(decoded) and decoded.get("decoder") in ENCODABLE and (decoded.get("schema") or {}).get("id") is not None
 
 
-def edited_body(dl, body: bytes) -> tuple[bytes, str | None]:
-    """(the bytes to publish, the decoded diff) for an edit of `dl`. A letter that was not decoded with a schema, or
-    an edit that is the stored bytes themselves, is passed through with no diff (None). Raises SchemaMismatch."""
+def edited_body(dl, body: bytes, schema_id: int | None = None) -> tuple[bytes, str | None]:
+    """(the bytes to publish, the decoded diff) for an edit of `dl`, encoded with the schema id it came with or
+    `schema_id`, a later version of the same subject. A letter that was not decoded with a schema, or an edit that
+    is the stored bytes themselves, is passed through with no diff (None). Raises SchemaMismatch."""
     decoded = dl.decoded
-    if not is_encodable(decoded) or body == dl.body_bytes():
+    if schema_id is not None and not is_encodable(decoded):
+        raise SchemaMismatch({"schema_id": ["this dead letter was not decoded with a registry schema"]})
+    if not is_encodable(decoded) or (body == dl.body_bytes() and schema_id is None):
         return body, None
     try:
         value = json.loads(body)
@@ -35,7 +38,8 @@ def edited_body(dl, body: bytes) -> tuple[bytes, str | None]:
     if registry is None:
         raise SchemaMismatch({"": [f"{dl.source.connection_key} has no schema_registry to encode with"]})
     schema = decoded["schema"]
-    wire = confluent.encode(registry, schema["id"], value, dl.origin, schema.get("message_indexes"))
+    target = schema["id"] if schema_id is None else _later_version(registry, schema, schema_id)
+    wire = confluent.encode(registry, target, value, dl.origin, schema.get("message_indexes"))
     wire = _compress(wire, decoded.get("compression"))
     before = json.dumps(decoded.get("value"), indent=2, sort_keys=True, ensure_ascii=False)
     after = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
@@ -43,6 +47,21 @@ def edited_body(dl, body: bytes) -> tuple[bytes, str | None]:
         difflib.unified_diff(before.splitlines(), after.splitlines(), "decoded before", "decoded after", lineterm="")
     )
     return wire, diff[:DIFF_CHARS]
+
+
+def _later_version(registry, schema: dict, schema_id: int) -> int:
+    """`schema_id` when it is the same subject as the letter's schema at the same or a later version."""
+    found = registries.subject_version(registry, schema_id)
+    if found is None:
+        raise SchemaMismatch({"schema_id": [f"schema {schema_id} is not registered under any subject"]})
+    subject, version = found
+    if subject != schema.get("subject"):
+        raise SchemaMismatch({"schema_id": [f"schema {schema_id} is {subject}, not {schema.get('subject')}"]})
+    if version < (schema.get("version") or 0):
+        raise SchemaMismatch(
+            {"schema_id": [f"schema {schema_id} is version {version}, older than the letter's {schema['version']}"]}
+        )
+    return schema_id
 
 
 def _compress(body: bytes, codec: str | None) -> bytes:

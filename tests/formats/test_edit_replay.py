@@ -122,3 +122,45 @@ def test_it_replays_an_edited_protobuf_body_with_its_message_index(
         msg.value(), SerializationContext(origin, MessageField.VALUE)
     )
     assert (value.shipment_id, value.days, list(value.carriers)) == ("shp-edit", 4, ["dhl"])
+
+
+def test_it_replays_with_a_chosen_later_version_of_the_schema(
+    kafka, destinations, dlq_topic, produce, producer_client, world
+):
+    origin = destinations("kafka", f"sy-{uuid.uuid4().hex[:10]}-orders")
+    ctx = SerializationContext(dlq_topic, MessageField.VALUE)
+    v1 = AvroSerializer(producer_client, ORDER_AVRO)
+    produce(dlq_topic, v1({"order_id": "ord-v", "quantity": 0, "note": None, "signature": b""}, ctx), FAILURE)
+    later = json.loads(ORDER_AVRO)
+    later["fields"].append({"name": "currency", "type": "string", "default": "EUR"})
+    v2 = AvroSerializer(producer_client, json.dumps(later))
+    v2({"order_id": "x", "quantity": 1, "note": None, "signature": b"", "currency": "EUR"}, ctx)  # registers v2
+    other = AvroSerializer(producer_client, json.dumps({**later, "name": "Other"}))
+    other({"order_id": "x", "quantity": 1, "note": None, "signature": b"", "currency": "EUR"},
+          SerializationContext("elsewhere", MessageField.VALUE))  # fmt: skip
+    subject = f"{dlq_topic}-value"
+    v2_id = producer_client.get_latest_version(subject).schema_id
+    other_id = producer_client.get_latest_version("elsewhere-value").schema_id
+    source = DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic, origin=origin)
+    (dl,) = ingest_all(source, 1).values()
+    assert dl.decoded["schema"]["version"] == 1
+    client = world.client(world.operator)
+    edited = {**dl.decoded["value"], "quantity": 3, "currency": "CHF"}
+
+    wrong = client.post(
+        f"/api/v1/dead-letters/{dl.pk}/edit-replay",
+        {"body": json.dumps(edited), "reason": "r", "idempotency_key": "a", "schema_id": other_id},
+        content_type="application/json",
+    )
+    assert wrong.status_code == 400 and "schema_id" in wrong.json()["fields"], wrong.content
+    sent = client.post(
+        f"/api/v1/dead-letters/{dl.pk}/edit-replay",
+        {"body": json.dumps(edited), "reason": "r", "idempotency_key": "b", "schema_id": v2_id},
+        content_type="application/json",
+    )
+    assert sent.status_code == 201, sent.content
+
+    msg = _read_one(kafka, origin)
+    assert int.from_bytes(msg.value()[1:5], "big") == v2_id
+    value = AvroDeserializer(producer_client)(msg.value(), SerializationContext(origin, MessageField.VALUE))
+    assert (value["quantity"], value["currency"]) == (3, "CHF")
