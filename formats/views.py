@@ -16,7 +16,8 @@ from formats.models import SchemaVersion
 @require_GET
 @require_role(VIEWER)
 def schemas(request):
-    return render(request, "formats/schemas.html", {"types": queries.event_types(), "nav": "schemas"})
+    template = "formats/schemas.html" + ("#rows" if request.htmx else "")
+    return render(request, template, {"types": queries.event_types(), "nav": "schemas"})
 
 
 @require_http_methods(["GET", "POST"])

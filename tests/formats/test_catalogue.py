@@ -64,6 +64,8 @@ def test_it_lists_event_types_with_versions_destinations_producers_and_failures(
     assert t["producers"] == ["checkout", "checkout-v2"]
     page = client.get("/schemas/").content.decode()
     assert T in page and "1 mismatched group" in page
+    rows = client.get("/schemas/", headers={"HX-Request": "true"}).content.decode()  # the page's 15 s refresh
+    assert T in rows and "<html" not in rows
 
 
 def test_it_names_the_breaking_fields_between_consecutive_versions(seen, world):
