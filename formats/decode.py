@@ -116,6 +116,25 @@ def _decode(body: bytes, headers: dict[str, bytes], where: Where) -> dict | None
         return _done(record, "text", text)
 
 
+def decode_key(key: bytes | None, headers: dict[str, bytes], where: Where) -> dict | None:
+    """A Kafka key in the Confluent wire format, decoded through the connection's registry; None for any other key
+    (a plain key is shown as it is)."""
+    if not key or not confluent.framed(key, headers, key=True):
+        return None
+    registry = where.registry or registries.client_for(where.connection)
+    if registry is None:
+        return None
+    try:
+        read = confluent.read(registry, key, where.destination, headers, key=True)
+    except Exception as exc:  # noqa: BLE001 - the key is shown raw with the reason
+        return {"decoder": "hex", "error": f"Confluent wire format key: {_why(exc)}"}
+    return {
+        "decoder": read.format,
+        "schema": {"id": read.schema_id, "guid": read.guid, "name": read.name, "source": "registry"},
+        "value": read.value,
+    }
+
+
 def _prefix_id(body: bytes) -> str:
     return str(int.from_bytes(body[1:5], "big")) if len(body) >= 5 and body[0] == 0 else "from header"
 
@@ -153,6 +172,9 @@ def search_text(record: dict) -> str:
         parts.append(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     if record.get("cloudevent"):
         parts.append(" ".join(str(v) for v in record["cloudevent"].values() if v))
+    key = (record.get("key") or {}).get("value")
+    if key is not None:
+        parts.append(key if isinstance(key, str) else json.dumps(key, ensure_ascii=False))
     return "\n".join(parts)[:SEARCH_CHARS].replace("\x00", "\ufffd")
 
 

@@ -26,6 +26,9 @@ def enrich(row, source, message) -> None:
         local=local.catalogue(),
     )
     record = d.decode(message.body, message.headers, where)
+    key = d.decode_key(message.key, message.headers, where) if isinstance(message.key, bytes) else None
+    if key is not None:
+        record = {**(record or {}), "key": key}
     row.decoded = record
     if record is None:
         return
