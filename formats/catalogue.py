@@ -180,6 +180,11 @@ def _registered(schema_id: int, connection: str):
         log.warning("schema %s from the registry of %s: %s", schema_id, connection, exc)
         return None
     kind = {"AVRO": "avro", "JSON": "json-schema", "PROTOBUF": "protobuf"}.get((schema.schema_type or "AVRO").upper())
+    if kind == "protobuf":
+        try:  # the serialized descriptor, which the catalogue compares; a registry gives it for .proto text too
+            schema = registry.get_schema(schema_id, fmt="serialized")
+        except Exception:  # noqa: BLE001 - kept as the registry gave it
+            pass
     return kind, schema.schema_str
 
 
@@ -190,7 +195,7 @@ def current(event_type: str) -> SchemaVersion | None:
 
 def check_group(fingerprint: str, event_type: str, sample) -> None:
     latest = current(event_type)
-    model = inference.structural(latest.kind, latest.schema) if latest else None
+    model = inference.structural(latest.kind, latest.schema, event_type) if latest else None
     found = inference.differences(model, sample) if model else []
     if found:
         GroupMismatch.objects.update_or_create(
@@ -207,10 +212,10 @@ def check_group(fingerprint: str, event_type: str, sample) -> None:
 
 
 def compatibility(old: SchemaVersion, new_kind: str, new_schema, mode: str) -> list[dict]:
-    a = inference.structural(old.kind, old.schema)
-    b = inference.structural(new_kind, new_schema)
+    a = inference.structural(old.kind, old.schema, old.event_type)
+    b = inference.structural(new_kind, new_schema, old.event_type)
     if a is None or b is None:
-        return [{"field": "(root)", "why": "no schema to compare (Protobuf is compared by the registry only)"}]
+        return [{"field": "(root)", "why": "no schema to compare (Protobuf given as .proto text cannot be read here)"}]
     return [x.as_json() for x in inference.compatible(a, b, mode)]
 
 

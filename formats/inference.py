@@ -138,12 +138,56 @@ def _avro_primitive(name: str) -> str:
     }.get(name, "string")
 
 
-def structural(kind: str, schema) -> dict | None:
+# FieldDescriptorProto types → the common model's (descriptor.proto's numbering)
+_PROTO_TYPES = {1: "number", 2: "number", 3: "integer", 4: "integer", 5: "integer", 6: "integer", 7: "integer",
+                8: "boolean", 9: "string", 12: "string", 13: "integer", 14: "string", 15: "integer", 16: "integer",
+                17: "integer", 18: "integer"}  # fmt: skip
+
+
+def from_protobuf(schema_str: str, message: str = "") -> dict | None:
+    """A Protobuf schema as the registry serializes it (a base64 FileDescriptorProto) in the common model: every
+    field optional (proto3), a type change breaking. Keyed by field name; None for .proto text (no parser here)."""
+    from confluent_kafka.schema_registry.common.protobuf import _str_to_proto
+
+    try:
+        fd = _str_to_proto("catalogue", schema_str)
+    except Exception:  # noqa: BLE001 - .proto text, which Python cannot compile without protoc
+        return None
+    package = f"{fd.package}." if fd.package else ""
+    messages = {}
+
+    def collect(prefix: str, items) -> None:
+        for m in items:
+            messages[f"{prefix}{m.name}"] = m
+            collect(f"{prefix}{m.name}.", m.nested_type)
+
+    collect(package, fd.message_type)
+    if not messages:
+        return None
+    root = messages.get(message) or messages[f"{package}{fd.message_type[0].name}"]
+
+    def convert(m, depth: int) -> dict:
+        props = {}
+        for f in m.field:
+            if f.type == 11:  # a message
+                nested = messages.get(f.type_name.lstrip("."))
+                item = convert(nested, depth + 1) if nested is not None and depth < MAX_DEPTH else {"type": "object"}
+            else:
+                item = {"type": _PROTO_TYPES.get(f.type, "string")}
+            props[f.name] = {"type": "array", "items": item} if f.label == 3 else item
+        return {"type": "object", "properties": props, "required": []}
+
+    return convert(root, 0)
+
+
+def structural(kind: str, schema, name: str = "") -> dict | None:
     """A stored schema (avro text, a JSON Schema, an inferred one) in the common model; None if it has none."""
     if schema is None:
         return None
     if kind == "avro":
         return from_avro(schema)
+    if kind == "protobuf":
+        return from_protobuf(schema, name) if isinstance(schema, str) else None
     if isinstance(schema, str):
         try:
             return json.loads(schema)

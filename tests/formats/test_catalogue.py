@@ -139,3 +139,32 @@ def test_it_refuses_an_outbox_payload_the_registered_schema_rejects(dlq_topic, p
     with transaction.atomic():
         publish("kafka://orders", "k", "acme.orders.OrderPlaced",
                 {"order_id": "o-1", "quantity": 2, "note": None, "signature": "AAE="})  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_compares_protobuf_versions_from_the_registry(dlq_topic, produce, producer_client):
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from google.protobuf.message_factory import GetMessageClass
+
+    def version(days_type: int):
+        file = descriptor_pb2.FileDescriptorProto(name="acme/parcel.proto", package="acme", syntax="proto3")
+        msg = file.message_type.add(name="ParcelLost")
+        msg.field.add(name="parcel_id", number=1, type=9, label=1)
+        msg.field.add(name="days", number=2, type=days_type, label=1)
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(file)
+        return GetMessageClass(pool.FindMessageTypeByName("acme.ParcelLost"))
+
+    ctx = SerializationContext(dlq_topic, MessageField.VALUE)
+    v1, v2 = version(5), version(9)  # days: int32, then string
+    conf = {"use.deprecated.format": False}
+    produce(dlq_topic, ProtobufSerializer(v1, producer_client, conf)(v1(parcel_id="p", days=3), ctx), {"n": b"1"})
+    produce(dlq_topic, ProtobufSerializer(v2, producer_client, conf)(v2(parcel_id="p", days="3"), ctx), {"n": b"2"})
+    ingest_all(DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic), 2)
+    catalogue.refresh()
+
+    first, second = catalogue.consecutive("acme.ParcelLost")
+    assert (first["version"].kind, second["version"].version) == ("protobuf", "2")
+    (breaking,) = second["checks"]["backward"]
+    assert breaking["field"] == "days" and "does not accept integer" in breaking["why"]
