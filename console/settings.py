@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "outbox",
     "monitoring",
     "demo",
+    "formats",
 ]
 
 MIDDLEWARE = [
@@ -318,6 +319,17 @@ SAGA_DEFINITION_MODULES = envlist("SAGA_DEFINITION_MODULES", [])
 
 # --- dlq ---
 # Kafka topics matching these patterns (fnmatch) are dead-letter queues; the suffixes map a DLQ back to its origin.
+# Avro .avsc files and Protobuf descriptor sets mapped to topics and queues by pattern, for bodies no registry
+# names (formats/local.py, README "Message formats"); unset: none
+SWITCHYARD_SCHEMAS = envstr("SWITCHYARD_SCHEMAS")
+# The schema catalogue (formats/catalogue.py): how often beat reads new outbox rows and dead letters into it, and the
+# event types whose outbox.publish() validates the payload against their registered schema (opt-in, comma-separated)
+SCHEMA_CATALOGUE_SECONDS = envint("SCHEMA_CATALOGUE_SECONDS", 60)
+OUTBOX_VALIDATE_TYPES = envlist("OUTBOX_VALIDATE_TYPES", [])
+CELERY_BEAT_SCHEDULE["formats-catalogue"] = {
+    "task": "formats.tasks.refresh_catalogue",
+    "schedule": float(SCHEMA_CATALOGUE_SECONDS),
+}
 DLQ_KAFKA_PATTERNS = envlist("DLQ_KAFKA_PATTERNS", ["*.DLQ", "*-dlt", "*.DLT"])
 DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_skipped", "_dead_letter"])
 # RabbitMQ queues and NATS streams to ingest besides what discovery finds (comma-separated names).

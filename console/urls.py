@@ -42,6 +42,7 @@ urlpatterns = [
     path("", include("dlq.urls")),
     path("", include("outbox.urls")),
     path("", include("monitoring.urls")),
+    path("", include("formats.urls")),
     # Django's admin: where admins manage users and their role groups (staff only).
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),

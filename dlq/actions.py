@@ -17,6 +17,7 @@ from console.live import broadcast
 from dlq import sns
 from dlq.models import PURGEABLE, DeadLetter, DeadLetterSource, ReplayRecord
 from dlq.operations import outgoing
+from formats import replay as formats_replay
 
 SAMPLE = 5
 
@@ -96,7 +97,14 @@ def _diff(before: str, after: str) -> str:
 
 
 def do_edit_and_replay(
-    actor, dl: DeadLetter, body: bytes, headers: dict[str, str], reason: str, idempotency_key: str, via: str = "web"
+    actor,
+    dl: DeadLetter,
+    body: bytes,
+    headers: dict[str, str],
+    reason: str,
+    idempotency_key: str,
+    via: str = "web",
+    schema_id: int | None = None,
 ) -> ReplayRecord:
     """Send an edited copy to the origin now, then record it; the body and header diffs go into the audit entry."""
     repeat = find_repeat(actor, idempotency_key, "dead_letter.edit_replay")
@@ -111,6 +119,8 @@ def do_edit_and_replay(
     if refused:
         raise Conflict(refused)
     conn = brokers.by_key(key)
+    # A decoded body's edit is re-encoded with its schema (SchemaMismatch, a ValueError, names the fields it refuses).
+    body, decoded_diff = formats_replay.edited_body(dl, body, schema_id)
     message = outgoing(dl, body, "edit", key, destination, {k: v.encode() for k, v in headers.items()})
     conn.adapter().publish_batch([message])
     old_headers = json.dumps(dl.headers, indent=1, sort_keys=True, ensure_ascii=False)
@@ -130,7 +140,9 @@ def do_edit_and_replay(
             reason=reason,
             parameters={
                 "destination": f"{conn.key}/{destination}",
-                "body_diff": _diff(dl.body_bytes().decode(errors="replace"), body.decode(errors="replace")),
+                "body_diff": decoded_diff
+                if decoded_diff is not None
+                else _diff(dl.body_bytes().decode(errors="replace"), body.decode(errors="replace")),
                 "headers_diff": _diff(old_headers, new_headers),
             },
             result={"replay": record.pk},

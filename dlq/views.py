@@ -261,6 +261,7 @@ def edit_replay(request, dead_letter_id: int):
             {k: str(v) for k, v in headers.items()},
             reason,
             request.POST["idempotency_key"],
+            schema_id=int(request.POST["schema_id"]) if request.POST.get("schema_id", "").isdigit() else None,
         )
     except (ValueError, Conflict) as e:
         messages.error(request, f"Not replayed: {e}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSe
 from confluent_kafka.schema_registry.serde import SchemaId
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-SCHEMA_ID_HEADERS = ("__value_schema_id",)
+SCHEMA_ID_HEADERS = {False: "__value_schema_id", True: "__key_schema_id"}
 MAGIC_V0 = 0
 
 
@@ -40,9 +41,9 @@ class Read:
     message_indexes: list[int] | None = None
 
 
-def framed(body: bytes, headers: dict[str, bytes]) -> bool:
-    """Whether the body is (or says it is) in the Confluent wire format."""
-    if any(name in headers for name in SCHEMA_ID_HEADERS):
+def framed(body: bytes, headers: dict[str, bytes], key: bool = False) -> bool:
+    """Whether the body (or the key) is, or says it is, in the Confluent wire format."""
+    if SCHEMA_ID_HEADERS[key] in headers:
         return True
     return len(body) >= 5 and body[0] == MAGIC_V0
 
@@ -67,17 +68,21 @@ def serdes(registry: SchemaRegistryClient) -> _Serdes:
     return found
 
 
-def context(destination: str, headers: dict[str, bytes]) -> SerializationContext:
-    return SerializationContext(destination, MessageField.VALUE, [(k, v) for k, v in headers.items()])
+def context(destination: str, headers: dict[str, bytes], key: bool = False) -> SerializationContext:
+    field = MessageField.KEY if key else MessageField.VALUE
+    return SerializationContext(destination, field, [(k, v) for k, v in headers.items()])
 
 
-def read(registry: SchemaRegistryClient, body: bytes, destination: str, headers: dict[str, bytes]) -> Read:
-    """Decode one framed body; raises with the reason when the registry or the codec cannot."""
-    ctx = context(destination, headers)
+def read(
+    registry: SchemaRegistryClient, body: bytes, destination: str, headers: dict[str, bytes], key: bool = False
+) -> Read:
+    """Decode one framed body (or key: its id in the prefix or `__key_schema_id`); raises with the reason when the
+    registry or the codec cannot."""
+    ctx = context(destination, headers, key)
     probe = SchemaId("AVRO")
     dual_schema_id_deserializer(body, ctx, probe)  # the id, from the header or the prefix
     if probe.id is not None:
-        schema = registry.get_schema(probe.id)
+        schema = _schema(registry, probe.id)
     else:
         schema = registry.get_schema_by_guid(str(probe.guid))
     kind = (schema.schema_type or "AVRO").upper()
@@ -141,6 +146,27 @@ def _message_descriptor(pool, fd_proto, indexes: list[int]):
             messages = messages[index].nested_type
     name = ".".join(path)
     return pool.FindMessageTypeByName(f"{fd_proto.package}.{name}" if fd_proto.package else name)
+
+
+MISSING_SECONDS = 60.0
+_missing: dict[tuple[int, int], tuple[float, str]] = {}
+
+
+def _schema(registry: SchemaRegistryClient, schema_id: int):
+    """The registry's schema `schema_id`. The client caches what it found, not what it did not: a DLQ full of bodies
+    that only look framed (a leading zero byte) would otherwise cost a registry round trip each, so a failed lookup
+    is remembered for a minute."""
+    key = (id(registry), schema_id)
+    known = _missing.get(key)
+    if known is not None and known[0] > time.monotonic():
+        raise LookupError(known[1])
+    try:
+        return registry.get_schema(schema_id)
+    except Exception as exc:
+        if len(_missing) > 10_000:
+            _missing.clear()
+        _missing[key] = (time.monotonic() + MISSING_SECONDS, f"{exc} (remembered for {MISSING_SECONDS:.0f} s)")
+        raise
 
 
 def _avro_name(schema_str: str | None) -> str:

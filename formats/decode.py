@@ -3,8 +3,9 @@
 1. CloudEvents binary-mode attributes from the headers (the body is then the event's data).
 2. Compression inside the body: by content-encoding header or magic bytes; the rest works on the inflated bytes.
 3. CloudEvents structured mode: the attributes, and the data (read on when it is bytes).
-4. The Confluent wire format: through the connection's schema registry.
-5. Local schemas mapped by pattern (formats.local): .avsc files, descriptor sets, schemaless Protobuf.
+4. Local schemas mapped by pattern (formats.local): .avsc files, descriptor sets, schemaless Protobuf; what an
+   operator mapped explicitly wins.
+5. The Confluent wire format: through the connection's schema registry.
 6. What is left: JSON or text when an earlier step applied, else nothing to say (None: the page's usual views).
 
 The record says which decoder read the body (`decoder`), and with which schema (id, subject, version, name); a step
@@ -26,6 +27,7 @@ class Where:
     """Where the body was read from: its destination (topic, queue) and connection key (for its registry)."""
 
     destination: str = ""
+    origin: str = ""
     connection: str = ""
     content_type: str = ""
     registry: object | None = None  # a SchemaRegistryClient; looked up from the connection when None
@@ -70,6 +72,15 @@ def _decode(body: bytes, headers: dict[str, bytes], where: Where) -> dict | None
                 return _done(record, "cloudevents", data)
             body = data
 
+    local = where.local.decode(body, (where.destination, where.origin), where.connection) if where.local else None
+    if local is not None and local[0]:
+        decoder, value, schema, _ = local
+        if schema:
+            record["schema"] = schema
+        return _done(record, decoder, value)
+    if local is not None and local[3]:
+        record.setdefault("notes", []).append(local[3])
+
     if confluent.framed(body, headers):
         registry = where.registry or registries.client_for(where.connection)
         if registry is None:
@@ -93,17 +104,6 @@ def _decode(body: bytes, headers: dict[str, bytes], where: Where) -> dict | None
                 record["schema"]["subject"], record["schema"]["version"] = found
         return _done(record, read.format, read.value)
 
-    if where.local is not None:
-        local = where.local.decode(body, where.destination)
-        if local is not None:
-            decoder, value, schema, error = local
-            if error:
-                record.setdefault("notes", []).append(error)
-            if decoder:
-                if schema:
-                    record["schema"] = schema
-                return _done(record, decoder, value)
-
     if not record:
         return None  # plain JSON or text: nothing to add to the usual views
     try:
@@ -114,6 +114,25 @@ def _decode(body: bytes, headers: dict[str, bytes], where: Where) -> dict | None
         return _done(record, "json", json.loads(text))
     except (ValueError, RecursionError):
         return _done(record, "text", text)
+
+
+def decode_key(key: bytes | None, headers: dict[str, bytes], where: Where) -> dict | None:
+    """A Kafka key in the Confluent wire format, decoded through the connection's registry; None for any other key
+    (a plain key is shown as it is)."""
+    if not key or not confluent.framed(key, headers, key=True):
+        return None
+    registry = where.registry or registries.client_for(where.connection)
+    if registry is None:
+        return None
+    try:
+        read = confluent.read(registry, key, where.destination, headers, key=True)
+    except Exception as exc:  # noqa: BLE001 - the key is shown raw with the reason
+        return {"decoder": "hex", "error": f"Confluent wire format key: {_why(exc)}"}
+    return {
+        "decoder": read.format,
+        "schema": {"id": read.schema_id, "guid": read.guid, "name": read.name, "source": "registry"},
+        "value": read.value,
+    }
 
 
 def _prefix_id(body: bytes) -> str:
@@ -153,6 +172,9 @@ def search_text(record: dict) -> str:
         parts.append(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     if record.get("cloudevent"):
         parts.append(" ".join(str(v) for v in record["cloudevent"].values() if v))
+    key = (record.get("key") or {}).get("value")
+    if key is not None:
+        parts.append(key if isinstance(key, str) else json.dumps(key, ensure_ascii=False))
     return "\n".join(parts)[:SEARCH_CHARS].replace("\x00", "\ufffd")
 
 
@@ -161,3 +183,10 @@ def pretty(record: dict) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def without_contents(record: dict | None) -> dict | None:
+    """What a user who may not read message contents sees of a decoded body: which decoder and schema read it."""
+    if not record:
+        return record
+    return {k: record[k] for k in ("decoder", "schema", "compression") if k in record}

@@ -31,10 +31,12 @@ def kafka(settings, registry):
     brokers.reset()
     registries.reset()
     confluent._serdes.clear()
+    confluent._missing.clear()
     yield spec
     brokers.reset()
     registries.reset()
     confluent._serdes.clear()
+    confluent._missing.clear()
 
 
 @pytest.fixture

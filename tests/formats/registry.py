@@ -16,13 +16,15 @@ from urllib.parse import urlsplit
 
 
 class Registry:
-    def __init__(self, username: str | None = None, password: str | None = None):
+    def __init__(self, username: str | None = None, password: str | None = None, *, token: str | None = None, tls=None):
         self.schemas: dict[int, dict] = {}  # id → {"schema", "schemaType", "references"}
         self.subjects: dict[str, list[int]] = {}  # subject → ids by version
         self.requests: list[str] = []
         self.auth = None
         if username:
             self.auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        if token:
+            self.auth = f"Bearer {token}"
         self._lock = threading.Lock()
         registry = self
 
@@ -65,7 +67,11 @@ class Registry:
                 self._send(status, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:  # an ssl.SSLContext with the server's certificate
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):

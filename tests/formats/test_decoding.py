@@ -189,19 +189,22 @@ def test_it_inflates_gzip_zstd_snappy_and_lz4_bodies(dlq_topic, produce, produce
     assert broken["decoder"] == "hex" and broken["error"].startswith("gzip could not be inflated")
 
 
-def test_it_falls_back_to_hex_with_the_reason(dlq_topic, produce, producer_client, settings):
+def test_it_falls_back_to_hex_with_the_reason(dlq_topic, produce, producer_client, registry):
     ctx = SerializationContext(dlq_topic, MessageField.VALUE)
     body = AvroSerializer(producer_client, ORDER_AVRO)(
         {"order_id": "o", "quantity": 1, "note": None, "signature": b""}, ctx
     )
     produce(dlq_topic, b"\x00\x00\x00\x03\xe7" + body[5:], {"n": b"unknown-id"})  # schema 999 does not exist
+    produce(dlq_topic, b"\x00\x00\x00\x03\xe7" + body[5:], {"n": b"unknown-again"})
     produce(dlq_topic, body[:6], {"n": b"truncated"})
     produce(dlq_topic, b'{"plain": "json"}', {"n": b"plain"})
     source = DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic)
 
-    letters = ingest_all(source, 3)
+    letters = ingest_all(source, 4)
 
     unknown = letters["unknown-id"].decoded
+    assert registry.requests.count("GET /schemas/ids/999") == 1  # a failed lookup is remembered
+    assert sum("remembered" in letters[n].decoded["error"] for n in ("unknown-id", "unknown-again")) == 1
     assert unknown["decoder"] == "hex" and "schema 999" in unknown["error"]
     assert letters["truncated"].decoded["error"].startswith("Confluent wire format")
     assert letters["plain"].decoded is None  # plain JSON: the usual views, nothing decoded
@@ -233,3 +236,46 @@ def test_it_shows_searches_and_groups_decoded_bodies(dlq_topic, produce, produce
     groups = client.get("/api/v1/dead-letter-groups").json()
     (group,) = [g for g in groups["groups"] if g["message_type"] == "acme.orders.OrderPlaced"]
     assert group["count"] == 3
+
+
+def test_it_hides_the_decoded_body_from_who_may_not_read_contents(dlq_topic, produce, producer_client, world, settings):
+    settings.CONTENTS_ROLE = "operator"
+    ctx = SerializationContext(dlq_topic, MessageField.VALUE)
+    body = AvroSerializer(producer_client, ORDER_AVRO)(
+        {"order_id": "ord-secret", "quantity": 1, "note": "card 4111", "signature": b""}, ctx
+    )
+    produce(dlq_topic, body, FAILURE)
+    (dl,) = ingest_all(DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic), 1).values()
+    viewer = world.client(world.viewer)
+
+    one = viewer.get(f"/api/v1/dead-letters/{dl.pk}").json()
+    assert one["decoded"]["decoder"] == "avro" and "value" not in one["decoded"]
+    exported = b"".join(viewer.get("/api/v1/dead-letters/export").streaming_content).decode()
+    page = viewer.get(f"/dead-letters/{dl.pk}/").content.decode()
+    for text in (json.dumps(one), exported, page):
+        assert "card 4111" not in text and "ord-secret" not in text
+    assert "card 4111" in world.client(world.operator).get(f"/api/v1/dead-letters/{dl.pk}").content.decode()
+
+
+def test_it_keeps_a_large_decoded_value_out_of_the_row(dlq_topic, produce, settings):
+    settings.DLQ_INLINE_BODY_MAX = 1000
+    text = json.dumps({"order_id": "ord-big", "lines": ["x" * 50] * 100}).encode()
+    produce(dlq_topic, gzip.compress(text))
+    (dl,) = ingest_all(DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic), 1).values()
+    assert dl.decoded["compression"] == "gzip" and dl.decoded["value"] is None
+    assert "not kept" in dl.decoded["notes"][0]
+    assert "ord-big" in dl.body_text  # still found by search
+
+
+def test_it_decodes_a_key_in_the_wire_format(dlq_topic, produce, producer_client):
+    key_schema = json.dumps({"type": "record", "name": "OrderKey", "namespace": "acme", "fields": [
+        {"name": "tenant", "type": "string"}, {"name": "order", "type": "long"}]})  # fmt: skip
+    key = AvroSerializer(producer_client, key_schema)(
+        {"tenant": "t-1", "order": 7781}, SerializationContext(dlq_topic, MessageField.KEY)
+    )
+    produce(dlq_topic, b'{"plain": "body"}', {"n": b"k"}, key=key)
+    (dl,) = ingest_all(DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic), 1).values()
+    assert dl.decoded["key"]["decoder"] == "avro"
+    assert dl.decoded["key"]["value"] == {"tenant": "t-1", "order": 7781}
+    assert dl.decoded["key"]["schema"]["name"] == "acme.OrderKey"
+    assert "decoder" not in dl.decoded  # the body is plain JSON: its usual views

@@ -65,3 +65,14 @@ def test_it_refuses_a_bad_schema_registry_block_naming_the_key(tmp_path, block, 
     path = _write(tmp_path, f"kafka:\n  prod:\n    bootstrap_servers: b1:9092\n    schema_registry: {block}\n")
     with pytest.raises(ConnectionsError, match=message.replace(".", r"\.").replace("/", "/")):
         load(path, {})
+
+
+def test_it_refuses_a_schemas_file_entry_naming_it(tmp_path):
+    from formats.local import SchemasError, load
+
+    path = _write(tmp_path, "- match: 'orders*'\n  avro: missing.avsc\n")
+    with pytest.raises(SchemasError, match=r"entry 1\.avro: .*missing\.avsc"):
+        load(str(path))
+    path = _write(tmp_path, "- match: 'orders*'\n  protobuf: {message: a.B}\n")
+    with pytest.raises(SchemasError, match=r"entry 1\.protobuf: schemaless, or \{descriptor_set, message\}"):
+        load(str(path))
