@@ -37,6 +37,9 @@ NSERVICEBUS = "nservicebus"
 LAMBDA_DESTINATION = "lambda-destination"
 LAMBDA_DLQ = "lambda-dlq"
 NATS_ADVISORY = "nats-max-deliveries"
+# Amazon SNS subscriptions' DLQs (read by dlq/sns.py, not here: the envelope says where, not why, a delivery failed).
+SNS_ENVELOPE = "sns-envelope"
+SNS_RAW = "sns-raw"
 MAPPED = "mapped"  # the source's mapping in the connections file
 
 LABELS = {
@@ -47,6 +50,8 @@ LABELS = {
     LAMBDA_DESTINATION: "AWS Lambda on-failure destination",
     LAMBDA_DLQ: "AWS Lambda dead-letter queue",
     NATS_ADVISORY: "NATS JetStream max deliveries",
+    SNS_ENVELOPE: "Amazon SNS subscription (envelope)",
+    SNS_RAW: "Amazon SNS subscription (raw delivery)",
     MAPPED: "mapped in the connections file",
 }
 

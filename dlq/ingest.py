@@ -133,7 +133,7 @@ def build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | Non
 def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | None]:
     problems = [m.parse_error] if m.parse_error else []
     # An SNS envelope: its message attributes are headers, and it names its topic and subscription (dlq/sns.py).
-    m, envelope_origin = sns.read_envelope(source, m)
+    m, envelope_origin, envelope_convention = sns.read_envelope(source, m)
     try:
         facts = h.parse(m.headers, source.conventions)
     except Exception as exc:  # noqa: BLE001 - the message is stored with what is known, the problem named
@@ -177,7 +177,7 @@ def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | No
         origin_partition=_bounded(recognised.get("origin_partition"), 2**31),
         origin_offset=_bounded(recognised.get("origin_offset"), 2**63),
         failed_in=recognised.get("failed_in", ""),
-        convention=recognised.get("convention", ""),
+        convention=recognised.get("convention", "") or envelope_convention,
     )
     formats.enrich(row, source, m)  # decoded body, its search text, type and correlation (formats/, ADR 0051)
     _fit(row)

@@ -18,6 +18,7 @@ import logging
 from brokers import sns as sns_format
 from brokers.base import BrokerError, Capability, DestinationNotFound, Message
 from console.brokers import kind_supports
+from dlq import conventions
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +53,22 @@ def discover(conn, adapter, found) -> list:
     return sources
 
 
-def read_envelope(source, m: Message) -> tuple[Message, str]:
+def read_envelope(source, m: Message) -> tuple[Message, str, str]:
     """On a connection with topic subscriptions, a message whose body is an SNS notification envelope comes back
-    with the envelope's message attributes added to its headers (the queue message's own win a clash) and the
-    origin the envelope names ("sns:<topic>/<subscription>", or "sns:<topic>"); anything else as it is, with "".
-    The body is kept as it came: a replay to the subscription's endpoint delivers exactly what SNS would have."""
+    with the envelope's message attributes added to its headers (the queue message's own win a clash), the origin
+    the envelope names ("sns:<topic>/<subscription>", or "sns:<topic>") and the convention (dlq.conventions) for the
+    sources page; a raw delivery into a subscription's DLQ as it is, with that convention; anything else as it is,
+    with "" and "". The body is kept as it came: a replay to the subscription's endpoint delivers exactly what SNS
+    would have."""
     if not kind_supports(source.broker, Capability.TOPIC_SUBSCRIPTIONS):
-        return m, ""
+        return m, "", ""
     data = sns_format.envelope(m.body)
     if data is None:
-        return m, ""
+        # Raw deliveries carry nothing of SNS: the source's origin (a subscription, set by discovery) tells.
+        subscription = sns_format.split(source.origin or "")
+        return m, "", conventions.SNS_RAW if subscription and subscription[1] else ""
     headers = {**sns_format.envelope_attributes(data), **m.headers}
-    return dataclasses.replace(m, headers=headers), sns_format.envelope_origin(data)
+    return dataclasses.replace(m, headers=headers), sns_format.envelope_origin(data), conventions.SNS_ENVELOPE
 
 
 def replay_target(broker: str, destination: str, republish: bool) -> tuple[str | None, str]:

@@ -61,18 +61,24 @@ def test_it_ingests_an_enveloped_delivery_with_its_attributes_as_headers(db, sns
     assert envelope["Type"] == "Notification" and json.loads(envelope["Message"]) == {"order": 42}
     assert dl.body_bytes() == delivered["Body"].encode()  # kept as SNS delivered it
     assert dl.parse_error == ""
+    assert dl.convention == "sns-envelope"
 
 
-def test_it_ingests_a_raw_delivery_with_the_subscription_as_origin(db, sns):
+def test_it_ingests_a_raw_delivery_with_the_subscription_as_origin(world, sns):
     topic = sns.topic()
     sub = sns.subscribe(topic, raw=True)
     sns.adapter.publish(f"sns:{topic}", b"plain text, not json", headers={"x-message-type": "Ping", "tenant": "t-1"})
     sns.fail_delivery(sub)
 
-    [dl] = _ingest(_source(sub.dlq), 1)
+    source = _source(sub.dlq)
+    [dl] = _ingest(source, 1)
     assert dl.origin == sub.subscription.destination
     assert dl.body_bytes() == b"plain text, not json"
     assert dl.headers["tenant"] == "t-1" and dl.message_type == "Ping"
+    assert dl.convention == "sns-raw"
+    # The sources page says which convention the source's dead letters follow.
+    page = world.client(world.viewer).get("/dead-letters/sources/").content.decode()
+    assert "Amazon SNS subscription (raw delivery)" in page
 
 
 def test_it_takes_topic_and_subscription_from_a_documented_envelope(db, sns):
