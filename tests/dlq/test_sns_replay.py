@@ -160,3 +160,19 @@ def test_it_refuses_a_dead_letter_whose_origin_is_a_topic_unless_republishing(wo
     for sub in (first, second):
         [copy] = sns.receive(sub.endpoint)
         assert json.loads(copy["Body"])["Message"] == "hello"
+
+
+def test_it_republishes_from_the_command_line_only_with_the_flag(world, sns):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    topic, failed, healthy, delivered, dl = _dead_letter(sns, raw=False)
+    out = StringIO()
+    call_command(
+        "dlq", "replay", "--user", "operator", "--reason", "all again", "--key", "cli-1", "--ids", str(dl.pk),
+        "--republish-to-topic", "--foreground", stdout=out,
+    )  # fmt: skip
+    assert "succeeded" in out.getvalue()
+    assert Operation.objects.get(idempotency_key="cli-1").parameters["republish_to_topic"] is True
+    assert len(sns.receive(healthy.endpoint)) == 1 and len(sns.receive(failed.endpoint)) == 1
