@@ -26,7 +26,9 @@ from typing import Any
 from brokers.base import BrokerError, DestinationNotFound, TopicSubscription
 
 PREFIX = "sns:"
-# A subscription's attributes (raw delivery, endpoint) are looked up once per this many seconds when delivering to it.
+# A subscription's attributes (raw delivery, endpoint, redrive policy) are looked up once per this many seconds: the
+# sampler and discovery list every subscription each pass (one GetSubscriptionAttributes each), and a replay asks for
+# its subscription per batch. Subscriptions made through this adapter are seen at once.
 SUBSCRIPTION_CACHE_SECONDS = 60.0
 PUBLISH_BATCH = 10  # SNS PublishBatch takes at most ten entries
 
@@ -169,6 +171,7 @@ class Topics:
         self._call = call
         self._arns: dict[str, str] = {}
         self._subscriptions: dict[tuple[str, str], tuple[float, TopicSubscription]] = {}
+        self._listings: dict[str | None, tuple[float, list[TopicSubscription]]] = {}
         self._lock = threading.Lock()
 
     def _pages(self, operation: str, key: str, **params: Any) -> list[dict]:
@@ -213,6 +216,8 @@ class Topics:
     def add_subscription(self, topic: str, protocol: str, endpoint: str, attributes: dict[str, str] | None = None):
         """Subscribe `endpoint` (for protocol sqs: a queue ARN) with `attributes` (RawMessageDelivery,
         RedrivePolicy, FilterPolicy ...); returns its TopicSubscription."""
+        with self._lock:
+            self._listings.clear()
         arn = self._call(
             "subscribe",
             TopicArn=self.topic_arn(topic),
@@ -246,6 +251,9 @@ class Topics:
 
     def subscriptions(self, topic: str | None = None) -> list[TopicSubscription]:
         """Every confirmed subscription (of `topic`), with its raw-delivery setting and dead-letter queue."""
+        cached = self._listings.get(topic)
+        if cached is not None and time.monotonic() - cached[0] < SUBSCRIPTION_CACHE_SECONDS:
+            return list(cached[1])
         if topic is None:
             listed = self._pages("list_subscriptions", "Subscriptions")
         else:
@@ -259,7 +267,10 @@ class Topics:
                 found.append(self._describe(arn))
             except DestinationNotFound:
                 continue  # unsubscribed since it was listed
-        return sorted(found, key=lambda s: (s.topic, s.protocol, s.endpoint, s.subscription))
+        found.sort(key=lambda s: (s.topic, s.protocol, s.endpoint, s.subscription))
+        with self._lock:
+            self._listings[topic] = (time.monotonic(), found)
+        return list(found)
 
     def subscription(self, topic: str, subscription: str) -> TopicSubscription:
         key = (topic, subscription)
