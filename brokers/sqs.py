@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
 import re
 import threading
@@ -473,10 +474,7 @@ def _entry(index: int, message: OutgoingMessage) -> dict:
         # "default", which reads back as their key); an explicit event id deduplicates retries of the same event
         # within SQS's five-minute window.
         entry["MessageGroupId"] = key.decode() if key is not None else "default"
-        event_id = (message.headers or {}).get("x-event-id")
-        entry["MessageDeduplicationId"] = (
-            event_id.decode() if isinstance(event_id, bytes) else event_id or uuid.uuid4().hex
-        )
+        entry["MessageDeduplicationId"] = _deduplication_id(message.headers or {})
     elif key is not None:
         attributes[KEY_ATTRIBUTE] = _attribute(key)
     if len(attributes) > MAX_ATTRIBUTES:
@@ -487,6 +485,25 @@ def _entry(index: int, message: OutgoingMessage) -> dict:
     if attributes:
         entry["MessageAttributes"] = attributes
     return entry
+
+
+# A replay is a new delivery of the event on purpose: SQS would drop it as a duplicate of the original within its
+# five-minute window if it kept the event id alone. Its operation and replay count make it unique, and the same for a
+# batch a resumed replay sends again (which SQS then does drop).
+_REPLAY_HEADERS = ("x-switchyard-operation", "x-switchyard-replay-count")
+_DEDUPLICATION_ID = re.compile(r"[!-~]{1,128}")  # alphanumerics and punctuation, at most 128
+
+
+def _deduplication_id(headers: Mapping[str, str | bytes]) -> str:
+    def text(value) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+    base = text(headers.get("x-event-id")) or uuid.uuid4().hex
+    replay = [text(headers.get(name)) for name in _REPLAY_HEADERS]
+    value = ":".join([base, "replay", *replay]) if all(replay) else base
+    if not _DEDUPLICATION_ID.fullmatch(value):  # what SQS takes; anything else as its digest
+        return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return value
 
 
 def _to_message(queue: str, raw: dict) -> Message:

@@ -176,3 +176,27 @@ def test_it_republishes_from_the_command_line_only_with_the_flag(world, sns):
     assert "succeeded" in out.getvalue()
     assert Operation.objects.get(idempotency_key="cli-1").parameters["republish_to_topic"] is True
     assert len(sns.receive(healthy.endpoint)) == 1 and len(sns.receive(failed.endpoint)) == 1
+
+
+def test_it_replays_to_a_fifo_endpoint_again_within_the_deduplication_window(world, sns):
+    """Two replays of one letter while the first still waits in the FIFO endpoint: each is a new delivery on purpose
+    (the event id alone would make the second a duplicate of the first, dropped by SQS)."""
+    topic = sns.topic(fifo=True)
+    base = topic[9:19]
+    failed = sns.subscribe(
+        topic, raw=True, dlq=sns.queue(f"sy-d-{base}-dlq.fifo"), endpoint=sns.queue(f"sy-d-{base}.fifo")
+    )
+    sns.adapter.publish(f"sns:{topic}", b"once", key="order-9", headers={"x-event-id": "evt-9"})
+    sns.fail_delivery(failed)
+    discovery.discover()
+    source = DeadLetterSource.objects.get(broker="sqs", destination=failed.dlq)
+    dl = wait_until(lambda: ingest.run_once(source) and DeadLetter.objects.filter(source=source).first(), 30)
+
+    ops = []
+    for _ in range(2):
+        ops.append(_replay(world, {"ids": [dl.pk]}).json()["operation"]["id"])
+        assert execute(ops[-1]) == "succeeded"
+    received = sns.receive(failed.endpoint, expected=2)
+    assert [m["Body"] for m in received] == ["once", "once"]
+    ids = [m["Attributes"]["MessageDeduplicationId"] for m in received]
+    assert ids == [f"evt-9:replay:{ops[0]}:1", f"evt-9:replay:{ops[1]}:2"]
