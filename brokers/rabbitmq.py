@@ -39,6 +39,7 @@ from brokers.base import (
     Lazy,
     Message,
     OutgoingMessage,
+    PendingAge,
     PublishError,
     PublishResult,
     QueueDepth,
@@ -139,7 +140,7 @@ class RabbitMQAdapter(BrokerAdapter):
     """
 
     name = "rabbitmq"
-    capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.DEAD_LETTER_EXCHANGE})
+    capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.DEAD_LETTER_EXCHANGE, Capability.PENDING_AGE})
     max_message_bytes = 16 * 1024 * 1024
 
     def __init__(
@@ -372,6 +373,7 @@ class RabbitMQAdapter(BrokerAdapter):
         RabbitMQ has no groups: every subscriber of a queue competes for its messages. Unacked messages go back to
         the queue when the subscription's connection closes or dies.
         """
+        # options (redeliver_after among them) need nothing here: unacked messages return when the channel closes.
         return RabbitMQSubscription(self._connect(), destination)
 
     def bind_queue(self, queue: str, exchange: str, routing_key: str = "", exchange_type: str = "direct") -> None:
@@ -476,6 +478,20 @@ class RabbitMQAdapter(BrokerAdapter):
                 policy.get("message-ttl") if isinstance(policy, dict) else None,
             ]
         )
+
+    def pending_age(self, destination: str, group: str) -> PendingAge:
+        """The queue's message TTL (x-message-ttl or a policy's message-ttl, the lower). Queues are FIFO, so the head
+        is the oldest message not consumed: peeked for the time of its latest x-death, else its timestamp property.
+        Messages unacked with some consumer cannot be peeked; if only those are left, the caller's time stands in."""
+        retention = self.queue_retention(destination)
+        if not retention:
+            # Nothing expires, so do not peek: a peek marks the message redelivered (and counts as a delivery in a
+            # quorum queue, whose delivery-limit could then drop it).
+            return PendingAge(retention)
+        found, dead_lettered_at = self.head_enqueued_at(destination)
+        if found:
+            return PendingAge(retention, dead_lettered_at, hidden=dead_lettered_at is None)
+        return PendingAge(retention, hidden=bool(self.queue_depth(destination).in_flight))
 
     def head_enqueued_at(self, name: str) -> tuple[bool, datetime | None]:
         """Peek at the head of queue `name` (the oldest ready message: queues are FIFO) and give it back.

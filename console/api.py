@@ -65,8 +65,8 @@ def _start_operation(request):
     body = json_object(request)
     reason, key = require_reason_and_key(body)
     kind = get_kind(body.get("kind", ""))
-    if kind is None or not kind.startable:
-        startable = sorted(k.name for k in KINDS.values() if k.startable)
+    if kind is None or not kind.can_start():
+        startable = sorted(k.name for k in KINDS.values() if k.can_start())
         raise ApiError(400, "invalid request", {"kind": [f"must be one of: {', '.join(startable)}"]})
     params = body.get("parameters", {})
     if not isinstance(params, dict):

@@ -19,6 +19,8 @@ from console.operations import ParameterError
 from dlq import actions, contents, filters, queries, retention
 from dlq.models import DeadLetter
 from dlq.operations import validate
+from formats.decode import without_contents
+from formats.validation import SchemaMismatch
 
 REPLAY_OPTIONS = (
     "rate",
@@ -29,6 +31,7 @@ REPLAY_OPTIONS = (
     "dry_run",
     "override_loop_guard",
     "batch",
+    "republish_to_topic",  # an SNS subscription's dead letter to its topic (every subscriber) instead of its endpoint
 )
 
 
@@ -55,6 +58,7 @@ def _full_json(dl: DeadLetter, readable: bool) -> dict:
         data["body_base64"] = base64.b64encode(dl.body_bytes()).decode()
     else:
         del data["body_text"]  # the body's text prefix: contents, like the body
+        data["decoded"] = without_contents(data["decoded"])  # which decoder and schema, not what it read
         data["headers"] = contents.masked_headers(dl)
         data["contents_hidden"] = CONTENTS_NOTE
     return data
@@ -164,7 +168,8 @@ def replay_params(body: dict) -> dict:
 
 @api(methods=("POST",), role=OPERATOR)
 def replay(request):
-    """POST {ids | filter, rate?, destination?, canary?, dry_run?, reason, idempotency_key}: replay as an operation."""
+    """POST {ids | filter, rate?, destination?, canary?, dry_run?, republish_to_topic?, reason, idempotency_key}:
+    replay as an operation. republish_to_topic: SNS subscriptions' dead letters to their topic (every subscriber)."""
     body = _object(request)
     reason, key = require_reason_and_key(body)
     params = replay_params(body)
@@ -209,12 +214,28 @@ def edit_replay(request, dead_letter_id: int):
             errors["body"] = [f"is not valid JSON: {e}"]
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         errors["headers"] = ["must be an object of text values"]
+    schema_id = body.get("schema_id")  # a decoded body: encode with this later version of its schema
+    if schema_id is not None and (not isinstance(schema_id, int) or isinstance(schema_id, bool) or schema_id < 1):
+        errors["schema_id"] = ["must be a schema id (a positive integer)"]
     if errors:
         raise ApiError(400, "invalid request", errors)
     try:
         record = actions.do_edit_and_replay(
-            request.user, dl, new_body.encode(), headers, reason, key, via=request.auth_via or "api"
+            request.user,
+            dl,
+            new_body.encode(),
+            headers,
+            reason,
+            key,
+            via=request.auth_via or "api",
+            schema_id=schema_id,
         )
+    except SchemaMismatch as e:
+        raise ApiError(
+            400,
+            "the schema refuses the edited body",
+            {k if k == "schema_id" else f"body.{k}" if k else "body": v for k, v in e.errors.items()},
+        ) from e
     except Conflict as e:
         raise ApiError(409, str(e)) from e
     return JsonResponse(

@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class MonitoringConfig(AppConfig):
@@ -12,5 +12,7 @@ class MonitoringConfig(AppConfig):
 
         register_tile(dashboard.consumer_tiles)
         register_chart(dashboard.consumer_charts)
+        if apps.is_installed("outbox"):
+            register_chart(dashboard.outbox_charts)
         register_changes(dashboard.consumer_changes)
         register_family(metrics.consumer_families)

@@ -45,6 +45,39 @@ def consumer_charts(window) -> list:
     ]
 
 
+def outbox_charts(window) -> list:
+    """Backlog (the sampler's outbox samples: the most waiting in each bucket) and the outbox's p95 publish latency."""
+    from django.db import connection
+
+    from console.dashboard import Chart, Series
+    from monitoring.models import Sample
+    from outbox import stats
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT date_bin(%s, s.time, %s), max(s.depth) FROM {Sample._meta.db_table} s
+                JOIN {ConsumerTarget._meta.db_table} t ON t.id = s.target_id
+                WHERE t.broker = 'outbox' AND s.partition IS NULL AND s.time >= %s GROUP BY 1""",
+            [window.step, window.origin, window.since],
+        )
+        backlog = dict(cursor.fetchall())
+    latency = stats.publish_latency(window)
+    href = reverse("outbox")
+    return [
+        Chart(
+            "outbox",
+            "Outbox backlog and publish latency",
+            f"{href}?status=pending",
+            "rows waiting",
+            [
+                Series("backlog", window.fill(backlog, missing=None), f"{href}?status=pending"),
+                Series("p95 latency ms", window.fill(latency, missing=None), href),
+            ],
+            axis2=["p95 latency ms"],
+        )
+    ]
+
+
 def consumer_changes(since) -> list:
     """Targets that turned WARN or worse since `since` and still are."""
     from console.dashboard import Change

@@ -29,12 +29,15 @@ class ConsumerTarget(models.Model):
         QUEUE = "queue"
         CONSUMER = "consumer"
         BACKLOG = "backlog"
+        # SNS: a topic (its subscriptions' dead letters summed) and each subscription, whose backlog is its DLQ.
+        TOPIC = "topic"
+        SUBSCRIPTION = "subscription"
 
     broker = models.CharField(max_length=20)  # kafka | sqs | rabbitmq | nats | celery | outbox | dlq
     # The broker connection's name ("" for the console's own backlogs: celery, outbox, dlq).
     connection = models.CharField(max_length=63, blank=True, default="", db_default="")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    name = models.CharField(max_length=400)  # NATS: "stream/consumer"
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=400)  # NATS: "stream/consumer"; SNS: "sns:topic" and "sns:topic/subscription"
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
     status_since = models.DateTimeField(default=timezone.now)
     reason = models.CharField(max_length=300, blank=True)  # why the status is what it is, in words
@@ -92,7 +95,9 @@ class ConsumerTarget(models.Model):
             "connection": self.connection_key,
             "kind": self.kind,
             (
-                "group" if self.kind == self.Kind.GROUP else "consumer" if self.kind == "consumer" else "queue"
+                self.kind
+                if self.kind in (self.Kind.GROUP, self.Kind.CONSUMER, self.Kind.TOPIC, self.Kind.SUBSCRIPTION)
+                else "queue"
             ): self.name,
             "name": self.name,
             "lag": self.lag,

@@ -5,10 +5,8 @@ over the window and broadcasts what changed. A broker that fails marks its targe
 """
 
 import functools
-import hashlib
 import json
 import logging
-import marshal
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +19,25 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from brokers.base import Capability
+from brokers.base import BrokerError, Capability, DestinationNotFound
 from console import brokers
 from console.live import broadcast
 from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample, StatusTally
-from monitoring.status import Point, estimate_produce_time, evaluate, evaluate_partition
+from monitoring.partitions import (
+    F_COMMITTED,
+    F_END,
+    F_FIRST,
+    F_PRODUCED,
+    F_PROGRESSED,
+    F_REWOUND,
+    F_STORED,
+    F_ZERO,
+    fingerprint,
+    judge_unchanged,
+    partition_status,
+    summarize,
+)
+from monitoring.status import Point, estimate_produce_time, evaluate
 
 log = logging.getLogger(__name__)
 Kind = ConsumerTarget.Kind
@@ -81,7 +93,7 @@ def observe_kafka(adapter, connection: str = "default") -> list[Observation]:
         parts = [(t, p, c, ends[(t, p)]) for (t, p), c in sorted(committed[group.name].items()) if (t, p) in ends]
         found.append(
             Observation(
-                "kafka",
+                adapter.name,
                 Kind.GROUP,
                 group.name,
                 lag=sum(max(0, end - (c or 0)) for _, _, c, end in parts),
@@ -144,6 +156,80 @@ def observe_nats(adapter, connection: str = "default") -> list[Observation]:
                 )
             )
     return found
+
+
+def observe_topics(adapter, broker: str, connection: str = "default") -> list[Observation]:
+    """SNS topics and their subscriptions. A subscription's backlog is its dead-letter queue: the deliveries SNS gave
+    up on. Its depth is the lag; the age of a message peeked from it (SentTimestamp: when SNS moved it there) is the
+    lag in seconds, a lower bound as the SQS API has no oldest-message age. A topic sums its subscriptions' DLQs."""
+    now = time.time()
+    by_topic: dict[str, list[Observation]] = {name: [] for name in adapter.topics()}
+    depths: dict[str, dict | None] = {}
+    for sub in adapter.topic_subscriptions():
+        dlq = sub.dead_letter_queue
+        if dlq and dlq not in depths:
+            depths[dlq] = _dlq_depth(adapter, dlq, now)
+        depth = depths.get(dlq) if dlq else None
+        details = {
+            "topic": sub.topic,
+            "protocol": sub.protocol,
+            "endpoint": sub.endpoint,
+            "raw": sub.raw,
+            "dead_letter_queue": dlq,
+            "dlq_missing": bool(dlq) and depth is None,
+            **({"ready": depth["depth"], "in_flight": depth["in_flight"]} if depth else {}),
+            "oldest_age_seconds": depth["oldest_age_seconds"] if depth else None,
+        }
+        by_topic.setdefault(sub.topic, []).append(
+            Observation(
+                broker,
+                Kind.SUBSCRIPTION,
+                sub.destination,
+                lag=depth["depth"] if depth else None,
+                members=depth["in_flight"] if depth else None,
+                details=details,
+                depth=depth or {},
+                connection=connection,
+            )
+        )
+    found = []
+    for topic, subs in sorted(by_topic.items()):
+        lags = [o.lag for o in subs if o.lag is not None]
+        ages = [o.depth["oldest_age_seconds"] for o in subs if o.depth.get("oldest_age_seconds") is not None]
+        details = {
+            "subscriptions": len(subs),
+            "with_dlq": sum(1 for o in subs if o.details["dead_letter_queue"]),
+            "fifo": topic.endswith(".fifo"),
+            "oldest_age_seconds": max(ages) if ages else None,
+        }
+        depth = {"depth": sum(lags), "oldest_age_seconds": details["oldest_age_seconds"]} if lags else {}
+        found.append(
+            Observation(
+                broker,
+                Kind.TOPIC,
+                adapter.topic_destination(topic),
+                lag=sum(lags) if lags else None,
+                members=len(subs),
+                details=details,
+                depth=depth,
+                connection=connection,
+            )
+        )
+        found += subs
+    return found
+
+
+def _dlq_depth(adapter, queue: str, now: float) -> dict | None:
+    """Depth of a subscription's DLQ and the age of a message in it; None when the queue no longer exists."""
+    try:
+        d = adapter.queue_depth(queue)
+        age = None
+        if d.ready:
+            peeked = [m.timestamp for m in adapter.read(queue, 1, timeout=1) if m.timestamp]
+            age = max(0.0, now - min(peeked).timestamp()) if peeked else None
+    except DestinationNotFound:
+        return None
+    return {"depth": d.ready, "in_flight": d.in_flight, "delayed": d.delayed, "oldest_age_seconds": age}
 
 
 KNOWN_OUTBOX_SECONDS = 300  # how long the outbox destinations found are trusted before they are looked up again
@@ -291,6 +377,13 @@ def sample_all(now: datetime | None = None) -> dict:
             found += observe_queues(adapter, conn.kind, conn.name, known.get(conn.key, ()))
         if adapter.supports(Capability.STREAM_CONSUMERS):
             found += observe_nats(adapter, conn.name)
+        if adapter.supports(Capability.TOPIC_SUBSCRIPTIONS):
+            try:
+                found += observe_topics(adapter, conn.kind, conn.name)
+            except BrokerError as e:
+                # SNS refused (an emulator without it, such as ElasticMQ; credentials allowed SQS only): the
+                # connection's queues are still sampled.
+                log.info("sampling SNS topics on %s failed: %s", conn, e)
         for o in found:
             o.broker = conn.kind
         return found
@@ -329,10 +422,6 @@ def sample_all(now: datetime | None = None) -> dict:
         "errors": errors,
         "seconds": round(time.perf_counter() - started, 3),
     }
-
-
-# One PartitionState entry per partition, a list laid out as follows (compact: a big cluster has 50k of them).
-F_COMMITTED, F_END, F_STORED, F_PRODUCED, F_PROGRESSED, F_ZERO, F_REWOUND, F_FIRST = range(8)
 
 
 NULL = "\\N"
@@ -411,13 +500,6 @@ def _track_partitions(o: Observation, target, state: dict, seen: float | None, p
     return new_state, dirty, worst_seconds, worst_status
 
 
-def partition_status(entry: list, members: int | None, now: float, window: float) -> tuple[str, str]:
-    lag = max(0, entry[F_END] - (entry[F_COMMITTED] or 0))
-    return evaluate_partition(
-        lag, members, now, window, entry[F_FIRST], entry[F_PROGRESSED], entry[F_ZERO], entry[F_REWOUND]
-    )
-
-
 def store(observations: list[Observation], errors: dict[str, str], now: datetime) -> tuple[list[int], list[int]]:
     """Write the samples, update each target's status and figures; return (ids of targets whose status or figures
     changed, ids of targets first seen in this pass) for the live page."""
@@ -487,7 +569,7 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
         target = targets[(o.broker, o.connection, o.name)]
         worst_seconds = o.depth.get("oldest_age_seconds")
         if o.partitions and target.pk in unchanged:
-            worst_seconds, worst[target.pk] = _judge_unchanged(states[target.pk].summary, o.members, ts, window)
+            worst_seconds, worst[target.pk] = judge_unchanged(states[target.pk].summary, o.members, ts, window)
             steady.append(target.pk)
         elif o.partitions:
             known = states.get(target.pk)
@@ -549,6 +631,9 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
             if o.broker == "dlq":
                 # A count of dead letters, not a backlog anyone drains: the dlq_growth alert rule judges it.
                 status, reason = "OK", "dead letters kept"
+            elif o.kind == Kind.TOPIC:
+                # Its subscriptions' rows judge their own dead-letter queues; the topic only sums them.
+                status, reason = "OK", f"{o.members} subscription(s), {o.details['with_dlq']} with a dead-letter queue"
             else:
                 status, reason = evaluate(history.get(target.pk, []), now.timestamp(), window)
             if target.pk in worst and RANK[worst[target.pk][0]] > RANK[status]:
@@ -591,51 +676,6 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
     return changed, created
 
 
-def fingerprint(partitions: list[tuple[str, int, int | None, int]]) -> str:
-    """A digest of one group's (topic, partition, committed, end) list as observed, stable across processes (the
-    next pass may run in another worker). marshal format 0 has no interning or back-references, so equal lists give
-    equal bytes whatever objects they share, and it is ~8x faster than repr() on 1,000 tuples."""
-    return hashlib.blake2b(marshal.dumps(partitions, 0), digest_size=16).hexdigest()
-
-
-def summarize(state: dict, born: float | None = None) -> dict:
-    """What a pass that sees exactly the same offsets needs to judge the group without its partitions (ADR 0042):
-
-    - `stored`: the oldest time a partition row was stored (a heartbeat is due when it is that old);
-    - `produced`: the oldest estimated write time among lagging partitions (the group's worst lag in seconds);
-    - `zero`: some partition has no lag (the worst lag in seconds is at least 0);
-    - `unknown`: some lagging partition has no estimate yet (the next pass may find one: walk the partitions);
-    - `reps`: one partition per distinct (lagging?, first seen, progressed, zero-lag, rewound) in partition order.
-      A partition's status depends on nothing else, so judging these alone gives the same worst status and reason;
-    - `born`: the pass that first saw the group, while its state has been carried continuously since (see
-      _produce_times).
-    """
-    stored = produced = None
-    zero = unknown = False
-    reps: dict[tuple, list] = {}
-    for key, e in state.items():
-        lag = max(0, e[F_END] - (e[F_COMMITTED] or 0))
-        stored = e[F_STORED] if stored is None else min(stored, e[F_STORED])
-        if lag == 0:
-            zero = True
-        elif e[F_PRODUCED] is None:
-            unknown = True
-        else:
-            produced = e[F_PRODUCED] if produced is None else min(produced, e[F_PRODUCED])
-        ident = (lag > 0, e[F_FIRST], e[F_PROGRESSED], e[F_ZERO], e[F_REWOUND])
-        if ident not in reps:
-            topic, partition = key.rsplit("/", 1)
-            reps[ident] = [topic, int(partition), lag, e[F_FIRST], e[F_PROGRESSED], e[F_ZERO], e[F_REWOUND]]
-    return {
-        "stored": stored,
-        "produced": produced,
-        "zero": zero,
-        "unknown": unknown,
-        "reps": list(reps.values()),
-        "born": born,
-    }
-
-
 def _unchanged(known: PartitionState | None, fp: str, ts: float) -> bool:
     """Whether this pass saw exactly the offsets of the stored state, with nothing time-driven due for its
     partitions (a heartbeat row, a first write-time estimate): then walking them would change nothing."""
@@ -645,20 +685,6 @@ def _unchanged(known: PartitionState | None, fp: str, ts: float) -> bool:
     if not s or s.get("unknown") or s.get("stored") is None:
         return False
     return ts - s["stored"] < settings.MONITORING_PARTITION_HEARTBEAT_SECONDS
-
-
-def _judge_unchanged(summary: dict, members: int | None, ts: float, window: float) -> tuple[float | None, tuple]:
-    """(worst lag seconds, worst partition (status, reason)) of an unchanged group, as _track_partitions would
-    find them: statuses still move with time (STOP once the window passes), offsets do not."""
-    seconds = [0.0] if summary["zero"] else []
-    if summary["produced"] is not None:
-        seconds.append(max(0.0, ts - summary["produced"]))
-    worst_status = ("OK", "")
-    for topic, partition, lag, first, progressed, zero, rewound in summary["reps"]:
-        status = evaluate_partition(lag, members, ts, window, first, progressed, zero, rewound)
-        if RANK[status[0]] > RANK[worst_status[0]]:
-            worst_status = (status[0], f"{topic}[{partition}]: {status[1]}")
-    return (max(seconds) if seconds else None), worst_status
 
 
 def _upsert_states(states: list[PartitionState]) -> None:

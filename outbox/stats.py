@@ -6,7 +6,6 @@ Counts here cover only open rows (pending + failed) through a partial index: the
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -194,44 +193,17 @@ def tiles() -> list[Tile]:
     ]
 
 
-def charts(window) -> list:
-    """Backlog (the sampler's outbox samples: the most waiting in each bucket) and p95 publish latency per bucket
-    (published rows are kept OUTBOX_RETENTION_HOURS, so a week shows latency for that last stretch only)."""
-    from console.dashboard import Chart, Series
-
-    backlog = {}
-    if apps.is_installed("monitoring"):
-        from monitoring.models import ConsumerTarget, Sample
-
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""SELECT date_bin(%s, s.time, %s), max(s.depth) FROM {Sample._meta.db_table} s
-                    JOIN {ConsumerTarget._meta.db_table} t ON t.id = s.target_id
-                    WHERE t.broker = 'outbox' AND s.partition IS NULL AND s.time >= %s GROUP BY 1""",
-                [window.step, window.origin, window.since],
-            )
-            backlog = dict(cursor.fetchall())
+def publish_latency(window) -> dict:
+    """p95 publish latency (ms) per bucket of `window` (published rows are kept OUTBOX_RETENTION_HOURS, so a week
+    shows latency for that last stretch only); the dashboard's outbox chart (monitoring/dashboard.py) draws it beside
+    the backlog the sampler keeps."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT date_bin(%s, published_at, %s), percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
                 FROM {TABLE} WHERE status = 'published' AND published_at >= %s GROUP BY 1""",
             [window.step, window.origin, window.since],
         )
-        latency = dict(cursor.fetchall())
-    href = reverse("outbox")
-    return [
-        Chart(
-            "outbox",
-            "Outbox backlog and publish latency",
-            f"{href}?status=pending",
-            "rows waiting",
-            [
-                Series("backlog", window.fill(backlog, missing=None), f"{href}?status=pending"),
-                Series("p95 latency ms", window.fill(latency, missing=None), href),
-            ],
-            axis2=["p95 latency ms"],
-        )
-    ]
+        return dict(cursor.fetchall())
 
 
 def _age_text(seconds: float | None) -> str:

@@ -231,7 +231,7 @@ def start_tansu(port: int | None = None, log_dir: Path | None = None) -> Service
 
 
 def start_moto(port: int | None = None, log_dir: Path | None = None) -> Service:
-    """moto_server: an in-memory fake of the AWS APIs, used for SQS."""
+    """moto_server: an in-memory fake of the AWS APIs, used for SQS and SNS (one endpoint serves both)."""
     port = port or free_port()
     argv = [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     return _spawn("moto", argv, port, f"http://127.0.0.1:{port}", log_dir)

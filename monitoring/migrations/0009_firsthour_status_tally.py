@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("monitoring", "0007_connections"),
+        ("monitoring", "0008_sns_topic_subscriptions"),
     ]
 
     operations = [
