@@ -1,9 +1,12 @@
-"""The README's command line in a plain shell (`env -i PATH=...`) beside `make run`: before it, one clear line; while it
-runs, every documented command reaches the demo's database and brokers through .run/env; Ctrl-C leaves nothing.
+"""The first hour, from a clean copy: `make run` in the background; the README's command line in a plain shell
+(`env -i PATH=...`), which before it says in one line what is missing and while it runs reaches the demo's database and
+brokers through .run/env; RabbitMQ's known queues listed without its management API; the dashboard's charts with the
+demo's data, drawn in a browser; the Node.js example's saga shown and compensated; Ctrl-C leaves nothing behind.
 
 The launcher runs in a copy of the working tree (what a fresh clone holds), so its `.run/` is the clone's own and the
 default paths are the ones exercised. It uses this test session's Kafka, SQS and Redis and a database of its own."""
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import psycopg
+import pytest
 import requests
 
 from tools.services import free_port
@@ -57,7 +61,9 @@ def _database_url(name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def test_it_runs_the_readme_commands_in_a_plain_shell_beside_make_run(tmp_path):
+# Marked browser for its place in the run (Playwright's event loop must not meet the other tests), as tests/browser's.
+@pytest.mark.browser
+def test_it_runs_the_readme_commands_in_a_plain_shell_beside_make_run(tmp_path, page):
     clone = _clean_copy(tmp_path / "clone")
     readme = (clone / "README.md").read_text()
     for documented in ("manage.py create_api_token admin", "manage.py saga resolve", "manage.py dlq replay"):
@@ -119,10 +125,21 @@ def test_it_runs_the_readme_commands_in_a_plain_shell_beside_make_run(tmp_path):
         )  # fmt: skip
         assert replay.returncode == 0, replay.stderr
         assert re.match(r"operation \S+ started: \d+ dead letters", replay.stdout), replay.stdout
+        # RabbitMQ without its management API (make run does not set one): the queues the console knows are listed.
+        if written.get("RABBITMQ_URL") and not written.get("RABBITMQ_MANAGEMENT_URL"):
+
+            def rabbit_queues():
+                listed = api.get(f"{base}/api/v1/consumers?broker=rabbitmq", timeout=10).json()["consumers"]
+                names = {c["name"] for c in listed}
+                return names if {"demo-shipping", "demo-shipping_error"} <= names else None
+
+            _wait(rabbit_queues, 90)
         # The demo's traffic shows on the dashboard's charts within the hour's buckets.
         timeline = api.get(f"{base}/api/v1/dashboard/timeline", timeout=30).json()
         drawn = {c["name"]: sum(v or 0 for s in c["series"] for v in s["values"]) for c in timeline["charts"]}
         assert drawn["dead-letters"] > 0 and drawn["saga-failures"] > 0, drawn
+        _node_service_takes_part(clone, base, token, written, api, log)
+        _dashboard_draws_in_a_browser(page, base, log)
         seen.update(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))
     finally:
         os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C in the terminal that ran `make run`
@@ -139,6 +156,66 @@ def test_it_runs_the_readme_commands_in_a_plain_shell_beside_make_run(tmp_path):
     # After it: the file is gone, so the command says again what is missing instead of aiming at closed ports.
     after = _manage(clone, "create_api_token", "admin")
     assert after.returncode == 2 and "Traceback" not in after.stderr
+
+
+def _node_service_takes_part(clone: Path, base: str, token: str, written: dict, api, log: Path) -> None:
+    """docs/integration.md's example service beside the demo: its saga appears, and the console's compensate
+    reaches it over the demo's NATS (embedded or the machine's, from .run/env) and makes the saga compensated."""
+    if not written.get("NATS_URL"):
+        return
+    subject, stream = f"payments.{uuid.uuid4().hex[:8]}", f"PAYMENTS_{uuid.uuid4().hex[:8].upper()}"
+    route = _manage(
+        clone, "shell", "-c",
+        "from sagas.models import CompensationRoute; "
+        f"CompensationRoute.objects.create(saga_type='node.payment', broker='nats', destination='{subject}')",
+    )  # fmt: skip
+    assert route.returncode == 0, route.stderr
+    out = log.with_name("node.log")
+    env = {**PLAIN_SHELL, "SWITCHYARD_URL": base, "SWITCHYARD_TOKEN": token, "NATS_URL": written["NATS_URL"],
+           "PAYMENTS_SUBJECT": subject, "PAYMENTS_STREAM": stream}  # fmt: skip
+    node = subprocess.Popen(
+        ["node", "examples/node-payments/payments.js"],
+        cwd=clone,
+        env=env,
+        stdout=out.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        said = lambda what: next((e for e in _json_lines(out) if e["what"] == what), None)  # noqa: E731
+        saga_id = _wait(lambda: said("saga failed"), 30, log=out)["saga_id"]
+        assert api.get(f"{base}/api/v1/sagas/{saga_id}", timeout=10).json()["status"] == "failed"
+        answer = api.post(
+            f"{base}/api/v1/sagas/{saga_id}/actions/compensate",
+            json={"reason": "release the authorization", "idempotency_key": f"node-{saga_id}"},
+            timeout=10,
+        )
+        assert answer.status_code in (200, 201, 202), answer.text
+        _wait(
+            lambda: api.get(f"{base}/api/v1/sagas/{saga_id}", timeout=10).json()["status"] == "compensated", 60, log=out
+        )
+    finally:
+        node.terminate()
+        node.wait(10)
+        from brokers.nats import NatsAdapter
+
+        with NatsAdapter(written["NATS_URL"]) as nats:
+            nats.delete_destination(stream)
+
+
+def _dashboard_draws_in_a_browser(page, base: str, log: Path) -> None:
+    """Log in with the password `make run` printed; the dashboard's charts draw the demo's last hour."""
+    password = re.search(r"with password: (\S+)", log.read_text()).group(1)
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    for name in ("dead-letters", "saga-failures", "outbox", "consumers"):
+        page.locator(f"#plot-{name} .uplot canvas").wait_for(timeout=15_000)
+
+
+def _json_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
 def _wait(probe, timeout: float, launcher=None, log=None):
