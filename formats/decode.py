@@ -15,7 +15,7 @@ that fails leaves `error` with its reason and the body shown as text or hex. Nev
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from formats import compression, confluent, events, registries
 
@@ -32,7 +32,6 @@ class Where:
     content_type: str = ""
     registry: object | None = None  # a SchemaRegistryClient; looked up from the connection when None
     local: object | None = None  # formats.local.Catalogue
-    extra: dict = field(default_factory=dict)
 
 
 def decode(body: bytes, headers: dict[str, bytes], where: Where) -> dict | None:
