@@ -107,6 +107,8 @@ def test_it_flags_a_dead_letter_group_whose_bodies_do_not_match_the_current_vers
     assert mismatch["fields"] == [{"field": "currency", "why": "missing; the current version requires it"}]
     page = world.client(world.viewer).get("/dead-letters/groups/").content.decode()
     assert 'data-testid="schema-mismatch"' in page and "schema mismatch: currency" in page
+    (api_group,) = world.client(world.viewer).get("/api/v1/dead-letter-groups").json()["groups"]
+    assert api_group["schema_mismatch"]["fields"][0]["field"] == "currency"
 
     # Bodies that match the current version clear the flag.
     ingest.store(
