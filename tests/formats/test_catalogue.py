@@ -170,3 +170,28 @@ def test_it_compares_protobuf_versions_from_the_registry(dlq_topic, produce, pro
     assert (first["version"].kind, second["version"].version) == ("protobuf", "2")
     (breaking,) = second["checks"]["backward"]
     assert breaking["field"] == "days" and "does not accept integer" in breaking["why"]
+
+
+def test_it_flags_groups_on_the_page_in_one_query(seen, world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from formats.models import GroupMismatch
+
+    client = world.client(world.viewer)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/dead-letters/groups/").status_code == 200
+        return len(ctx.captured_queries)
+
+    before = count()
+    for n in range(3):  # three more flagged groups
+        dl = ingest.store(seen, [_letter(seen, 100 + n, {"order_id": "z"})])[0]
+        DeadLetter.objects.filter(pk=dl.pk).update(fingerprint=f"extra-{n}", exception_type=f"E{n}")
+        GroupMismatch.objects.create(
+            fingerprint=f"extra-{n}", event_type=T, version="2", fields=[], checked_at=dl.ingested_at
+        )
+    page = client.get("/dead-letters/groups/").content.decode()
+    assert page.count('data-testid="schema-mismatch"') == 4
+    assert count() == before
