@@ -195,3 +195,32 @@ def test_it_flags_groups_on_the_page_in_one_query(seen, world):
     page = client.get("/dead-letters/groups/").content.decode()
     assert page.count('data-testid="schema-mismatch"') == 4
     assert count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_skips_a_refresh_while_another_holds_the_cursors():
+    import threading
+
+    from formats.models import Cursor
+
+    catalogue.refresh()  # the cursors exist
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        from django.db import connection
+
+        with transaction.atomic():
+            list(Cursor.objects.select_for_update())
+            held.set()
+            done.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    try:
+        assert catalogue.refresh().get("skipped") is True
+    finally:
+        done.set()
+        thread.join()
+    assert "skipped" not in catalogue.refresh()
