@@ -224,3 +224,13 @@ def test_it_skips_a_refresh_while_another_holds_the_cursors():
         done.set()
         thread.join()
     assert "skipped" not in catalogue.refresh()
+
+
+def test_it_refreshes_from_the_beat_task(db):
+    from formats.tasks import refresh_catalogue
+
+    with transaction.atomic():
+        publish("sqs://billing", "b", "acme.InvoiceSent", {"invoice": "i-1"})
+    assert refresh_catalogue()["outbox"] == 1
+    assert catalogue.current("acme.InvoiceSent").schema["required"] == ["invoice"]
+    assert refresh_catalogue()["outbox"] == 0  # read from where it stopped
