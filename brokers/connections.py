@@ -87,6 +87,64 @@ class Tls(_Spec):
         return bool(self.cert_file)
 
 
+class FieldSource(_Spec):
+    """Where a mapped dead-letter field is read: a header (by name, any case) or a JMESPath into the JSON body."""
+
+    header: str | None = None
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if bool(self.header) == bool(self.path):
+            raise ValueError("give header or path, one of them")
+        if self.path:
+            import jmespath
+            from jmespath.exceptions import JMESPathError
+
+            try:
+                jmespath.compile(self.path)
+            except JMESPathError as exc:
+                raise ValueError(f"path {self.path!r} is not JMESPath: {exc}") from None
+        return self
+
+
+def _sources(value: Any) -> Any:
+    # `exception_type: {header: x-error}`, or a list tried in order; a bare string is a header's name.
+    items = value if isinstance(value, list) else [value]
+    return [{"header": item} if isinstance(item, str) else item for item in items]
+
+
+class DeadLetterMapping(_Spec):
+    """How one source's dead letters say what failed, for a convention dlq.conventions does not know: each field
+    from the first of its sources that gives a value (README, "Dead-letter conventions")."""
+
+    origin: list[FieldSource] = Field(default_factory=list)
+    origin_partition: list[FieldSource] = Field(default_factory=list)
+    origin_offset: list[FieldSource] = Field(default_factory=list)
+    exception_type: list[FieldSource] = Field(default_factory=list)
+    exception_message: list[FieldSource] = Field(default_factory=list)
+    stacktrace: list[FieldSource] = Field(default_factory=list)
+    message_type: list[FieldSource] = Field(default_factory=list)
+    correlation_id: list[FieldSource] = Field(default_factory=list)
+    failed_at: list[FieldSource] = Field(default_factory=list)
+    delivery_count: list[FieldSource] = Field(default_factory=list)
+    failed_in: list[FieldSource] = Field(default_factory=list)
+
+    _listed = field_validator("*", mode="before")(_sources)
+
+    def rules(self) -> dict[str, list[dict]]:
+        """field -> [{"header": ...} | {"path": ...}], for dlq.conventions.apply_mapping."""
+        return {
+            name: [source.model_dump(exclude_none=True) for source in getattr(self, name)]
+            for name in type(self).model_fields
+            if getattr(self, name)
+        }
+
+
+# DLQ name (or glob, "*_error") -> its mapping; every kind of connection may carry one.
+DeadLetters = dict[str, DeadLetterMapping]
+
+
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"]
 _SASL_FIELDS = {
     "PLAIN": ({"username", "password"}, set()),
@@ -206,6 +264,7 @@ class KafkaConnection(_Spec):
     # Where the schema ids in its messages' Confluent wire format are looked up (formats/, ADR 0051). Not the
     # adapter's business: adapter_args() leaves it out.
     schema_registry: SchemaRegistry | None = None
+    dead_letters: DeadLetters = Field(default_factory=dict)
 
     _split = field_validator("bootstrap_servers", mode="before")(_servers)
 
@@ -276,6 +335,7 @@ class SqsConnection(_Spec):
     role_arn: str | None = None
     external_id: str | None = None
     role_session_name: str | None = None
+    dead_letters: DeadLetters = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _credentials(self):
@@ -313,6 +373,7 @@ class RabbitMQConnection(_Spec):
     management_url: SecretStr | None = None
     management_username: str | None = None
     management_password: SecretStr | None = None
+    dead_letters: DeadLetters = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod
@@ -357,6 +418,7 @@ class NatsConnection(_Spec):
     nkey_seed_file: str | None = None
     tls: Tls | None = None
     jetstream_domain: str | None = None
+    dead_letters: DeadLetters = Field(default_factory=dict)
 
     _split = field_validator("servers", mode="before")(_servers)
     _files = field_validator("creds_file", "nkey_seed_file")(_readable)
@@ -426,7 +488,12 @@ def _plain(spec: BaseModel) -> dict:
             return [clear(v) for v in value]
         return value
 
-    return {k: clear(getattr(spec, k)) for k in spec.model_fields_set if getattr(spec, k) is not None}
+    # dead_letters is the console's (dlq.conventions), not the client's.
+    return {
+        k: clear(getattr(spec, k))
+        for k in spec.model_fields_set
+        if getattr(spec, k) is not None and k != "dead_letters"
+    }
 
 
 def _host_port(parts: urllib.parse.SplitResult) -> str:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from console import brokers
 from console.actions import Conflict, do_start_operation, find_repeat, record_audit
 from console.live import broadcast
+from dlq import sns
 from dlq.models import PURGEABLE, DeadLetter, DeadLetterSource, ReplayRecord
 from dlq.operations import outgoing
 from formats import replay as formats_replay
@@ -60,6 +61,8 @@ def replay_warnings(qs) -> dict:
     by_status = dict(ended.order_by().values_list("status").annotate(n=Count("id")))
     in_ended = qs.filter(correlation_id__in=ended.values("correlation_id")).count() if by_status else 0
     return {
+        # SNS subscriptions' dead letters: each goes to its subscription's endpoint, to the topic only by choice.
+        "subscriptions": sns.subscription_letters(qs),
         "looping": qs.filter(replay_count__gte=settings.DLQ_MAX_REPLAYS).count(),
         "max_replays": settings.DLQ_MAX_REPLAYS,
         "in_ended_sagas": in_ended,
@@ -112,6 +115,9 @@ def do_edit_and_replay(
     key, destination = dl.replay_destination()
     if not destination:
         raise Conflict("no origin is known for this dead letter")
+    destination, refused = sns.replay_target(key, destination, republish=False)
+    if refused:
+        raise Conflict(refused)
     conn = brokers.by_key(key)
     # A decoded body's edit is re-encoded with its schema (SchemaMismatch, a ValueError, names the fields it refuses).
     body, decoded_diff = formats_replay.edited_body(dl, body, schema_id)

@@ -32,6 +32,7 @@ REPLAY_OPTIONS = (
     "dry_run",
     "override_loop_guard",
     "batch",
+    "republish_to_topic",  # an SNS subscription's dead letter to its topic (every subscriber) instead of its endpoint
 )
 
 
@@ -79,7 +80,7 @@ def dead_letters(request):
     if before and not before.isdigit():
         raise ApiError(400, "invalid filter", {"before": ["must be a dead-letter id"]})
     rows, next_before = queries.inbox(f, int(before) if before else None, queries.PAGE_SIZE)
-    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
+    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f), queries.PAGE_SIZE)
     return JsonResponse(
         {
             "dead_letters": [dl.as_json() for dl in rows],
@@ -169,7 +170,8 @@ def replay_params(body: dict) -> dict:
 
 @api(methods=("POST",), role=OPERATOR)
 def replay(request):
-    """POST {ids | filter, rate?, destination?, canary?, dry_run?, reason, idempotency_key}: replay as an operation."""
+    """POST {ids | filter, rate?, destination?, canary?, dry_run?, republish_to_topic?, reason, idempotency_key}:
+    replay as an operation. republish_to_topic: SNS subscriptions' dead letters to their topic (every subscriber)."""
     body = _object(request)
     reason, key = require_reason_and_key(body)
     params = replay_params(body)

@@ -5,8 +5,9 @@ import uuid
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-# Reachable anonymously on purpose: the login page, and the liveness probe a load balancer calls.
-PUBLIC = {"login/", "healthz"}
+# Reachable anonymously on purpose: the login page and why a sign-in was refused, the way to an identity provider
+# (its callbacks exist only where providers are configured), and the liveness probe a load balancer calls.
+PUBLIC = {"login/", "login/refused/", "oidc/<str:name>/authenticate/", "healthz"}
 # Writes a viewer may make: logging out, and managing their own API tokens.
 VIEWER_WRITES = {"logout/", "tokens/create", "tokens/<int:token_id>/revoke"}
 # The catch-all that turns unknown API paths into a JSON 404.
