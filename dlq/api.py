@@ -20,6 +20,7 @@ from dlq import actions, contents, filters, queries, retention
 from dlq.models import DeadLetter
 from dlq.operations import validate
 from formats.decode import without_contents
+from formats.queries import flag_mismatches
 from formats.validation import SchemaMismatch
 
 REPLAY_OPTIONS = (
@@ -128,7 +129,8 @@ def dead_letter(request, dead_letter_id: int):
 def dead_letter_groups(request):
     """Dead letters grouped by failure fingerprint: counts (total and new), origins, first and last seen."""
     rows = queries.groups(_read_filters(request))
-    return JsonResponse({"groups": [queries.group_json(r) for r in rows], "warnings": retention.warnings()})
+    groups = flag_mismatches([queries.group_json(r) for r in rows])  # "schema mismatch" (formats/, ADR 0051)
+    return JsonResponse({"groups": groups, "warnings": retention.warnings()})
 
 
 def replay_params(body: dict) -> dict:

@@ -77,14 +77,24 @@ def _body_sample(decoded: dict | None, body_text: str):
 
 
 def refresh() -> dict:
-    """One pass; returns counts read. Safe to run concurrently with itself only under the beat's one-at-a-time."""
+    """One pass, in one transaction that holds the cursors: a second pass started meanwhile (a slow run overlapping
+    the next beat) finds them locked and returns at once, so nothing is counted twice."""
+    for name in ("outbox", "dlq"):
+        Cursor.objects.get_or_create(name=name)
+    with transaction.atomic():
+        cursors = {
+            c.name: c for c in Cursor.objects.select_for_update(skip_locked=True).filter(name__in=["outbox", "dlq"])
+        }
+        if len(cursors) < 2:
+            return {"outbox": 0, "dead_letters": 0, "versions": 0, "skipped": True}
+        return _refresh(cursors["outbox"].last_id, cursors["dlq"].last_id)
+
+
+def _refresh(outbox_from: int, dlq_from: int) -> dict:
     from dlq.models import DeadLetter
     from outbox.models import OutboxEvent
 
     seen: dict[tuple[str, str], _Seen] = defaultdict(_Seen)
-    cursors = {c.name: c for c in Cursor.objects.filter(name__in=["outbox", "dlq"])}
-    outbox_from = cursors["outbox"].last_id if "outbox" in cursors else 0
-    dlq_from = cursors["dlq"].last_id if "dlq" in cursors else 0
 
     rows = list(
         OutboxEvent.objects.filter(id__gt=outbox_from)
@@ -134,13 +144,12 @@ def refresh() -> dict:
             groups[fingerprint] = (message_type, sample)
         dlq_from = pk
 
-    with transaction.atomic():
-        for (event_type, version), entry in seen.items():
-            _save(event_type[:300], version[:100], entry)
-        Cursor.objects.update_or_create(name="outbox", defaults={"last_id": outbox_from})
-        Cursor.objects.update_or_create(name="dlq", defaults={"last_id": dlq_from})
-        for fingerprint, (event_type, sample) in groups.items():
-            check_group(fingerprint, event_type, sample)
+    for (event_type, version), entry in seen.items():
+        _save(event_type[:300], version[:100], entry)
+    Cursor.objects.filter(name="outbox").update(last_id=outbox_from)
+    Cursor.objects.filter(name="dlq").update(last_id=dlq_from)
+    for fingerprint, (event_type, sample) in groups.items():
+        check_group(fingerprint, event_type, sample)
     return {"outbox": len(rows), "dead_letters": len(letters), "versions": len(seen)}
 
 

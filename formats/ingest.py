@@ -7,6 +7,7 @@ import json
 
 from django.conf import settings
 
+from console import brokers
 from formats import decode as d
 from formats import local
 
@@ -32,6 +33,10 @@ def enrich(row, source, message) -> None:
     row.decoded = record
     if record is None:
         return
+    for part in (record, record.get("key") or {}):
+        if part.get("error"):
+            # A client's error can echo what it was given; no configured secret reaches a row (ADR 0044).
+            part["error"] = brokers.scrub(part["error"])
     text = d.search_text(record)
     if text:
         row.body_text = text

@@ -46,3 +46,12 @@ def mismatches(event_type: str) -> list[GroupMismatch]:
 
 def mismatch_json(m: GroupMismatch) -> dict:
     return {"group": m.fingerprint, "version": m.version, "fields": m.fields}
+
+
+def flag_mismatches(groups: list[dict]) -> list[dict]:
+    """Dead-letter groups (as the API gives them) with their "schema_mismatch" (None when they match), one query."""
+    found = {m.fingerprint: m for m in GroupMismatch.objects.filter(fingerprint__in=[g["fingerprint"] for g in groups])}
+    for g in groups:
+        m = found.get(g["fingerprint"])
+        g["schema_mismatch"] = {"event_type": m.event_type, **mismatch_json(m)} if m else None
+    return groups

@@ -107,6 +107,8 @@ def test_it_flags_a_dead_letter_group_whose_bodies_do_not_match_the_current_vers
     assert mismatch["fields"] == [{"field": "currency", "why": "missing; the current version requires it"}]
     page = world.client(world.viewer).get("/dead-letters/groups/").content.decode()
     assert 'data-testid="schema-mismatch"' in page and "schema mismatch: currency" in page
+    (api_group,) = world.client(world.viewer).get("/api/v1/dead-letter-groups").json()["groups"]
+    assert api_group["schema_mismatch"]["fields"][0]["field"] == "currency"
 
     # Bodies that match the current version clear the flag.
     ingest.store(
@@ -168,3 +170,67 @@ def test_it_compares_protobuf_versions_from_the_registry(dlq_topic, produce, pro
     assert (first["version"].kind, second["version"].version) == ("protobuf", "2")
     (breaking,) = second["checks"]["backward"]
     assert breaking["field"] == "days" and "does not accept integer" in breaking["why"]
+
+
+def test_it_flags_groups_on_the_page_in_one_query(seen, world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from formats.models import GroupMismatch
+
+    client = world.client(world.viewer)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/dead-letters/groups/").status_code == 200
+        return len(ctx.captured_queries)
+
+    before = count()
+    for n in range(3):  # three more flagged groups
+        dl = ingest.store(seen, [_letter(seen, 100 + n, {"order_id": "z"})])[0]
+        DeadLetter.objects.filter(pk=dl.pk).update(fingerprint=f"extra-{n}", exception_type=f"E{n}")
+        GroupMismatch.objects.create(
+            fingerprint=f"extra-{n}", event_type=T, version="2", fields=[], checked_at=dl.ingested_at
+        )
+    page = client.get("/dead-letters/groups/").content.decode()
+    assert page.count('data-testid="schema-mismatch"') == 4
+    assert count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_skips_a_refresh_while_another_holds_the_cursors():
+    import threading
+
+    from formats.models import Cursor
+
+    catalogue.refresh()  # the cursors exist
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        from django.db import connection
+
+        with transaction.atomic():
+            list(Cursor.objects.select_for_update())
+            held.set()
+            done.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    try:
+        assert catalogue.refresh().get("skipped") is True
+    finally:
+        done.set()
+        thread.join()
+    assert "skipped" not in catalogue.refresh()
+
+
+def test_it_refreshes_from_the_beat_task(db):
+    from formats.tasks import refresh_catalogue
+
+    with transaction.atomic():
+        publish("sqs://billing", "b", "acme.InvoiceSent", {"invoice": "i-1"})
+    assert refresh_catalogue()["outbox"] == 1
+    assert catalogue.current("acme.InvoiceSent").schema["required"] == ["invoice"]
+    assert refresh_catalogue()["outbox"] == 0  # read from where it stopped

@@ -279,3 +279,20 @@ def test_it_decodes_a_key_in_the_wire_format(dlq_topic, produce, producer_client
     assert dl.decoded["key"]["value"] == {"tenant": "t-1", "order": 7781}
     assert dl.decoded["key"]["schema"]["name"] == "acme.OrderKey"
     assert "decoder" not in dl.decoded  # the body is plain JSON: its usual views
+
+
+def test_it_decodes_an_avro_outbox_payload_on_its_page(kafka, producer_client, world):
+    from django.db import transaction
+
+    from outbox import publish
+
+    body = AvroSerializer(producer_client, ORDER_AVRO)(
+        {"order_id": "ord-outbox", "quantity": 2, "note": "<b>hi</b>", "signature": b""},
+        SerializationContext("orders", MessageField.VALUE),
+    )
+    with transaction.atomic():
+        event = publish("kafka://orders", "k", "acme.orders.OrderPlaced", body)
+    page = world.client(world.operator).get(f"/outbox/events/{event.pk}/").content.decode()
+    assert 'data-testid="decoder">avro' in page and "ord-outbox" in page
+    assert "<b>hi</b>" not in page and "&lt;b&gt;hi&lt;/b&gt;" in page
+    assert 'data-testid="decoded-edit"' not in page  # replay of an outbox row is not an edit of a dead letter

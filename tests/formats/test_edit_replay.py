@@ -164,3 +164,26 @@ def test_it_replays_with_a_chosen_later_version_of_the_schema(
     assert int.from_bytes(msg.value()[1:5], "big") == v2_id
     value = AvroDeserializer(producer_client)(msg.value(), SerializationContext(origin, MessageField.VALUE))
     assert (value["quantity"], value["currency"]) == (3, "CHF")
+
+
+def test_it_names_the_refused_fields_on_the_page(kafka, destinations, dlq_topic, produce, producer_client, world):
+    origin = destinations("kafka", f"sy-{uuid.uuid4().hex[:10]}-orders")
+    body = AvroSerializer(producer_client, ORDER_AVRO)(
+        {"order_id": "ord-page", "quantity": 1, "note": None, "signature": b""},
+        SerializationContext(dlq_topic, MessageField.VALUE),
+    )
+    produce(dlq_topic, body, FAILURE)
+    (dl,) = ingest_all(
+        DeadLetterSource.objects.create(broker="kafka", destination=dlq_topic, origin=origin), 1
+    ).values()
+    client = world.client(world.operator)
+    bad = json.dumps({**dl.decoded["value"], "quantity": "lots"})
+    response = client.post(
+        f"/dead-letters/{dl.pk}/edit-replay",
+        {"body": bad, "headers": "{}", "reason": "fix", "idempotency_key": str(uuid.uuid4())},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Not replayed" in page and "quantity" in page and "not a valid int" in page
+    dl.refresh_from_db()
+    assert dl.replay_count == 0 and dl.status == "new"
