@@ -16,3 +16,8 @@ class DlqConfig(AppConfig):
         register_changes(dashboard.changes)
         register_trace(dashboard.dead_letter_trace, order=30)
         register_family(dashboard.families)
+
+        from dlq import queries
+        from formats import catalogue
+
+        catalogue.register_feed("dlq", queries.catalogue_rows)

@@ -14,11 +14,13 @@ from formats.forms import CompatibilityForm
 
 @api(methods=("GET",), role=VIEWER)
 def schemas(request):
+    """Every event type seen, with its versions, destinations, producers and failures."""
     return JsonResponse({"schemas": [queries.type_json(t) for t in queries.event_types()]})
 
 
 @api(methods=("GET",), role=VIEWER)
 def schema(request, event_type: str):
+    """One event type: each version's schema and its compatibility with the previous one, and mismatched groups."""
     versions = catalogue.consecutive(event_type)
     if not versions:
         raise ApiError(404, f"no event type {event_type!r} has been seen")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -76,6 +77,24 @@ def _body_sample(decoded: dict | None, body_text: str):
     return value
 
 
+# Where the rows come from: dlq and outbox register their tables' readers when they start (their apps.py), as they
+# register dashboard tiles; formats imports neither, they import formats (its decoders).
+# feed(after_id, limit) -> rows in id order, each a tuple shaped as _refresh reads it.
+_feeds: dict[str, Callable[[int, int], list[tuple]]] = {}
+
+
+def register_feed(name: str, rows: Callable[[int, int], list[tuple]]) -> None:
+    """Rows of "outbox": (id, event_type, schema_version, destination, headers, created_at, payload, encoding);
+    of "dlq": (id, message_type, decoded, headers, origin, broker, connection, first_failure_at, body_text,
+    fingerprint)."""
+    _feeds[name] = rows
+
+
+def _rows(name: str, after: int) -> list[tuple]:
+    feed = _feeds.get(name)
+    return feed(after, BATCH) if feed else []
+
+
 def refresh() -> dict:
     """One pass, in one transaction that holds the cursors: a second pass started meanwhile (a slow run overlapping
     the next beat) finds them locked and returns at once, so nothing is counted twice."""
@@ -91,18 +110,9 @@ def refresh() -> dict:
 
 
 def _refresh(outbox_from: int, dlq_from: int) -> dict:
-    from dlq.models import DeadLetter
-    from outbox.models import OutboxEvent
-
     seen: dict[tuple[str, str], _Seen] = defaultdict(_Seen)
 
-    rows = list(
-        OutboxEvent.objects.filter(id__gt=outbox_from)
-        .order_by("id")
-        .values_list(
-            "id", "event_type", "schema_version", "destination", "headers", "created_at", "payload", "encoding"
-        )[:BATCH]
-    )
+    rows = _rows("outbox", outbox_from)
     for pk, event_type, version, destination, headers, created_at, payload, encoding in rows:
         entry = seen[(event_type, str(version))]
         entry.at(created_at)
@@ -117,15 +127,7 @@ def _refresh(outbox_from: int, dlq_from: int) -> dict:
                 pass
         outbox_from = pk
 
-    letters = list(
-        DeadLetter.objects.filter(id__gt=dlq_from)
-        .exclude(message_type="")
-        .order_by("id")
-        .values_list(
-            "id", "message_type", "decoded", "headers", "origin", "source__broker", "source__connection",
-            "first_failure_at", "body_text", "fingerprint",
-        )[:BATCH]
-    )  # fmt: skip
+    letters = _rows("dlq", dlq_from)
     groups: dict[str, tuple[str, object]] = {}
     for pk, message_type, decoded, headers, origin, broker, connection, failed_at, body_text, fingerprint in letters:
         schema = (decoded or {}).get("schema") or {}

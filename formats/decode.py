@@ -189,25 +189,3 @@ def without_contents(record: dict | None) -> dict | None:
     if not record:
         return record
     return {k: record[k] for k in ("decoder", "schema", "compression") if k in record}
-
-
-def outbox_payload(event, head: bytes, truncated: bool) -> dict | None:
-    """An outbox row's bytes payload decoded for its page (JSON payloads need no decoder): by its destination's
-    connection's registry, the local schemas, CloudEvents headers, compression. Not stored: rendered per view."""
-    from formats import local
-    from outbox.models import split_destination
-
-    if event.encoding != "bytes" or truncated or not head:
-        return None
-    try:
-        connection, target = split_destination(event.destination)
-    except ValueError:
-        return None
-    kind, _, name = connection.partition(":")
-    if not name:
-        from console import brokers
-
-        name = brokers.default_name(kind) or ""
-    headers = {str(k): str(v).encode() for k, v in (event.headers or {}).items()}
-    where = Where(destination=target, connection=f"{kind}:{name}", local=local.catalogue())
-    return decode(head, headers, where)

@@ -15,11 +15,12 @@ from console.actions import Conflict
 from console.auth import ApiError, require_role
 from console.forms import ReasonForm
 from console.views import HtmxHttpRequest, back_to_referer
-from formats.decode import outbox_payload, pretty
+from formats.decode import pretty
 from outbox import stats
 from outbox.actions import do_retry_events, do_retry_failed_destination, do_set_destination_paused, do_skip_event
 from outbox.api import STATUS_FILTERS, events_page, headers_for
 from outbox.models import OutboxEvent, OutboxPayload, split_destination
+from outbox.payloads import outbox_payload
 
 FILTERS = ("status", "destination", "key", "event_type")
 
