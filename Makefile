@@ -47,7 +47,8 @@ DRILLS_FIGURES := .run/drills.jsonl
 drills: $(STAMP) chromium
 	@mkdir -p .run && rm -f $(DRILLS_FIGURES)
 	-DRILLS_FIGURES=$(abspath $(DRILLS_FIGURES)) $(PY) -m tools.services run --with-tansu -- \
-		$(PY) -m pytest tests/drills bench/drills -p no:cacheprovider $(PYTEST_ARGS)
+		$(PY) -m pytest tests/drills bench/drills tests/outbox/test_reliability.py tests/browser/test_double_click.py tests/browser/test_xss_drill.py \
+		-p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m tests.drills.figures $(DRILLS_FIGURES) docs/reliability.md
 
 lint: $(STAMP)

@@ -305,17 +305,24 @@ def main() -> None:
         print(f"  seed loop (receive 1, send 1, delete 1):    {seed:8.0f} msg/s")
         print(f"  seed loop's sends alone (send 1 at a time): {seed_sends:8.0f} msg/s")
         print(f"  moto alone (batches of 10 from {SQS_WORKERS} threads, no Switchyard code): {alone:8.0f} msg/s")
+        # The target sits on like-for-like work (issue 14): sends against sends, and the whole move against the
+        # whole move. Replay alone against the seed's full loop (send-only against receive+send+delete) is shown
+        # for what the operator waits for, with no target on it: it would flatter the replay by the unequal work.
+        like = replay_only / seed_sends
         print(
-            f"  Switchyard replay alone:                    {replay_only:8.0f} msg/s = {replay_only / seed:5.1f}x "
-            f"the seed loop (target ≥ 10x), {replay_only / seed_sends:.1f}x its sends alone, "
+            f"  Switchyard replay alone:                    {replay_only:8.0f} msg/s = {like:5.1f}x "
+            f"the seed loop's sends alone (target ≥ 10x: {'met' if like >= 10 else 'NOT met'}), "
             f"{replay_only / alone:.2f} x moto alone"
         )
-        print("    — what the operator waits for: the dead letters are already in Postgres, the replay only sends")
+        print(
+            f"    — what the operator waits for (the dead letters are already in Postgres): {replay_only / seed:.1f}x "
+            "the seed's whole loop, unequal work, no target"
+        )
         print(
             f"  Switchyard ingest + replay:                 {end_to_end:8.0f} msg/s = {end_to_end / seed:5.1f}x "
-            "the seed loop"
+            "the seed loop (like for like: receive, send, delete)"
         )
-        print("    — the same move as the seed loop (receive, send, delete), but ingest runs ahead of any replay")
+        print("    — the same move as the seed loop, but ingest runs ahead of any replay")
         # moto serves requests on one Python thread at a time: when it is busy for most of the replay's wall time,
         # the replay is waiting on moto, and no arrangement of our requests goes faster (bench/cpu.py).
         for name, usage in (("seed loop", seed_cpu[0]), ("replay", sqs_cpu[0])):

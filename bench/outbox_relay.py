@@ -12,6 +12,7 @@ Uses its own database (sy_bench_outbox, dropped and created here); never the tes
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import threading
@@ -294,15 +295,28 @@ def throughput(adapter, bootstrap: str, uri: str, args) -> None:
     seed_s = seed_poller(adapter)
     seed_rate = args.seed_events / seed_s
 
-    seed(uri, args.events, args.keys)
-    relay = our_relay(args.batch_size)
-    assert not OutboxEvent.objects.exclude(status="published").exists()
-    relay_rate = args.events / relay.wall
+    # The raw baseline first, then the relay, each on a fresh topic of its own with the same partitions (issue 14:
+    # the raw producer used to run last, into the topic the seed poller and the relay had already grown).
+    base = uri.removeprefix("kafka://")
+    raw_topic, relay_topic = f"{base}-raw", f"{base}-relay"
+    for name in (raw_topic, relay_topic):
+        adapter.ensure_destination(name, partitions=6)
+        adapter.publish(name, b"warm-up")
+    try:
+        seed(uri, args.events, args.keys)
+        pending = OutboxEvent.objects.exclude(status="published")
+        messages = [dataclasses.replace(row.to_message(), destination=raw_topic) for row in pending.order_by("id")]
+        pending.delete()  # only their messages were wanted; the relay gets rows of its own
+        raw = raw_producer(bootstrap, messages)
+        raw_rate = args.events / raw.wall
 
-    seed(uri, args.events, args.keys)
-    messages = [row.to_message() for row in OutboxEvent.objects.order_by("id")]
-    raw = raw_producer(bootstrap, messages)
-    raw_rate = args.events / raw.wall
+        seed(f"kafka://{relay_topic}", args.events, args.keys)
+        relay = our_relay(args.batch_size)
+        assert not OutboxEvent.objects.exclude(status="published").exists()
+        relay_rate = args.events / relay.wall
+    finally:
+        for name in (raw_topic, relay_topic):
+            adapter.delete_destination(name)
 
     head = f"outbox relay bench: Kafka {bootstrap}, {args.keys} keys, ~200-byte payloads, batch {args.batch_size}"
     print(head)

@@ -427,6 +427,8 @@ LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # not a line per login: failu
 MIDDLEWARE.insert(
     MIDDLEWARE.index("console.inputs.RejectNulQueryMiddleware") + 1, "console.inputs.ExplainEmptyErrorsMiddleware"
 )
+# The saga-event ingest's Kafka session: how long the group waits for a killed ingest before its restart takes over.
+SAGA_INGEST_SESSION_TIMEOUT_MS = envint("SAGA_INGEST_SESSION_TIMEOUT_MS", 10_000, minimum=1_000)
 # --- drills (issue 14) --- end
 
 # --- sign-in (issue 17: OIDC, LDAP, roles from the identity provider; console/identity.py, oidc.py, ldap_auth.py) ---

@@ -28,7 +28,11 @@ class Ingestor:
         self.group = group or settings.SAGA_INGEST_GROUP
         self.kafka = brokers.get("kafka", settings.SAGA_EVENTS_CONNECTION or None)
         self.kafka.ensure_destination(self.topic)  # subscribing to a missing topic only yields errors until it exists
-        self.options = options
+        # Partitions move between ingest processes by lease (below), read with assign(); the group still commits the
+        # offsets, and a short session keeps a killed member from holding the group's coordinator state for
+        # librdkafka's 45 s default (issue 14's crash drill found that wait).
+        timeout = settings.SAGA_INGEST_SESSION_TIMEOUT_MS
+        self.options = {"session.timeout.ms": timeout, "heartbeat.interval.ms": max(timeout // 3, 100), **options}
         self.share = Share(f"saga-ingest:{self.group}:{self.topic}", settings.SAGA_INGEST_LEASE_SECONDS, self._lost)
         self.subscription = None
         self.reading: frozenset[int] = frozenset()

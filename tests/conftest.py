@@ -238,3 +238,17 @@ def login(page, live_console: LiveConsole, username: str) -> None:
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_console.url}/")
+
+
+# The page's live socket is open once htmx's ws extension says so; the server joins the socket to its groups before it
+# accepts, so a broadcast after this reaches the page. Tests wait for it instead of sleeping (issue 14).
+WS_OPEN_SCRIPT = "window.wsOpen = false; document.addEventListener('htmx:wsOpen', () => { window.wsOpen = true })"
+
+
+def watch_socket(page) -> None:
+    """Before the page loads: note when its live socket opens (wait_for_socket)."""
+    page.add_init_script(WS_OPEN_SCRIPT)
+
+
+def wait_for_socket(page, timeout_ms: int = 10_000) -> None:
+    wait_for_js(page, "window.wsOpen === true", timeout_ms)

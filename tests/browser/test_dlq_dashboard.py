@@ -11,7 +11,7 @@ from brokers.base import OutgoingMessage
 from console import brokers
 from dlq import ingest
 from dlq.models import DeadLetterSource
-from tests.conftest import login
+from tests.conftest import login, wait_for_socket, watch_socket
 
 pytestmark = pytest.mark.browser
 
@@ -32,10 +32,11 @@ def test_it_counts_a_new_dead_letter_on_the_dashboard_live(transactional_db, wor
     kafka.ensure_destination(dlq)
     source = DeadLetterSource.objects.create(broker="kafka", destination=dlq)
     try:
+        watch_socket(page)
         login(page, live_console, "viewer")
         tile = page.locator("[data-testid=tile-dlq] .value")
         expect(tile).to_have_text("0")
-        page.wait_for_timeout(500)  # the socket is connected by now
+        wait_for_socket(page)
         page.evaluate("window.__marker = 'same page'")
         kafka.publish_batch([OutgoingMessage(dlq, b'{"x": 1}', None, {"x-exception-type": "app.Boom"})])
         # Ingest in another thread, as the worker would: Playwright's event loop owns this one, and the live

@@ -49,10 +49,17 @@ def test_it_never_runs_script_from_a_dead_letter(transactional_db, world, live_c
         page.goto(f"{live_console.url}/dead-letters/{dl.pk}/")
         expect(page.locator("h1")).to_have_text(f"Dead letter {dl.pk}")
         assert page.evaluate("window.pwned") is None
+    # Each page checked before the next navigation (a new page starts with a fresh window, so checking only the last
+    # one would miss a script the inbox ran); and any dialog a script opened fails the test too.
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(f"{live_console.url}/dead-letters/")
     expect(page.locator("[data-testid=dl-row]").first).to_be_visible()
-    page.goto(f"{live_console.url}/dead-letters/groups/")
     assert page.evaluate("window.pwned") is None
+    page.goto(f"{live_console.url}/dead-letters/groups/")
+    expect(page.locator("[data-testid=group-row]").first).to_be_visible()
+    assert page.evaluate("window.pwned") is None
+    assert dialogs == []
 
 
 def test_it_replays_a_group_at_a_rate_and_shows_it_finish_live(kafka_origin, world, live_console, page):

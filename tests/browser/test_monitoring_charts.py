@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from console import brokers
 from monitoring.sampler import sample_all
-from tests.conftest import login
+from tests.conftest import login, wait_for_socket, watch_socket
 from tests.monitoring.conftest import (  # noqa: F401 - fixtures
     console_brokers,
     moto_endpoint,
@@ -83,6 +83,7 @@ def test_it_adds_a_target_first_seen_while_the_page_is_open(
     topic = new_destination(kafka)
     kafka.publish(topic, b"one")
     _sample()
+    watch_socket(page)
     login(page, live_console, "viewer")
     page.goto(f"{live_console.url}/consumers/")
     page.evaluate("window.__marker = 'same page'")
@@ -91,7 +92,7 @@ def test_it_adds_a_target_first_seen_while_the_page_is_open(
     row = page.locator(f"[data-testid=consumer-row][data-name='{group}']")
     # The socket may still be connecting when the first pass broadcasts: a target is only "new" once, so wait
     # for the socket before the pass that discovers the group.
-    page.wait_for_timeout(1500)
+    wait_for_socket(page)
     _sample()
     expect(row).to_have_count(1, timeout=10_000)
     expect(row.locator("[data-testid=lag]")).to_have_text("1")

@@ -52,10 +52,22 @@ def test_it_enumerates_the_console_routes():
     assert "api/v1/operations" in routes and "operations/start" in routes and "" in routes
 
 
-@pytest.mark.parametrize("route,url", _routes())
+def _writes(route: str) -> bool:
+    """Whether the route takes a POST (its view's declared methods: require_POST, api(methods=…))."""
+    from tests.drills.hostile import Route
+
+    pattern = dict(_patterns())[route]
+    return "POST" in Route(route, pattern.callback).methods
+
+
+# Every case asserts: the routes a check does not apply to are listed apart and checked for what they do instead.
+PROTECTED = [(route, url) for route, url in _routes() if route not in PUBLIC]
+MUTATING = [(r, u) for r, u in PROTECTED if r not in VIEWER_WRITES | CATCH_ALL | VIEWER_CHECKS and _writes(r)]
+READ_ONLY = [(r, u) for r, u in PROTECTED if r not in VIEWER_WRITES | CATCH_ALL and not _writes(r)]
+
+
+@pytest.mark.parametrize("route,url", PROTECTED)
 def test_it_requires_login_everywhere(client, db, route, url):
-    if route in PUBLIC:
-        return
     for method in ("get", "post"):
         response = getattr(client, method)(url)
         if url.startswith("/api/") or url.startswith("/metrics"):
@@ -67,16 +79,39 @@ def test_it_requires_login_everywhere(client, db, route, url):
             assert response["Location"].startswith("/login/")
 
 
-@pytest.mark.parametrize("route,url", _routes())
+def test_it_serves_the_public_routes_without_a_login(client, db):
+    assert client.get("/login/").status_code == 200
+    assert client.get("/healthz")["Content-Type"].startswith("application/json")  # 200 or 503, never a redirect
+
+
+@pytest.mark.parametrize("route,url", MUTATING)
 def test_it_refuses_every_mutating_endpoint_to_a_viewer(world, route, url):
-    if route in PUBLIC or route in VIEWER_WRITES or route in CATCH_ALL or route in VIEWER_CHECKS:
-        return
     client = world.client(world.viewer)
     response = client.post(url, data="{}", content_type="application/json")
-    if response.status_code == 405:
-        return  # read-only endpoint
     # The role is checked before any lookup, so even a made-up id answers 403, not 404.
     assert response.status_code == 403, (url, response.status_code)
+
+
+@pytest.mark.parametrize("route,url", READ_ONLY)
+def test_it_answers_a_post_to_a_read_only_endpoint_with_405(world, route, url):
+    response = world.client(world.viewer).post(url, data="{}", content_type="application/json")
+    assert response.status_code == 405, (url, response.status_code)
+    assert response.content  # and says why (console.inputs.ExplainEmptyErrorsMiddleware)
+
+
+def test_it_lets_a_viewer_manage_only_their_own_tokens(world):
+    client = world.client(world.viewer)
+    assert client.post("/tokens/create", {"name": "mine"}).status_code == 302
+    others = world.token(world.operator)
+    from console.models import ApiToken
+
+    row = ApiToken.objects.get(token_hash=ApiToken.hash(others))
+    assert client.post(f"/tokens/{row.pk}/revoke", {"reason": "r"}).status_code == 403
+
+
+def test_it_answers_unknown_api_paths_with_a_json_404(world):
+    response = world.client(world.viewer).post("/api/v1/nothing-here", data="{}", content_type="application/json")
+    assert response.status_code == 404 and response.json()["error"]
 
 
 def test_it_enforces_csrf_on_browser_posts(world):

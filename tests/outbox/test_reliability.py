@@ -19,6 +19,7 @@ from django.db import connection
 from console import brokers
 from outbox.models import OutboxEvent
 from outbox.relay import Relay, serve
+from tests.drills import figures
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 10_000
@@ -125,5 +126,13 @@ def test_it_loses_nothing_and_keeps_per_key_order_across_20_sigkills(transaction
             f"{len(messages)} messages read, {duplicates} duplicates, 0 lost, per-key order kept"
         )
         assert kills_with_backlog >= 10, "most kills should land while the relays still had work"
+        # Every copy carries its x-event-id (the provenance): a repeat is the at-least-once window's resend.
+        figures.record(
+            "crash: outbox relay (20 kills)",
+            inputs=EVENTS,
+            lost=EVENTS - len(unique),
+            duplicated=duplicates,
+            restarts=kills_with_backlog,
+        )
     finally:
         adapter.delete_destination(topic)

@@ -5,8 +5,6 @@ import time
 import uuid
 
 import pytest
-from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 
 from console import brokers, operations
@@ -118,24 +116,27 @@ def test_it_skips_hostile_messages_on_the_topic_and_ingests_what_follows(transac
         ingestor.close()
 
 
-def test_it_runs_the_ingest_command_until_sigterm(transactional_db, kafka, settings):
-    import os
+def test_it_runs_the_ingest_command_until_sigterm(transactional_db, kafka, tmp_path):
+    """The real command in a process of its own: the SIGTERM goes to it, never to the test run (a signal sent to
+    this process after the command had returned, or before it set its handler, used to stop the whole run)."""
     import signal
-    import threading
+
+    from tests.dlq import procs
 
     adapter, topic = kafka
-    settings.SAGA_EVENTS_TOPIC = topic("saga-events")
-    adapter.publish(settings.SAGA_EVENTS_TOPIC, json.dumps(ev("k2", "reserve", seq=1)).encode())
-
-    def stop_when_recorded():
-        try:
-            deadline = time.monotonic() + 30
-            while not SagaStepEvent.objects.filter(saga_id="k2").exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-        finally:
-            connection.close()
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=stop_when_recorded, daemon=True).start()
-    call_command("ingest_saga_events", "--group", f"g-{uuid.uuid4().hex[:6]}")
+    name = topic("saga-events")
+    adapter.publish(name, json.dumps(ev("k2", "reserve", seq=1)).encode())
+    log = tmp_path / "ingest.log"
+    proc = procs.manage("ingest_saga_events", "--topic", name, "--group", f"g-{uuid.uuid4().hex[:6]}", log=log)
+    try:
+        deadline = time.monotonic() + 60
+        while not SagaStepEvent.objects.filter(saga_id="k2").exists():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()[-3000:]
+        assert "stopped: 1 recorded" in log.read_text()
+    finally:
+        procs.kill(proc)
     assert SagaInstance.objects.get(pk="k2").status == "running"

@@ -1,6 +1,7 @@
 """The recording path: extending stored state equals re-deriving the whole history; the dashboard is throttled."""
 
 import asyncio
+import math
 import random
 import time
 from datetime import timedelta
@@ -96,11 +97,14 @@ def test_it_sends_at_most_one_dashboard_update_per_second(world, django_capture_
         for i in range(8):
             with django_capture_on_commit_callbacks(execute=True):
                 _record([ev(f"d{i}", "reserve", seq=1)])
-        assert time.monotonic() - started < 1.0, "the batches must all fall in one throttle window"
+        elapsed = time.monotonic() - started
         received = [m["payload"] for m in async_to_sync(_drain)(layer, channel, 2.5)]
-        # Eight commits: at most one broadcast at once and one trailing one at the end of the window — and never
-        # none, so the tiles still show the last batch.
-        assert 1 <= len(received) <= 2 and all(p == {"type": "dashboard", "tile": "sagas"} for p in received)
+        # Eight commits: at most one broadcast per one-second window they spanned plus a trailing one — and never
+        # none, so the tiles still show the last batch. (The windows are counted, not assumed: on a busy machine the
+        # eight commits may take longer than one.)
+        windows = math.ceil(elapsed) or 1
+        assert 1 <= len(received) <= windows + 1 < 8, (len(received), elapsed)
+        assert all(p == {"type": "dashboard", "tile": "sagas"} for p in received)
     finally:
         async_to_sync(layer.group_discard)(group_name("dashboard"), channel)
 
