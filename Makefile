@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 EMBEDDED ?= 0
 PORT ?= 8000
 
-.PHONY: run test lint format install chromium stunnel rabbitmq-management clean
+.PHONY: run test drills lint format install chromium stunnel ldap rabbitmq-management clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt | ldap
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -23,6 +23,11 @@ run: $(STAMP)
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# python-ldap (LDAP sign-in) compiles against OpenLDAP's and Cyrus SASL's headers, and the sign-in tests start Debian's
+# slapd with a small directory of their own (tests/sso); install them when absent (needs root, as on CI).
+ldap:
+	@test -f /usr/include/ldap.h -a -f /usr/include/sasl/sasl.h -a -x /usr/sbin/slapd -a -x /usr/bin/ldapadd || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libldap2-dev libsasl2-dev slapd ldap-utils; }
+
 # Kafka over TLS is tested through stunnel in front of tansu (tools/secure_services.py); install it when absent.
 stunnel:
 	@command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4; }
@@ -36,9 +41,19 @@ rabbitmq-management: $(STAMP)
 test: $(STAMP) chromium stunnel rabbitmq-management
 	$(PY) -m tools.services run --with-tansu -- $(PY) -m pytest $(PYTEST_ARGS)
 
+# The drills (hostile input, permission matrix, double submission, crashes, outages): the fast ones from the suite and
+# the slow ones in bench/drills, printed as one table and written to docs/reliability.md (tests/drills/figures.py).
+DRILLS_FIGURES := .run/drills.jsonl
+drills: $(STAMP) chromium
+	@mkdir -p .run && rm -f $(DRILLS_FIGURES)
+	-DRILLS_FIGURES=$(abspath $(DRILLS_FIGURES)) $(PY) -m tools.services run --with-tansu -- \
+		$(PY) -m pytest tests/drills bench/drills -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m tests.drills.figures $(DRILLS_FIGURES) docs/reliability.md
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

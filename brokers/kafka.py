@@ -42,6 +42,7 @@ from brokers.base import (
     OffsetChange,
     OutgoingMessage,
     PartitionOffsets,
+    PendingAge,
     PendingPublish,
     PublishError,
     PublishResult,
@@ -101,6 +102,7 @@ class KafkaAdapter(BrokerAdapter):
             Capability.TOPIC_PATTERNS,
             Capability.POSITIONS,
             Capability.KEY_ORDERED_PIPELINE,
+            Capability.PENDING_AGE,
         }
     )
     max_message_bytes = 1_000_000  # message.max.bytes' default
@@ -277,6 +279,10 @@ class KafkaAdapter(BrokerAdapter):
         exclusive, only these partitions (the ones whose leases the caller holds); default all.
         """
         from_beginning = options.pop("from_beginning", True)
+        # An uncommitted offset goes to another member when this one's session ends, not after a per-message wait.
+        options.pop("redeliver_after", None)
+        if "session.timeout.ms" not in self._config:
+            options.setdefault("session.timeout.ms", 6000)  # a dead member's partitions move within seconds
         exclusive = options.pop("exclusive", False)
         only = options.pop("partitions", None)
         if exclusive:
@@ -487,6 +493,23 @@ class KafkaAdapter(BrokerAdapter):
             raise BrokerError(f"committing offsets of group {group!r}: {exc.args[0].str()}") from exc
 
     # --- dead letters (issue #4): retention warnings ---
+
+    def pending_age(self, destination: str, group: str) -> PendingAge:
+        """The group's committed offset per partition is the first message not consumed; its timestamp, read by
+        offset, against the topic's retention.ms (DescribeConfigs)."""
+        retention_ms = int(self.topic_config(destination).get("retention.ms", -1))
+        retention = retention_ms // 1000 if retention_ms > 0 else None
+        offsets = self.group_offsets(group, topics=[destination])
+        earliest = self.end_offsets([(o.topic, o.partition) for o in offsets], "earliest")
+        oldest = None
+        for o in offsets:
+            start = max(o.committed or 0, earliest.get((o.topic, o.partition), 0))
+            if start >= o.end:
+                continue  # everything on this partition is consumed
+            message = self.message_at(o.topic, o.partition, start, timeout=3)
+            if message is not None and message.timestamp and (oldest is None or message.timestamp < oldest):
+                oldest = message.timestamp
+        return PendingAge(retention, oldest)
 
     def topic_config(self, name: str) -> dict[str, str]:
         """Topic `name`'s effective configuration (retention.ms, cleanup.policy, ...) through DescribeConfigs."""

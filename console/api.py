@@ -65,8 +65,8 @@ def _start_operation(request):
     body = json_object(request)
     reason, key = require_reason_and_key(body)
     kind = get_kind(body.get("kind", ""))
-    if kind is None or not kind.startable:
-        startable = sorted(k.name for k in KINDS.values() if k.startable)
+    if kind is None or not kind.can_start():
+        startable = sorted(k.name for k in KINDS.values() if k.can_start())
         raise ApiError(400, "invalid request", {"kind": [f"must be one of: {', '.join(startable)}"]})
     params = body.get("parameters", {})
     if not isinstance(params, dict):
@@ -130,6 +130,19 @@ def audit(request):
     return JsonResponse(
         {"entries": [e.as_json() for e in page], "next_before": page[-1].id if len(page) == PAGE_SIZE else None}
     )
+
+
+@api(role=VIEWER)
+def dashboard_timeline(request):
+    """The dashboard over time: each chart's series per bucket over `range` (hour, day or week; default hour), with
+    the filtered list behind each, and what changed in the last hour."""
+    from console.dashboard import timeline
+    from console.forms import TimelineForm
+
+    form = TimelineForm(request.GET)
+    if not form.is_valid():
+        raise ApiError(400, "invalid request", {k: list(v) for k, v in form.errors.items()})
+    return JsonResponse(timeline(form.cleaned_data["range"]))
 
 
 @api(role=VIEWER)

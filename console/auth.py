@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
@@ -21,8 +21,11 @@ from console.inputs import clip, loads
 
 log = logging.getLogger(__name__)
 
-# Reachable without logging in: the login page itself, liveness for load balancers, static files.
-PUBLIC_PREFIXES = ("/login/", "/healthz", "/static/")
+TOO_BIG = f"the request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes a request may carry"
+
+# Reachable without logging in: the login page itself, the identity providers' sign-in addresses, liveness for load
+# balancers, static files.
+PUBLIC_PREFIXES = ("/login/", "/oidc/", "/healthz", "/static/")
 
 
 class ApiError(Exception):
@@ -126,6 +129,12 @@ def api(methods: tuple[str, ...] = ("GET",), role: str = "viewer") -> Callable:
                 return e.response()
             except PermissionDenied as e:
                 return JsonResponse({"error": str(e) or "permission denied"}, status=403)
+            except Http404 as e:  # get_object_or_404 in a view: the client named something that is not there
+                return JsonResponse({"error": clip(str(e) or "not found")}, status=404)
+            except RequestDataTooBig:
+                return JsonResponse({"error": TOO_BIG}, status=413)
+            except SuspiciousOperation as e:  # too many fields, a malformed multipart body, …
+                return JsonResponse({"error": clip(f"bad request: {e}")}, status=400)
             except Exception as e:
                 from console.actions import Conflict  # here: console.actions imports models, this module must not
 

@@ -21,8 +21,12 @@ def views(head: bytes, size: int | None = None) -> dict:
         pass
     if out["text"] is not None and not out["truncated"]:
         try:
-            out["json"] = json.dumps(json.loads(out["text"]), indent=2, ensure_ascii=False)
-        except (ValueError, RecursionError):
+            pretty = json.dumps(json.loads(out["text"]), indent=2, ensure_ascii=False)
+            # A `\ud800` escape decodes to a lone surrogate, which no UTF-8 page can carry: such JSON is shown as its
+            # text (where the escape stays six plain characters) instead of failing the page.
+            pretty.encode("utf-8")
+            out["json"] = pretty
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError too
             pass  # not JSON, or nested deeper than Python's parser goes: shown as text
     chunk = head[:HEX_SHOWN]
     out["hex"] = "\n".join(_hex_line(i, chunk[i : i + 16]) for i in range(0, len(chunk), 16))

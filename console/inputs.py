@@ -46,8 +46,47 @@ class RejectNulQueryMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if "\x00" in request.path:  # a URL segment (`/sagas/%00/`) reaches the same text columns
+            return _bad_request(request, "the URL holds a NUL character (%00), which no name or id contains")
         if "\x00" in request.META.get("QUERY_STRING", "") or has_nul(request):
             if request.path.startswith(("/api/", "/metrics")):
                 return JsonResponse({"error": self.MESSAGE}, status=400)
             return HttpResponse(f"Bad request: {self.MESSAGE}.", status=400, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    if request.path.startswith(("/api/", "/metrics")):
+        return JsonResponse({"error": message}, status=400)
+    return HttpResponse(f"Bad request: {message}.", status=400, content_type="text/plain; charset=utf-8")
+
+
+# What an error answer with no body of its own says (Django's require_POST answers 405 with nothing).
+EXPLANATIONS = {
+    400: "the request is malformed",
+    403: "permission denied",
+    404: "not found",
+    405: "method {method} is not allowed here; use {allow}",
+    413: "the request body is too large",
+}
+
+
+class ExplainEmptyErrorsMiddleware:
+    """A 4xx with an empty body says why in a short sentence (JSON on the API), so every refusal is a clear one: a
+    405 from `require_POST` and a bare 404 otherwise answer with nothing but the status."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if 400 <= response.status_code < 500 and not getattr(response, "streaming", False) and not response.content:
+            template = EXPLANATIONS.get(response.status_code, "the request was refused")
+            message = template.format(method=request.method, allow=response.get("Allow", "another method"))
+            if request.path.startswith(("/api/", "/metrics")):
+                response.content = json.dumps({"error": message}).encode()
+                response["Content-Type"] = "application/json"
+            else:
+                response.content = f"{message[0].upper()}{message[1:]}.".encode()
+                response["Content-Type"] = "text/plain; charset=utf-8"
+        return response

@@ -49,14 +49,28 @@ class OperationKind:
     startable: bool  # may be started directly through POST /api/v1/operations and the Operations page
     role: str = "operator"
     validate: Callable[[dict], dict] = field(default=lambda params: params)
+    # A setting that must be true as well, read when asked (so tests can change it): the no-op's is off in production.
+    startable_setting: str | None = None
+
+    def can_start(self) -> bool:
+        return self.startable and (self.startable_setting is None or bool(getattr(settings, self.startable_setting)))
 
 
 KINDS: dict[str, OperationKind] = {}
 
 
-def register(name: str, *, label: str, startable: bool = False, role: str = "operator", validate=None):
+def register(
+    name: str,
+    *,
+    label: str,
+    startable: bool = False,
+    role: str = "operator",
+    validate=None,
+    startable_setting: str | None = None,
+):
     def decorator(run):
-        KINDS[name] = OperationKind(name, run, label, startable, role, validate or (lambda params: params))
+        validate_ = validate or (lambda params: params)
+        KINDS[name] = OperationKind(name, run, label, startable, role, validate_, startable_setting)
         return run
 
     return decorator
@@ -220,7 +234,14 @@ def validate_noop(params: dict) -> dict:
     return clean
 
 
-@register("noop", label="No-op (sleeps over N items)", startable=True, validate=validate_noop)
+# A demonstration of the machinery, not something to run against production (issue 14): OPERATION_NOOP_STARTABLE.
+@register(
+    "noop",
+    label="No-op (sleeps over N items)",
+    startable=True,
+    validate=validate_noop,
+    startable_setting="OPERATION_NOOP_STARTABLE",
+)
 def run_noop(ctx: OperationContext) -> dict:
     """Proves the machinery: progress, pause, resume and cancel, without touching a broker."""
     items, delay = ctx.params["items"], ctx.params["delay_ms"] / 1000
@@ -229,3 +250,11 @@ def run_noop(ctx: OperationContext) -> dict:
         ctx.sleep(delay)
         ctx.advance()
     return {"items": items}
+
+
+def stale() -> list:
+    """Operations left `running` by a dead worker (no heartbeat for STALE_AFTER_SECONDS)."""
+    before = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    return list(
+        Operation.objects.filter(status=Operation.Status.RUNNING, updated_at__lt=before).values_list("pk", flat=True)
+    )

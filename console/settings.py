@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "outbox",
     "monitoring",
     "demo",
+    "formats",
 ]
 
 MIDDLEWARE = [
@@ -318,8 +319,19 @@ SAGA_DEFINITION_MODULES = envlist("SAGA_DEFINITION_MODULES", [])
 
 # --- dlq ---
 # Kafka topics matching these patterns (fnmatch) are dead-letter queues; the suffixes map a DLQ back to its origin.
+# Avro .avsc files and Protobuf descriptor sets mapped to topics and queues by pattern, for bodies no registry
+# names (formats/local.py, README "Message formats"); unset: none
+SWITCHYARD_SCHEMAS = envstr("SWITCHYARD_SCHEMAS")
+# The schema catalogue (formats/catalogue.py): how often beat reads new outbox rows and dead letters into it, and the
+# event types whose outbox.publish() validates the payload against their registered schema (opt-in, comma-separated)
+SCHEMA_CATALOGUE_SECONDS = envint("SCHEMA_CATALOGUE_SECONDS", 60)
+OUTBOX_VALIDATE_TYPES = envlist("OUTBOX_VALIDATE_TYPES", [])
+CELERY_BEAT_SCHEDULE["formats-catalogue"] = {
+    "task": "formats.tasks.refresh_catalogue",
+    "schedule": float(SCHEMA_CATALOGUE_SECONDS),
+}
 DLQ_KAFKA_PATTERNS = envlist("DLQ_KAFKA_PATTERNS", ["*.DLQ", "*-dlt", "*.DLT"])
-DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_dead_letter"])
+DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_skipped", "_dead_letter"])
 # RabbitMQ queues and NATS streams to ingest besides what discovery finds (comma-separated names).
 DLQ_RABBITMQ_QUEUES = envlist("DLQ_RABBITMQ_QUEUES", [])
 DLQ_NATS_STREAMS = envlist("DLQ_NATS_STREAMS", ["DLQ"])
@@ -373,3 +385,110 @@ if SAMPLER_QUEUE:
     CELERY_TASK_ROUTES = {f"monitoring.tasks.{name}": {"queue": SAMPLER_QUEUE} for name in ("sample", "downsample")}
 CELERY_BEAT_SCHEDULE["monitoring-sample"] = {"task": "monitoring.tasks.sample", "schedule": SAMPLER_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["monitoring-downsample"] = {"task": "monitoring.tasks.downsample", "schedule": 300}
+
+# --- drills (issue 14): production settings, login rate limit, clear refusals --- begin
+# Production: neither DEBUG nor the tests. `manage.py check --deploy` is clean there (tests/drills/test_production.py).
+PRODUCTION = not (DEBUG or TESTING)
+if PRODUCTION:
+    # Django's test client's host: never a name a production console answers to.
+    ALLOWED_HOSTS = [host for host in ALLOWED_HOSTS if host != "testserver"]
+# Served over HTTPS (the default in production): cookies only over HTTPS, plain http redirected, HSTS for a year.
+# SWITCHYARD_HTTPS=false for a console reached over plain http on purpose (docker-compose on localhost).
+HTTPS = envbool("SWITCHYARD_HTTPS", PRODUCTION)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # a load balancer's probe comes over plain http inside the network
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+# Preloading is a promise about the whole domain that only its owner can make: opt in with SECURE_HSTS_PRELOAD=true.
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind a proxy that ends TLS and says so in X-Forwarded-Proto (set only when the proxy strips a client's own).
+if envbool("SWITCHYARD_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The no-op operation demonstrates the machinery (make run, tests); it is not offered in production unless asked.
+OPERATION_NOOP_STARTABLE = envbool("OPERATION_NOOP_STARTABLE", not PRODUCTION)
+
+# Login attempts rate-limited (django-axes): after AXES_FAILURE_LIMIT failures for one username from one address, that
+# pair is refused (429) for AXES_COOLOFF_TIME hours; a success resets the count. Covers /login/ and the admin's login.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: it refuses a locked-out pair before any backend is asked
+    *globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"]),
+]
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = envint("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # not a line per login: failures and lockouts only
+
+# Every 4xx says why in a short sentence (console.inputs): a bare 405 from require_POST otherwise says nothing.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("console.inputs.RejectNulQueryMiddleware") + 1, "console.inputs.ExplainEmptyErrorsMiddleware"
+)
+# --- drills (issue 14) --- end
+
+# --- sign-in (issue 17: OIDC, LDAP, roles from the identity provider; console/identity.py, oidc.py, ldap_auth.py) ---
+# Kept in one block so the other settings edits (e.g. a login rate limiter's backend) merge around it.
+from console import identity as _identity  # noqa: E402  (reads only os.environ; imports nothing of Django's models)
+
+try:
+    # OIDC_PROVIDERS (a JSON list, or NAME_FILE) or one provider's OIDC_ISSUER / OIDC_CLIENT_ID / OIDC_CLIENT_SECRET.
+    SSO_OIDC_PROVIDERS = _identity.oidc_providers_from_env(os.environ, envsecret("OIDC_PROVIDERS"))
+    # LDAP_SERVER_URI and friends; None when unset.
+    SSO_LDAP = _identity.ldap_from_env(os.environ, envsecret("LDAP_BIND_PASSWORD"))
+except _identity.SignInConfigError as e:
+    raise ImproperlyConfigured(str(e)) from None
+# A user whose identity maps to no role is refused with a page that says why; off: they sign in and see nothing.
+SSO_STRICT = envbool("SSO_STRICT", True)
+# Local passwords for everyone (default), or only for the bootstrap login `manage.py ensure_admin` makes.
+LOCAL_PASSWORDS = envbool("LOCAL_PASSWORDS", True)
+BOOTSTRAP_ADMIN = envstr("BOOTSTRAP_ADMIN", "admin")
+# Every this many seconds each signed-in identity is asked of its provider again (an OIDC refresh token, an LDAP
+# search): a role removed there ends the user's sessions and live sockets within this interval.
+SSO_REFRESH_SECONDS = envint("SSO_REFRESH_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["sso-revalidate"] = {"task": "console.revalidate_sign_ins", "schedule": SSO_REFRESH_SECONDS}
+
+# Django's ModelBackend becomes one that honours LOCAL_PASSWORDS; backends listed earlier in this file (a rate
+# limiter's, which must come first) stay where they are.
+AUTHENTICATION_BACKENDS = [
+    "console.sign_in.LocalPasswordBackend" if b == "django.contrib.auth.backends.ModelBackend" else b
+    for b in globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"])
+]
+if SSO_LDAP:
+    # Before local passwords: a directory user's name is tried against the directory first.
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("console.sign_in.LocalPasswordBackend"), "console.ldap_auth.DirectoryBackend"
+    )
+    globals().update(_identity.django_auth_ldap_settings(SSO_LDAP))
+if SSO_OIDC_PROVIDERS:
+    AUTHENTICATION_BACKENDS.append("console.oidc.ProviderBackend")
+
+# mozilla-django-oidc's own settings: those that do not differ per provider (console/oidc.py supplies the rest).
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+OIDC_CALLBACK_CLASS = "console.oidc.CallbackView"
+OIDC_AUTHENTICATE_CLASS = "console.oidc.AuthenticateView"
+LOGIN_REDIRECT_URL_FAILURE = "sign_in_refused"
+# A login page's provider button and the logout redirect to the provider: form-action must allow its origin
+# (Chromium applies form-action to the redirect after a form post too).
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] = [SELF, *_identity.provider_origins(SSO_OIDC_PROVIDERS)]
+
+# Sessions (with the OIDC state, nonce and PKCE verifier kept in them) live in PostgreSQL, or PostgreSQL behind a
+# Redis cache: any web process answers any request, no sticky sessions. "cached_db", not "cache": revalidation
+# finds and ends a user's sessions through the database.
+SESSION_STORE = envchoice("SESSION_STORE", "db", ("db", "redis"))
+if SESSION_STORE == "redis":
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{NAMESPACE}:cache",
+        }
+    }
+# --- end of sign-in ---

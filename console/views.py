@@ -56,9 +56,20 @@ def _get_operation_for_viewer(request, operation_id) -> Operation:
 @require_GET
 @require_role(VIEWER)
 def dashboard(request: HtmxHttpRequest):
-    from console.dashboard import tiles
+    from console.dashboard import RANGES, tiles, timeline
+    from console.forms import TimelineForm
 
-    return render(request, "console/dashboard.html", {"tiles": tiles(), "nav": "dashboard"})
+    form = TimelineForm(request.GET)
+    chosen = form.cleaned_data["range"] if form.is_valid() else "hour"
+    ctx = {
+        "tiles": tiles(),
+        "nav": "dashboard",
+        # Rendered here too: every chart's title and series link to their lists, and the changes show, without JS.
+        "timeline": timeline(chosen),
+        "ranges": list(RANGES),
+        "range": chosen,
+    }
+    return render(request, "console/dashboard.html", ctx)
 
 
 @require_GET
@@ -68,7 +79,7 @@ def operations(request: HtmxHttpRequest):
     status = request.GET.get("status")
     if status:
         ops = ops.filter(status=status)
-    kinds = [k for k in KINDS.values() if k.startable]
+    kinds = [k for k in KINDS.values() if k.can_start()]
     template = "console/operations.html" + ("#rows" if request.htmx else "")
     ctx = {"operations": ops[:PAGE_SIZE], "kinds": kinds, "key": new_key(), "status": status, "nav": "operations"}
     return render(request, template, ctx)
@@ -82,7 +93,7 @@ def operation_start(request):
         messages.error(request, _form_errors(form))
         return redirect("operations")
     kind = get_kind(form.cleaned_data["kind"])
-    if kind is None or not kind.startable:
+    if kind is None or not kind.can_start():
         messages.error(request, "That kind of operation cannot be started from here.")
         return redirect("operations")
     raw = {k: form.cleaned_data[k] for k in ("items", "delay_ms") if form.cleaned_data.get(k) is not None}

@@ -114,3 +114,16 @@ def group_json(row: dict) -> dict:
         "last_seen": row["last_seen"].isoformat(),
         "hourly": row["spark"],
     }
+
+
+def catalogue_rows(after: int, limit: int) -> list[tuple]:
+    """Dead letters with a message type, after id `after`, as the schema catalogue reads them (formats.catalogue)."""
+    return list(
+        DeadLetter.objects.filter(id__gt=after)
+        .exclude(message_type="")
+        .order_by("id")
+        .values_list(
+            "id", "message_type", "decoded", "headers", "origin", "source__broker", "source__connection",
+            "first_failure_at", "body_text", "fingerprint",
+        )[:limit]
+    )  # fmt: skip

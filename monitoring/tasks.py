@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from monitoring import webhooks  # noqa: F401 - registers monitoring.deliver_webhook with the worker
+
 
 @shared_task(ignore_result=True, expires=60)
 def sample():

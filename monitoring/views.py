@@ -14,6 +14,7 @@ from console.actions import Conflict
 from console.auth import ApiError, require_role
 from console.brokers import NotConfigured, connections
 from console.forms import ReasonForm
+from console.inputs import clip
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
 from monitoring import actions, queries
@@ -138,6 +139,8 @@ def _alerts_page(request, failed: dict | None = None):
     """The page; `failed` re-shows one form (silence, acknowledge, a rule's edit form or the new-rule form) with its
     error, its field errors and what was typed (a 400)."""
     failed = failed or {}
+    if "values" in failed:  # what was typed is shown again, but a 100 KB value only by its start (console.inputs)
+        failed["values"] = {k: clip(v, 1000) if isinstance(v, str) else v for k, v in failed["values"].items()}
     rules = list(AlertRule.objects.select_related("silenced_by").order_by("pk"))
     for r in rules:
         # Each edit form reads `r.form`: what was typed when this is the form that failed, else the stored rule.

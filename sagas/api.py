@@ -54,8 +54,9 @@ def saga_events(request):
     for index, outcome in zip(positions, record_events(valid), strict=True):
         results[index] = {"index": index, "event_id": body[index]["event_id"], "result": outcome}
     counts = {k: sum(r["result"] == k for r in results) for k in ("created", "duplicate", "invalid")}
-    status = 400 if not valid else 200
-    return JsonResponse({**counts, "results": results}, status=status)
+    if not valid:  # a 400 says why in `error`, like every other refusal; the per-item fields follow
+        return JsonResponse({"error": "no event in the list is valid", **counts, "results": results}, status=400)
+    return JsonResponse({**counts, "results": results}, status=200)
 
 
 @api(role=VIEWER)
@@ -64,9 +65,15 @@ def sagas(request):
     form = queries.SagaFilterForm(request.GET)
     if not form.is_valid():
         raise ApiError(400, "invalid filter", {k: list(v) for k, v in form.errors.items()})
-    rows, next_cursor, estimate = queries.page(form)
+    rows, next_cursor, total, exact = queries.page(form)
     return JsonResponse(
-        {"sagas": [s.as_json(context=False) for s in rows], "next_cursor": next_cursor, "estimated_total": estimate}
+        {
+            "sagas": [s.as_json(context=False) for s in rows],
+            "next_cursor": next_cursor,
+            # Named before small totals were counted exactly; total_is_estimate says which it is.
+            "estimated_total": total,
+            "total_is_estimate": not exact,
+        }
     )
 
 

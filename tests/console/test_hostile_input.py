@@ -99,3 +99,10 @@ def test_it_never_echoes_more_than_a_short_prefix_of_the_input(world):
 def test_it_clips_text_and_says_how_long_it_was():
     assert clip("short") == "short"
     assert clip("a" * 1000) == "a" * 200 + "… (1000 characters in all)"
+
+
+def test_it_shows_json_with_a_lone_surrogate_escape_as_text_not_a_500():
+    from console.bodies import views
+
+    shown = views(b'{"reason": "\\ud800"}')
+    assert shown["json"] is None and shown["text"] == '{"reason": "\\ud800"}'

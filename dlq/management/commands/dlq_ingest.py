@@ -14,7 +14,6 @@ and the loop ends.
 """
 
 import logging
-import random
 import signal
 import time
 
@@ -24,6 +23,7 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
+from console.backoff import backoff
 from dlq import discovery, ingest
 from dlq.leases import SourceLeases
 from dlq.models import DeadLetterSource
@@ -59,7 +59,7 @@ class Command(BaseCommand):
                     outages = 0
                 except ingest.OUTAGE as exc:
                     outages += 1
-                    delay = random.uniform(0.5, min(OUTAGE_MAX_SECONDS, 2.0**outages))
+                    delay = backoff(outages, 1.0, OUTAGE_MAX_SECONDS, "equal")
                     log.warning("dlq_ingest: the database is unreachable (%s); trying again in %.1f s", exc, delay)
                     # What was polled and not stored goes back to the brokers; the connection is made anew.
                     ingest.close_all()

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
     # Concurrently, outside a transaction: ingest keeps writing while it builds (deploy/k8s/README.md, rolling upgrade).
     atomic = False
-    dependencies = [("dlq", "0006_dead_letter_parse_error_source_backoff")]
+    dependencies = [("dlq", "0008_conventions_recognised")]
 
     operations = [
         AddIndexConcurrently(
