@@ -42,8 +42,6 @@ def _holders() -> dict[int, set[int]]:
 def _two_workers_one_killed(broker: str, destinations, tmp_path, publish, check_drained) -> None:
     seed, rng = _rng()
     names = [destinations(broker, **({"partitions": 3} if broker == "kafka" else {})) for _ in range(3)]
-    for t, name in enumerate(names):
-        publish(name, [(t, i) for i in range(PER_SOURCE)])
     sources = [DeadLetterSource.objects.create(broker=broker, destination=name, origin="orders") for name in names]
     total = PER_SOURCE * len(names)
     stored = DeadLetter.objects.filter(source__in=sources)
@@ -53,13 +51,18 @@ def _two_workers_one_killed(broker: str, destinations, tmp_path, publish, check_
     extra = {"DLQ_INGEST_LEASE_SECONDS": str(LEASE_SECONDS), "DLQ_INGEST_IDLE_SECONDS": "0"}
     workers = [procs.manage(*argv, log=tmp_path / f"ingest-{n}.log", extra_env=extra) for n in range(2)]
     try:
+        # Both at work first (the one that starts first holds every source until the other joins), then the dead
+        # letters arrive and both read their share of them.
+        wait_until(lambda: len(_holders()) == 2, 30)
+        for t, name in enumerate(names):
+            publish(name, [(t, i) for i in range(PER_SOURCE)])
         kill_at = rng.randint(total // 10, total // 2)
         wait_until(lambda: stored.count() >= kill_at, 60)
         time.sleep(rng.uniform(0, 0.05))
         holders = _holders()
         # The victim is one that holds sources right now (the one that started first may hold them all).
-        candidates = [w for w in workers if holders.get(w.pid)]
-        victim = rng.choice(candidates)
+        victim = rng.choice(workers)
+        assert holders.get(victim.pid), holders
         survivor = next(w for w in workers if w is not victim)
         procs.kill(victim)
         killed_at, count_at_kill = time.monotonic(), stored.count()
