@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 EMBEDDED ?= 0
 PORT ?= 8000
 
-.PHONY: run test drills lint format install chromium stunnel rabbitmq-management clean
+.PHONY: run test drills lint format install chromium stunnel ldap rabbitmq-management clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt | ldap
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -22,6 +22,11 @@ run: $(STAMP)
 # Browser tests drive Debian's Chromium; install it when absent (needs root, as on CI).
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# python-ldap (LDAP sign-in) compiles against OpenLDAP's and Cyrus SASL's headers, and the sign-in tests start Debian's
+# slapd with a small directory of their own (tests/sso); install them when absent (needs root, as on CI).
+ldap:
+	@test -f /usr/include/ldap.h -a -f /usr/include/sasl/sasl.h -a -x /usr/sbin/slapd -a -x /usr/bin/ldapadd || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libldap2-dev libsasl2-dev slapd ldap-utils; }
 
 # Kafka over TLS is tested through stunnel in front of tansu (tools/secure_services.py); install it when absent.
 stunnel:
@@ -49,6 +54,7 @@ drills: $(STAMP) chromium
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -148,7 +148,8 @@ class Capability(StrEnum):
 
     CONSUMER_GROUPS = "consumer_groups"  # consumer_groups(), committed / end offsets: lag per group and partition
     OFFSET_RESET = "offset_reset"  # reset_offsets() of a group
-    QUEUE_DEPTH = "queue_depth"  # queue_depth(name) of each queue list_destinations() names
+    # queue_depth(name) / queue_depths(names) of the queues list_destinations() names and of any the caller knows
+    QUEUE_DEPTH = "queue_depth"
     STREAM_CONSUMERS = "stream_consumers"  # consumer_info(stream): JetStream consumers' pending counts
     REDRIVE_POLICY = "redrive_policy"  # queue_attributes(): each queue names its dead-letter queue (SQS)
     DEAD_LETTER_EXCHANGE = "dead_letter_exchange"  # queue_arguments() / bindings(): x-dead-letter-* (RabbitMQ)
@@ -160,6 +161,11 @@ class Capability(StrEnum):
     # Messages of one key sent without waiting for each other arrive in order, and those behind a failed one fail too
     # (Kafka's idempotent producer, one key = one partition): the outbox relay sends a key's rows in one wave.
     KEY_ORDERED_PIPELINE = "key_ordered_pipeline"
+    PENDING_AGE = "pending_age"  # pending_age(): a destination's retention and its oldest message a group has not read
+    # Topics fan out to subscriptions, each with its own endpoint and dead-letter queue (SNS): topics(),
+    # topic_subscriptions(), fans_out() / topic_of() of a destination; a subscription's destination delivers to its
+    # endpoint only, a topic's to every subscriber.
+    TOPIC_SUBSCRIPTIONS = "topic_subscriptions"
 
 
 class BrokerAdapter(ABC):
@@ -167,6 +173,9 @@ class BrokerAdapter(ABC):
     capabilities: frozenset[Capability] = frozenset()
     # The largest message body the broker takes by default (bytes); the outbox relay fails larger ones up front.
     max_message_bytes: int = 1_000_000
+    # How many headers a caller may put on a message (None: no limit that matters); the adapter may need a few of
+    # the broker's own slots beyond these for the key and a binary body's encoding.
+    max_headers: int | None = None
     # The passwords, tokens and keys this adapter was given: redact() blanks them out of any text it shows.
     _secrets: tuple[str, ...] = ()
 
@@ -235,9 +244,30 @@ class BrokerAdapter(ABC):
     def subscribe(self, destination: str, group: str, **options: Any) -> Subscription:
         """Consume `destination` as consumer group `group`, acknowledging only what the caller acks.
 
-        Adapters that cannot consume yet say so; the caller shows the error instead of guessing.
+        One option every adapter understands: `redeliver_after` (seconds), how long a message taken but not acked
+        stays away from other readers (SQS's visibility timeout, JetStream's ack wait). Brokers that hand a dead
+        reader's messages on only when its session ends (Kafka, RabbitMQ) need no such figure and ignore it. And
+        `exclusive=True`: the caller guarantees it is the destination's only reader (it holds a lease), which lets a
+        broker with consumer groups read every partition without joining the group; others ignore it. Other
+        options are the adapter's own. Adapters that cannot consume yet say so; the caller shows the error instead of
+        guessing.
         """
         raise BrokerError(f"the {self.name} adapter does not support subscribe()")
+
+    def pending_age(self, destination: str, group: str) -> PendingAge:
+        """How long the broker keeps messages of `destination`, and when the oldest one `group` has not consumed
+        arrived: what the dead-letter retention warning needs (Capability.PENDING_AGE)."""
+        raise BrokerError(f"the {self.name} adapter cannot tell the age of pending messages")
+
+    def queue_depths(self, names: Iterable[str]) -> dict[str, QueueDepth]:
+        """QUEUE_DEPTH adapters: each named queue's depth; a queue that does not exist is left out."""
+        found = {}
+        for name in dict.fromkeys(names):
+            try:
+                found[name] = self.queue_depth(name)
+            except DestinationNotFound:
+                continue
+        return found
 
     @abstractmethod
     def close(self) -> None: ...
@@ -460,6 +490,17 @@ def check_tcp(addresses: Iterable[str], what: str) -> None:
 
 
 @dataclass(frozen=True)
+class PendingAge:
+    """A destination's retention in seconds (None: kept forever, or the broker does not say) and the arrival of the
+    oldest message a group has not consumed (None: nothing pending). `hidden`: messages wait, but none could be looked
+    at (all taken by a reader, or a look would cost a delivery), so the caller stands in its own last-read time."""
+
+    retention: int | None
+    oldest: datetime | None = None
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
 class ConsumerGroup:
     """A Kafka consumer group as the broker describes it (tansu: state "UNKNOWN" and no members, see kafka.py)."""
 
@@ -504,6 +545,21 @@ class QueueDepth:
     oldest_age_seconds: float | None = None
     publish_rate: float | None = None
     deliver_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class TopicSubscription:
+    """One subscription of a topic (SNS) as the adapter names it. `destination` delivers to this subscription's
+    endpoint only; `dead_letter_queue` is the queue its redrive policy names (None: failed deliveries are dropped)."""
+
+    topic: str
+    subscription: str  # its id: the last part of its ARN
+    arn: str
+    protocol: str  # sqs, lambda, https, email, ...
+    endpoint: str  # a queue's or function's ARN, a URL, an address
+    raw: bool  # raw message delivery: the message as published, attributes as the endpoint's own
+    dead_letter_queue: str | None
+    destination: str
 
 
 @dataclass(frozen=True)

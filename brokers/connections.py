@@ -40,7 +40,7 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # paths handed to the client as they are.
 SECRET_KEYS = frozenset(
     {"password", "client_secret", "token", "key_password", "secret_access_key", "session_token", "url",
-     "management_password"}
+     "management_password", "bearer_token"}
 )  # fmt: skip
 
 
@@ -85,6 +85,64 @@ class Tls(_Spec):
     @property
     def mutual(self) -> bool:
         return bool(self.cert_file)
+
+
+class FieldSource(_Spec):
+    """Where a mapped dead-letter field is read: a header (by name, any case) or a JMESPath into the JSON body."""
+
+    header: str | None = None
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if bool(self.header) == bool(self.path):
+            raise ValueError("give header or path, one of them")
+        if self.path:
+            import jmespath
+            from jmespath.exceptions import JMESPathError
+
+            try:
+                jmespath.compile(self.path)
+            except JMESPathError as exc:
+                raise ValueError(f"path {self.path!r} is not JMESPath: {exc}") from None
+        return self
+
+
+def _sources(value: Any) -> Any:
+    # `exception_type: {header: x-error}`, or a list tried in order; a bare string is a header's name.
+    items = value if isinstance(value, list) else [value]
+    return [{"header": item} if isinstance(item, str) else item for item in items]
+
+
+class DeadLetterMapping(_Spec):
+    """How one source's dead letters say what failed, for a convention dlq.conventions does not know: each field
+    from the first of its sources that gives a value (README, "Dead-letter conventions")."""
+
+    origin: list[FieldSource] = Field(default_factory=list)
+    origin_partition: list[FieldSource] = Field(default_factory=list)
+    origin_offset: list[FieldSource] = Field(default_factory=list)
+    exception_type: list[FieldSource] = Field(default_factory=list)
+    exception_message: list[FieldSource] = Field(default_factory=list)
+    stacktrace: list[FieldSource] = Field(default_factory=list)
+    message_type: list[FieldSource] = Field(default_factory=list)
+    correlation_id: list[FieldSource] = Field(default_factory=list)
+    failed_at: list[FieldSource] = Field(default_factory=list)
+    delivery_count: list[FieldSource] = Field(default_factory=list)
+    failed_in: list[FieldSource] = Field(default_factory=list)
+
+    _listed = field_validator("*", mode="before")(_sources)
+
+    def rules(self) -> dict[str, list[dict]]:
+        """field -> [{"header": ...} | {"path": ...}], for dlq.conventions.apply_mapping."""
+        return {
+            name: [source.model_dump(exclude_none=True) for source in getattr(self, name)]
+            for name in type(self).model_fields
+            if getattr(self, name)
+        }
+
+
+# DLQ name (or glob, "*_error") -> its mapping; every kind of connection may carry one.
+DeadLetters = dict[str, DeadLetterMapping]
 
 
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"]
@@ -139,6 +197,63 @@ def _servers(value: Any) -> Any:
     return value
 
 
+class SchemaRegistry(_Spec):
+    """A Confluent-compatible schema registry the connection's messages name schema ids of (formats/registries.py
+    builds confluent-kafka's SchemaRegistryClient from it). Basic auth or a static bearer token, and its own TLS."""
+
+    url: str
+    username: str | None = None
+    password: SecretStr | None = None
+    bearer_token: SecretStr | None = None
+    # Confluent Cloud's bearer auth also names the logical cluster and identity pool.
+    logical_cluster: str | None = None
+    identity_pool: str | None = None
+    tls: Tls | None = None
+    timeout_seconds: float = Field(default=5, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.password:
+            raise ValueError("give the password as password (or password_file), not inside the URL")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_auth(self):
+        if self.password is not None and not self.username:
+            raise ValueError("password needs username")
+        if self.username and self.bearer_token is not None:
+            raise ValueError("give basic auth (username/password) or bearer_token, not both")
+        if self.tls is not None and not self.url.startswith("https:"):
+            raise ValueError("a tls section needs an https:// url")
+        return self
+
+    def client_conf(self) -> dict:
+        """confluent-kafka's SchemaRegistryClient configuration, secrets in clear: for that client and nothing else."""
+        conf: dict[str, Any] = {"url": self.url, "timeout": self.timeout_seconds, "max.retries": 1}
+        if self.username:
+            password = self.password.get_secret_value() if self.password is not None else ""
+            conf["basic.auth.user.info"] = f"{self.username}:{password}"
+        if self.bearer_token is not None:
+            conf["bearer.auth.credentials.source"] = "STATIC_TOKEN"
+            conf["bearer.auth.token"] = self.bearer_token.get_secret_value()
+            conf["bearer.auth.logical.cluster"] = self.logical_cluster or ""
+            if self.identity_pool:
+                conf["bearer.auth.identity.pool.id"] = self.identity_pool
+        if self.tls is not None:
+            if self.tls.ca_file:
+                conf["ssl.ca.location"] = self.tls.ca_file
+            if self.tls.cert_file:
+                conf["ssl.certificate.location"] = self.tls.cert_file
+                conf["ssl.key.location"] = self.tls.key_file
+            if self.tls.key_password is not None:
+                conf["ssl.key.password"] = self.tls.key_password.get_secret_value()
+        return conf
+
+
 class KafkaConnection(_Spec):
     bootstrap_servers: list[str] = Field(min_length=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -146,6 +261,10 @@ class KafkaConnection(_Spec):
     tls: Tls | None = None
     # Any other librdkafka property, passed through as given (and winning over what the adapter derives).
     properties: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # Where the schema ids in its messages' Confluent wire format are looked up (formats/, ADR 0051). Not the
+    # adapter's business: adapter_args() leaves it out.
+    schema_registry: SchemaRegistry | None = None
+    dead_letters: DeadLetters = Field(default_factory=dict)
 
     _split = field_validator("bootstrap_servers", mode="before")(_servers)
 
@@ -194,11 +313,14 @@ class KafkaConnection(_Spec):
                 auth += f" ({self.sasl.role_arn or self.sasl.profile or 'default credentials'})"
         if self.tls is not None and self.tls.mutual:
             auth = "mutual TLS" if auth == "none" else f"{auth}, mutual TLS"
-        return {
+        described = {
             "address": ",".join(self.bootstrap_servers),
             "auth": auth,
             "tls": self.security_protocol.endswith("SSL"),
         }
+        if self.schema_registry is not None:
+            described["schema_registry"] = self.schema_registry.url
+        return described
 
 
 class SqsConnection(_Spec):
@@ -213,6 +335,7 @@ class SqsConnection(_Spec):
     role_arn: str | None = None
     external_id: str | None = None
     role_session_name: str | None = None
+    dead_letters: DeadLetters = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _credentials(self):
@@ -250,6 +373,7 @@ class RabbitMQConnection(_Spec):
     management_url: SecretStr | None = None
     management_username: str | None = None
     management_password: SecretStr | None = None
+    dead_letters: DeadLetters = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod
@@ -294,6 +418,7 @@ class NatsConnection(_Spec):
     nkey_seed_file: str | None = None
     tls: Tls | None = None
     jetstream_domain: str | None = None
+    dead_letters: DeadLetters = Field(default_factory=dict)
 
     _split = field_validator("servers", mode="before")(_servers)
     _files = field_validator("creds_file", "nkey_seed_file")(_readable)
@@ -363,7 +488,12 @@ def _plain(spec: BaseModel) -> dict:
             return [clear(v) for v in value]
         return value
 
-    return {k: clear(getattr(spec, k)) for k in spec.model_fields_set if getattr(spec, k) is not None}
+    # dead_letters is the console's (dlq.conventions), not the client's.
+    return {
+        k: clear(getattr(spec, k))
+        for k in spec.model_fields_set
+        if getattr(spec, k) is not None and k != "dead_letters"
+    }
 
 
 def _host_port(parts: urllib.parse.SplitResult) -> str:

@@ -42,6 +42,7 @@ from brokers.base import (
     OffsetChange,
     OutgoingMessage,
     PartitionOffsets,
+    PendingAge,
     PendingPublish,
     PublishError,
     PublishResult,
@@ -78,6 +79,15 @@ CONSUMER_ONLY = {
     "fetch.min.bytes",
     "fetch.wait.max.ms",
 }
+# Group-membership settings, meaningless (and static membership refused) for a consumer that assigns its partitions.
+MEMBERSHIP_ONLY = {
+    "group.instance.id",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol",
+}
 PRODUCER_ONLY = set(PRODUCER_DEFAULTS) | {"batch.size", "compression.type", "retries"}
 REQUEST_TIMEOUT = 10.0
 DELIVERY_TIMEOUT = 35.0  # a little over message.timeout.ms, after which librdkafka reports each message as failed
@@ -92,6 +102,7 @@ class KafkaAdapter(BrokerAdapter):
             Capability.TOPIC_PATTERNS,
             Capability.POSITIONS,
             Capability.KEY_ORDERED_PIPELINE,
+            Capability.PENDING_AGE,
         }
     )
     max_message_bytes = 1_000_000  # message.max.bytes' default
@@ -256,10 +267,27 @@ class KafkaAdapter(BrokerAdapter):
     def subscribe(self, destination: str, group: str, **options: Any) -> KafkaSubscription:
         """A consumer-group member with auto-commit off: offsets move only in ack(), after the caller's commit.
 
-        options: `from_beginning` (default True: a new group starts at the earliest offset) and any librdkafka
-        consumer setting (e.g. {"session.timeout.ms": 6000}).
+        options: `from_beginning` (default True: a new group starts at the earliest offset), `exclusive` (below)
+        and any librdkafka consumer setting (e.g. {"session.timeout.ms": 6000}).
+
+        exclusive=True: the caller guarantees that it is the topic's only reader (it holds a lease), so the consumer
+        takes every partition with assign() instead of joining the group: it starts at the group's committed offsets
+        and commits there as usual, but it is never a member. A member that dies keeps its partitions until the
+        coordinator expires its session, and some Kafka-compatible brokers (noida-db) never do: the partitions of a
+        SIGKILLed ingest process then stayed unread for good (issue 18). Partitions added to the topic later are
+        read from the next subscription on (ingest makes one whenever a source changes hands). `partitions`: with
+        exclusive, only these partitions (the ones whose leases the caller holds); default all.
         """
         from_beginning = options.pop("from_beginning", True)
+        # An uncommitted offset goes to another member when this one's session ends, not after a per-message wait.
+        options.pop("redeliver_after", None)
+        if "session.timeout.ms" not in self._config:
+            options.setdefault("session.timeout.ms", 6000)  # a dead member's partitions move within seconds
+        exclusive = options.pop("exclusive", False)
+        only = options.pop("partitions", None)
+        if exclusive:
+            for name in MEMBERSHIP_ONLY:  # a consumer that never joins has no use for them
+                options.pop(name, None)
         # Full metadata, as in read(): a consumer subscribed to a missing topic only reports it once, some polls in,
         # and asking for one topic by name makes brokers with auto-creation create it.
         topic = self._metadata(timeout=REQUEST_TIMEOUT).topics.get(destination)
@@ -275,7 +303,12 @@ class KafkaAdapter(BrokerAdapter):
             },
         )
         consumer = Consumer(config)
-        consumer.subscribe([destination])
+        if exclusive:
+            # No offset given: librdkafka fetches the group's committed one, else applies auto.offset.reset.
+            chosen = sorted(topic.partitions) if only is None else sorted(set(only) & set(topic.partitions))
+            consumer.assign([TopicPartition(destination, p) for p in chosen])
+        else:
+            consumer.subscribe([destination])
         return KafkaSubscription(consumer, destination)
 
     def close(self) -> None:
@@ -460,6 +493,23 @@ class KafkaAdapter(BrokerAdapter):
             raise BrokerError(f"committing offsets of group {group!r}: {exc.args[0].str()}") from exc
 
     # --- dead letters (issue #4): retention warnings ---
+
+    def pending_age(self, destination: str, group: str) -> PendingAge:
+        """The group's committed offset per partition is the first message not consumed; its timestamp, read by
+        offset, against the topic's retention.ms (DescribeConfigs)."""
+        retention_ms = int(self.topic_config(destination).get("retention.ms", -1))
+        retention = retention_ms // 1000 if retention_ms > 0 else None
+        offsets = self.group_offsets(group, topics=[destination])
+        earliest = self.end_offsets([(o.topic, o.partition) for o in offsets], "earliest")
+        oldest = None
+        for o in offsets:
+            start = max(o.committed or 0, earliest.get((o.topic, o.partition), 0))
+            if start >= o.end:
+                continue  # everything on this partition is consumed
+            message = self.message_at(o.topic, o.partition, start, timeout=3)
+            if message is not None and message.timestamp and (oldest is None or message.timestamp < oldest):
+                oldest = message.timestamp
+        return PendingAge(retention, oldest)
 
     def topic_config(self, name: str) -> dict[str, str]:
         """Topic `name`'s effective configuration (retention.ms, cleanup.policy, ...) through DescribeConfigs."""

@@ -38,6 +38,7 @@ from brokers.base import (
     Lazy,
     Message,
     OutgoingMessage,
+    PendingAge,
     PublishError,
     PublishResult,
     Subscription,
@@ -180,6 +181,7 @@ class NatsAdapter(BrokerAdapter):
             Capability.DELIVERY_ADVISORIES,
             Capability.UNIQUE_PUBLISH_ID,
             Capability.SEQUENCES,
+            Capability.PENDING_AGE,
         }
     )
     max_message_bytes = 1_048_576
@@ -362,7 +364,7 @@ class NatsAdapter(BrokerAdapter):
             "durable_name": group,
             "ack_policy": "explicit",
             "deliver_policy": "all",
-            "ack_wait": float(options.get("ack_wait", 30)),
+            "ack_wait": float(options.get("ack_wait", options.get("redeliver_after", 30))),
             "max_deliver": int(options.get("max_deliver", -1)),
         }
         if options.get("filter_subject"):
@@ -400,6 +402,12 @@ class NatsAdapter(BrokerAdapter):
         return _to_message(self._run(lambda c: c.jsm.get_msg(stream, seq)))
 
     # --- dead letters (issue #4): retention warnings ---
+
+    def pending_age(self, destination: str, group: str) -> PendingAge:
+        """The stream's max_age against the first message durable `group` has not acked (the one after its ack
+        floor; the stream's first message if the durable does not exist yet)."""
+        pending = self.unacked(destination, group)
+        return PendingAge(self.stream_retention(destination), pending[0].timestamp if pending else None)
 
     def stream_retention(self, name: str) -> int | None:
         """Seconds stream `name` keeps a message (its max_age); None when unlimited (max_age 0)."""

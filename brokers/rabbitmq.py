@@ -39,6 +39,7 @@ from brokers.base import (
     Lazy,
     Message,
     OutgoingMessage,
+    PendingAge,
     PublishError,
     PublishResult,
     QueueDepth,
@@ -139,7 +140,7 @@ class RabbitMQAdapter(BrokerAdapter):
     """
 
     name = "rabbitmq"
-    capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.DEAD_LETTER_EXCHANGE})
+    capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.DEAD_LETTER_EXCHANGE, Capability.PENDING_AGE})
     max_message_bytes = 16 * 1024 * 1024
 
     def __init__(
@@ -372,6 +373,7 @@ class RabbitMQAdapter(BrokerAdapter):
         RabbitMQ has no groups: every subscriber of a queue competes for its messages. Unacked messages go back to
         the queue when the subscription's connection closes or dies.
         """
+        # options (redeliver_after among them) need nothing here: unacked messages return when the channel closes.
         return RabbitMQSubscription(self._connect(), destination)
 
     def bind_queue(self, queue: str, exchange: str, routing_key: str = "", exchange_type: str = "direct") -> None:
@@ -418,6 +420,44 @@ class RabbitMQAdapter(BrokerAdapter):
             deliver_rate=(stats.get("deliver_get_details") or {}).get("rate"),
         )
 
+    def queue_depths(self, names: Iterable[str]) -> dict[str, QueueDepth]:
+        """Ready count and consumers of each named queue by a passive declare, on one channel; missing ones left out.
+
+        This needs no plugin, so the queues the console knows by name (dead-letter queues, outbox destinations) are
+        watched where the management API is off. With the API, one GET of every queue adds unacked counts and rates.
+        """
+        pending = list(dict.fromkeys(names))
+        found: dict[str, QueueDepth] = {}
+        while pending:
+            try:
+                with self._channel() as channel:
+                    while pending:
+                        ok = channel.queue_declare(pending[0], passive=True)
+                        found[pending[0]] = QueueDepth(pending[0], ready=ok.message_count, consumers=ok.consumer_count)
+                        pending.pop(0)
+            except DestinationNotFound:
+                pending.pop(0)  # the broker closed the channel with a 404: the rest go on a new one
+        if not (self.management_url and found):
+            return found
+        try:
+            listed = self._management_get("queues", query="columns=name,messages_unacknowledged,message_stats")
+        except BrokerUnavailable:
+            return found  # the counts from AMQP stand; rates are a nicety
+        for info in listed:
+            depth = found.get(info.get("name"))
+            if depth is None:
+                continue
+            stats = info.get("message_stats") or {}
+            found[depth.name] = QueueDepth(
+                depth.name,
+                ready=depth.ready,  # the passive declare's count is current; the API's lags by seconds
+                in_flight=int(info.get("messages_unacknowledged", 0)),
+                consumers=depth.consumers,
+                publish_rate=(stats.get("publish_details") or {}).get("rate"),
+                deliver_rate=(stats.get("deliver_get_details") or {}).get("rate"),
+            )
+        return found
+
     # --- dead letters (issue #4): retention warnings ---
 
     def queue_retention(self, name: str) -> int | None:
@@ -438,6 +478,20 @@ class RabbitMQAdapter(BrokerAdapter):
                 policy.get("message-ttl") if isinstance(policy, dict) else None,
             ]
         )
+
+    def pending_age(self, destination: str, group: str) -> PendingAge:
+        """The queue's message TTL (x-message-ttl or a policy's message-ttl, the lower). Queues are FIFO, so the head
+        is the oldest message not consumed: peeked for the time of its latest x-death, else its timestamp property.
+        Messages unacked with some consumer cannot be peeked; if only those are left, the caller's time stands in."""
+        retention = self.queue_retention(destination)
+        if not retention:
+            # Nothing expires, so do not peek: a peek marks the message redelivered (and counts as a delivery in a
+            # quorum queue, whose delivery-limit could then drop it).
+            return PendingAge(retention)
+        found, dead_lettered_at = self.head_enqueued_at(destination)
+        if found:
+            return PendingAge(retention, dead_lettered_at, hidden=dead_lettered_at is None)
+        return PendingAge(retention, hidden=bool(self.queue_depth(destination).in_flight))
 
     def head_enqueued_at(self, name: str) -> tuple[bool, datetime | None]:
         """Peek at the head of queue `name` (the oldest ready message: queues are FIFO) and give it back.

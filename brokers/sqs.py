@@ -1,9 +1,11 @@
-"""Amazon SQS through boto3 (moto_server stands in for it in tests and `make run`)."""
+"""Amazon SQS, and SNS in the same account and region (brokers.sns), through boto3 (moto_server stands in for both
+in tests and `make run`)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
 import re
 import threading
@@ -22,6 +24,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from brokers import sns
 from brokers.aws import aws_session
 from brokers.base import (
     AUTH_REFUSED,
@@ -34,10 +37,12 @@ from brokers.base import (
     DestinationNotFound,
     Message,
     OutgoingMessage,
+    PendingAge,
     PublishError,
     PublishResult,
     QueueDepth,
     Subscription,
+    TopicSubscription,
     epoch_datetime,
     key_bytes,
     reason_for,
@@ -46,6 +51,7 @@ from brokers.base import (
 
 SQS_WORKERS = 6  # concurrent calls for a batch of more than 10 (moto and SQS both serve requests in parallel)
 MAX_ATTRIBUTES = 10  # SQS rejects a message with more message attributes
+RESERVED_ATTRIBUTES = 2  # the key and a binary body's encoding travel as attributes too
 KEY_ATTRIBUTE = "x-key"
 # SQS bodies are XML text: a body that is not valid UTF-8 (or holds characters XML forbids) travels base64-encoded,
 # marked by this attribute, and is decoded on read.
@@ -58,7 +64,10 @@ BROWSE_HIDE_SECONDS = 30
 
 class SqsAdapter(BrokerAdapter):
     name = "sqs"
-    capabilities = frozenset({Capability.QUEUE_DEPTH, Capability.REDRIVE_POLICY})
+    capabilities = frozenset(
+        {Capability.QUEUE_DEPTH, Capability.REDRIVE_POLICY, Capability.PENDING_AGE, Capability.TOPIC_SUBSCRIPTIONS}
+    )
+    max_headers = MAX_ATTRIBUTES - RESERVED_ATTRIBUTES
     max_message_bytes = 262_144
 
     def __init__(
@@ -95,13 +104,13 @@ class SqsAdapter(BrokerAdapter):
             sts_endpoint_url=endpoint_url,
         )
 
-        def client(read_timeout: float, attempts: int):
+        def client(read_timeout: float, attempts: int, service: str = "sqs"):
             config = Config(
                 connect_timeout=HEALTH_TIMEOUT,
                 read_timeout=read_timeout,
                 retries={"total_max_attempts": attempts, "mode": "standard"},
             )
-            return session.client("sqs", endpoint_url=endpoint_url, config=config)
+            return session.client(service, endpoint_url=endpoint_url, config=config)
 
         # boto3 clients are thread-safe. Reads long-poll for up to 20 s, so the working client waits longer than
         # that; the health check has its own client that gives up within HEALTH_TIMEOUT.
@@ -114,6 +123,9 @@ class SqsAdapter(BrokerAdapter):
         self._pool: ThreadPoolExecutor | None = None
         self._urls: dict[str, str] = {}
         self._urls_lock = threading.Lock()
+        # SNS in the same account and region: destinations "sns:<topic>" and "sns:<topic>/<subscription>".
+        self._sns_client = client(read_timeout=30, attempts=3, service="sns")
+        self._sns = sns.Topics(lambda operation, **params: self._call(operation, self._sns_client, **params))
 
     def __repr__(self) -> str:
         who = f" role={self.role_arn}" if self.role_arn else f" profile={self.profile}" if self.profile else ""
@@ -126,7 +138,8 @@ class SqsAdapter(BrokerAdapter):
             raise BrokerUnavailable(str(exc)) from exc
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
+            # SNS answers NotFound for a topic or subscription that does not exist.
+            if "NonExistentQueue" in code or "QueueDoesNotExist" in code or code in ("NotFound", "NotFoundException"):
                 raise DestinationNotFound(str(exc)) from exc
             raise BrokerError(str(exc)) from exc
         except BotoCoreError as exc:
@@ -162,7 +175,12 @@ class SqsAdapter(BrokerAdapter):
         )
 
     def ensure_destination(self, name: str, attributes: Mapping[str, str] | None = None, **options: Any) -> None:
-        """Create the queue; a name ending in .fifo makes a FIFO queue. CreateQueue is itself idempotent."""
+        """Create the queue (or, for "sns:<topic>", the topic); a name ending in .fifo makes a FIFO queue (topic).
+        CreateQueue and CreateTopic are themselves idempotent."""
+        target = sns.split(name)
+        if target is not None:
+            self._sns.ensure_topic(target[0], dict(attributes or {}))
+            return
         attrs = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
         attrs.update(attributes or {})
         url = self._call("create_queue", QueueName=name, Attributes=attrs)["QueueUrl"]
@@ -170,6 +188,10 @@ class SqsAdapter(BrokerAdapter):
             self._urls[name] = url
 
     def delete_destination(self, name: str) -> None:
+        target = sns.split(name)
+        if target is not None:
+            self._sns.delete_topic(target[0])
+            return
         try:
             self._call("delete_queue", QueueUrl=self._queue_url(name))
         except DestinationNotFound:
@@ -190,14 +212,13 @@ class SqsAdapter(BrokerAdapter):
 
         for queue, entries in by_queue.items():
             try:
-                url = self._queue_url(queue)
+                send, chunk_entries = self._sender(queue, [entry for _, entry in entries])
             except BrokerError as exc:
                 failures.update((index, str(exc)) for index, _ in entries)
                 continue
-            # SendMessageBatch takes at most 10 entries; the chunks go concurrently.
-            chunks = [[entry for _, entry in entries[start : start + 10]] for start in range(0, len(entries), 10)]
-            send = lambda c, chunk, url=url: c.send_message_batch(QueueUrl=url, Entries=chunk)  # noqa: E731
-            for chunk, response in zip(chunks, self._concurrently(send, chunks), strict=True):
+            # SendMessageBatch and PublishBatch take at most 10 entries; queue chunks go concurrently.
+            chunks = [chunk_entries[start : start + 10] for start in range(0, len(chunk_entries), 10)]
+            for chunk, response in zip(chunks, send(chunks), strict=True):
                 if isinstance(response, BrokerError):
                     failures.update((int(entry["Id"]), str(response)) for entry in chunk)
                     continue
@@ -214,6 +235,56 @@ class SqsAdapter(BrokerAdapter):
             ]
             raise PublishError("SQS did not accept every message", unconfirmed, [r for r in results if r])
         return results  # type: ignore[return-value]
+
+    def _sender(self, destination: str, entries: list[dict]):
+        """(send(chunks) -> one response or BrokerError per chunk, the entries as that call takes them) for a queue,
+        a topic ("sns:<topic>": every subscriber) or a subscription ("sns:<topic>/<id>": its endpoint only)."""
+        target = sns.split(destination)
+        if target is not None and target[1] is None:
+            topic = target[0]
+            # Chunks of ten, as publish() sends them: one response (or error) per chunk.
+            publish = lambda chunks: self._sns.publish(topic, [e for chunk in chunks for e in chunk])  # noqa: E731
+            return publish, [sns.topic_entry(e) for e in entries]
+        queue = destination
+        if target is not None:
+            subscription = self._sns.subscription(*target)
+            if subscription.protocol != "sqs":
+                raise BrokerError(
+                    f"{destination}: delivering to a {subscription.protocol or 'unknown'} subscription's endpoint is "
+                    "not supported (only SQS endpoints); republish to the topic or choose another destination"
+                )
+            queue = sns.arn_name(subscription.endpoint)
+            entries = [sns.endpoint_entry(e, subscription.raw) for e in entries]
+        url = self._queue_url(queue)
+        send = lambda c, chunk: c.send_message_batch(QueueUrl=url, Entries=chunk)  # noqa: E731
+        return (lambda chunks: self._concurrently(send, chunks)), entries
+
+    def topics(self) -> list[str]:
+        """The names of the SNS topics of this account and region."""
+        return self._sns.topics()
+
+    def topic_subscriptions(self, topic: str | None = None) -> list[TopicSubscription]:
+        """Every confirmed SNS subscription (of `topic`), each with its endpoint and dead-letter queue."""
+        return self._sns.subscriptions(topic)
+
+    def add_subscription(
+        self, topic: str, protocol: str, endpoint: str, attributes: Mapping[str, str] | None = None
+    ) -> TopicSubscription:
+        return self._sns.add_subscription(topic, protocol, endpoint, dict(attributes or {}))
+
+    def topic_destination(self, topic: str) -> str:
+        """The destination of topic `topic` (a name topics() gives): publishing there reaches every subscriber."""
+        return sns.topic_destination(topic)
+
+    def fans_out(self, destination: str) -> bool:
+        """Whether a message sent to `destination` goes to every subscriber of a topic."""
+        target = sns.split(destination)
+        return target is not None and target[1] is None
+
+    def topic_of(self, destination: str) -> str | None:
+        """The topic destination of a topic or subscription destination ("sns:orders/<id>" -> "sns:orders")."""
+        target = sns.split(destination)
+        return sns.topic_destination(target[0]) if target is not None else None
 
     def read(self, destination: str, max_messages: int = 10, timeout: float = 5.0) -> list[Message]:
         """Receive without consuming: nothing is deleted.
@@ -263,6 +334,7 @@ class SqsAdapter(BrokerAdapter):
     def close(self) -> None:
         self._client.close()
         self._health_client.close()
+        self._sns_client.close()
 
     def subscribe(self, destination: str, group: str, **options: Any) -> SqsSubscription:
         """Receive from queue `destination`; ack() deletes. SQS has no groups: every subscriber shares the queue.
@@ -270,7 +342,22 @@ class SqsAdapter(BrokerAdapter):
         options: `visibility_timeout` (seconds a received message stays hidden before it is redelivered, default
         30) — an unacked message from a killed consumer comes back after it.
         """
-        return SqsSubscription(self, destination, int(options.get("visibility_timeout", 30)))
+        hidden = options.get("visibility_timeout", options.get("redeliver_after", 30))
+        return SqsSubscription(self, destination, int(hidden))
+
+    def pending_age(self, destination: str, group: str) -> PendingAge:
+        """SQS has no age of the oldest message (ApproximateAgeOfOldestMessage is a CloudWatch metric, not a queue
+        attribute): one message is peeked for its SentTimestamp. A standard queue returns some message, not
+        necessarily the oldest, so this is a lower bound; with every message in flight there is none to peek."""
+        attributes = self.queue_attributes(destination)
+        period = attributes.get("MessageRetentionPeriod")
+        retention = int(period) if period else None
+        waiting = int(attributes.get("ApproximateNumberOfMessages", 0))
+        in_flight = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
+        if not waiting and not in_flight:
+            return PendingAge(retention)
+        peeked = [m.timestamp for m in self.read(destination, 1, timeout=1) if m.timestamp]
+        return PendingAge(retention, min(peeked)) if peeked else PendingAge(retention, hidden=True)
 
     def queue_attributes(self, name: str) -> dict[str, str]:
         """All attributes of queue `name` (RedrivePolicy, MessageRetentionPeriod, ApproximateNumberOfMessages, ...)."""
@@ -382,15 +469,12 @@ def _entry(index: int, message: OutgoingMessage) -> dict:
         attributes[BODY_ENCODING_ATTRIBUTE] = _attribute(b"base64")
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": text}
     key = key_bytes(message.key)
-    if message.destination.endswith(".fifo"):
+    if sns.is_fifo(message.destination):
         # FIFO queues order and deduplicate per group: the key is the group (messages without a key share the group
         # "default", which reads back as their key); an explicit event id deduplicates retries of the same event
         # within SQS's five-minute window.
         entry["MessageGroupId"] = key.decode() if key is not None else "default"
-        event_id = (message.headers or {}).get("x-event-id")
-        entry["MessageDeduplicationId"] = (
-            event_id.decode() if isinstance(event_id, bytes) else event_id or uuid.uuid4().hex
-        )
+        entry["MessageDeduplicationId"] = _deduplication_id(message.headers or {})
     elif key is not None:
         attributes[KEY_ATTRIBUTE] = _attribute(key)
     if len(attributes) > MAX_ATTRIBUTES:
@@ -401,6 +485,25 @@ def _entry(index: int, message: OutgoingMessage) -> dict:
     if attributes:
         entry["MessageAttributes"] = attributes
     return entry
+
+
+# A replay is a new delivery of the event on purpose: SQS would drop it as a duplicate of the original within its
+# five-minute window if it kept the event id alone. Its operation and replay count make it unique, and the same for a
+# batch a resumed replay sends again (which SQS then does drop).
+_REPLAY_HEADERS = ("x-switchyard-operation", "x-switchyard-replay-count")
+_DEDUPLICATION_ID = re.compile(r"[!-~]{1,128}")  # alphanumerics and punctuation, at most 128
+
+
+def _deduplication_id(headers: Mapping[str, str | bytes]) -> str:
+    def text(value) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+    base = text(headers.get("x-event-id")) or uuid.uuid4().hex
+    replay = [text(headers.get(name)) for name in _REPLAY_HEADERS]
+    value = ":".join([base, "replay", *replay]) if all(replay) else base
+    if not _DEDUPLICATION_ID.fullmatch(value):  # what SQS takes; anything else as its digest
+        return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return value
 
 
 def _to_message(queue: str, raw: dict) -> Message:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from console.access import OPERATOR, ROLE_ORDER, has_role
 from console.live import broadcast
 from console.models import AuditEntry, Operation
-from console.operations import STALE_AFTER_SECONDS, get_kind
+from console.operations import get_kind
 
 Status = Operation.Status
 
@@ -34,8 +34,13 @@ def record_audit(
     idempotency_key: str = "",
     via: str = "web",
 ) -> AuditEntry:
+    from console.sign_in import identity_of  # here: console.sign_in imports this module's siblings at start-up
+
+    actor_provider, actor_subject = identity_of(actor)
     return AuditEntry.objects.create(
         actor=actor,
+        actor_provider=actor_provider,
+        actor_subject=actor_subject,
         action=action,
         target_type=target_type,
         target_id=str(target_id),
@@ -233,12 +238,6 @@ def _decide(actor, operation_id, decision: str, reason: str, idempotency_key: st
 
 def _broadcast_awaiting() -> None:
     broadcast("dashboard", {"type": "dashboard", "tile": "operations-awaiting-approval"})
-
-
-def requeue_stale() -> list:
-    """Operations left `running` by a dead worker (no heartbeat for STALE_AFTER_SECONDS)."""
-    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
-    return list(Operation.objects.filter(status=Status.RUNNING, updated_at__lt=stale).values_list("pk", flat=True))
 
 
 def do_create_api_token(actor, owner, name: str, via: str = "web") -> str:

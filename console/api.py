@@ -133,6 +133,19 @@ def audit(request):
 
 
 @api(role=VIEWER)
+def dashboard_timeline(request):
+    """The dashboard over time: each chart's series per bucket over `range` (hour, day or week; default hour), with
+    the filtered list behind each, and what changed in the last hour."""
+    from console.dashboard import timeline
+    from console.forms import TimelineForm
+
+    form = TimelineForm(request.GET)
+    if not form.is_valid():
+        raise ApiError(400, "invalid request", {k: list(v) for k, v in form.errors.items()})
+    return JsonResponse(timeline(form.cleaned_data["range"]))
+
+
+@api(role=VIEWER)
 def trace(request):
     """Everything under one `correlation` id: a section per source (sagas, outbox events, dead letters)."""
     from console import trace as tracing

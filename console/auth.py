@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 TOO_BIG = f"the request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes a request may carry"
 
-# Reachable without logging in: the login page itself, liveness for load balancers, static files.
-PUBLIC_PREFIXES = ("/login/", "/healthz", "/static/")
+# Reachable without logging in: the login page itself, the identity providers' sign-in addresses, liveness for load
+# balancers, static files.
+PUBLIC_PREFIXES = ("/login/", "/oidc/", "/healthz", "/static/")
 
 
 class ApiError(Exception):

@@ -180,8 +180,15 @@ def health_all() -> dict[str, Health]:
 
 def split_destination(text: str) -> tuple[str, str]:
     """ "kafka:prod-eu/orders" → ("kafka:prod-eu", "orders"); "kafka:orders" → ("kafka", "orders"): a first path part
-    that is not a configured connection of the kind belongs to the destination (RabbitMQ names may hold a "/")."""
+    that is not a configured connection of the kind belongs to the destination (RabbitMQ names may hold a "/").
+    SNS lives on sqs connections (an AWS account and region): "sns:prod/orders" → ("sqs:prod", "sns:orders"), and
+    "sns:orders/<subscription id>" names one subscription of the default connection's topic."""
     kind, _, rest = text.partition(":")
+    if kind == "sns":
+        name, slash, topic = rest.partition("/")
+        if slash and name in settings.BROKERS.get("sqs", {}):
+            return f"sqs:{name}", f"sns:{topic}"
+        return "sqs", f"sns:{rest}"
     name, slash, destination = rest.partition("/")
     if slash and name in settings.BROKERS.get(kind, {}):
         return f"{kind}:{name}", destination

@@ -52,3 +52,14 @@ class AuditFilterForm(forms.Form):
 
 def audit_queryset():
     return AuditEntry.objects.select_related("actor").order_by("-id")
+
+
+class TimelineForm(forms.Form):
+    """The dashboard's time range (page and GET /api/v1/dashboard/timeline)."""
+
+    range = forms.ChoiceField(
+        required=False, choices=[("hour", "last hour"), ("day", "last day"), ("week", "last week")]
+    )
+
+    def clean_range(self):
+        return self.cleaned_data["range"] or "hour"

@@ -53,6 +53,10 @@ class AuditEntry(models.Model):
     # The same (actor, key) never acts twice: a repeat returns the first result.
     idempotency_key = models.CharField(max_length=200, blank=True)
     via = models.CharField(max_length=16, default="web")  # web | api | cli
+    # Who the actor is at their identity provider, as at the time of the action: "oidc:okta" and the token's `sub`,
+    # "ldap" and the DN, or "local" and the username (console.sign_in.identity_of).
+    actor_provider = models.CharField(max_length=64, blank=True)
+    actor_subject = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -83,6 +87,8 @@ class AuditEntry(models.Model):
             "operation_id": str(self.operation_id) if self.operation_id else None,
             "idempotency_key": self.idempotency_key or None,
             "via": self.via,
+            "actor_provider": self.actor_provider or None,
+            "actor_subject": self.actor_subject or None,
         }
 
 
@@ -197,3 +203,43 @@ class Operation(models.Model):
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
+
+
+class Lease(models.Model):
+    """A named piece of work that one process holds until `expires_at` (a dead-letter source, the beat scheduler):
+    held by renewing it, lost by letting it expire. console.leases reads and writes it; times are the database's
+    clock, so pods whose clocks disagree still agree on who holds what."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    holder = models.CharField(max_length=200)  # "<host>:<pid>:<random>": one process, never reused
+    expires_at = models.DateTimeField()
+    acquired_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["holder"], name="console_lease_holder")]
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.expires_at.isoformat()}"
+
+
+class ExternalIdentity(models.Model):
+    """The account at an identity provider a Switchyard user signs in with: (provider, subject) is the key, never the
+    e-mail or the name, which providers let people change. Written at every sign-in and revalidation
+    (console.sign_in)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, models.CASCADE, related_name="external_identity")
+    provider = models.CharField(max_length=64)  # "oidc:<name>" or "ldap"
+    subject = models.CharField(max_length=255)  # OIDC `sub`; LDAP: the user's DN
+    login = models.CharField(max_length=255, blank=True)  # the name the provider knows them by (LDAP: what they type)
+    role = models.CharField(max_length=16, blank=True)  # as mapped at the last sign-in or revalidation
+    role_values = models.JSONField(default=list, blank=True)  # what the groups claim held then
+    # An OIDC refresh token, encrypted with a key derived from SECRET_KEY: how revalidation asks the provider again.
+    refresh_token = models.TextField(blank=True)
+    signed_in_at = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "subject"], name="identity_unique_subject")]
+
+    def __str__(self):
+        return f"{self.provider} {self.subject}"

@@ -250,3 +250,11 @@ def run_noop(ctx: OperationContext) -> dict:
         ctx.sleep(delay)
         ctx.advance()
     return {"items": items}
+
+
+def stale() -> list:
+    """Operations left `running` by a dead worker (no heartbeat for STALE_AFTER_SECONDS)."""
+    before = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    return list(
+        Operation.objects.filter(status=Operation.Status.RUNNING, updated_at__lt=before).values_list("pk", flat=True)
+    )

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "outbox",
     "monitoring",
     "demo",
+    "formats",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
+# Several beats may run (replicas): only the holder of a lease in PostgreSQL sends jobs; a standby takes over within
+# BEAT_LEASE_SECONDS plus a third of it when the active one dies (console/beat.py).
+CELERY_BEAT_SCHEDULER = "console.beat.LeasedScheduler"
+BEAT_LEASE_SECONDS = envint("BEAT_LEASE_SECONDS", 30, minimum=3)
 # The worker logs through LOGGING below (and its secrets filter) instead of replacing the root handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -297,6 +302,9 @@ CELERY_BEAT_SCHEDULE["outbox-watch-relays"] = {"task": "outbox.tasks.watch_relay
 # The Kafka topic `manage.py ingest_saga_events` consumes, and its consumer group.
 SAGA_EVENTS_TOPIC = envstr("SAGA_EVENTS_TOPIC", "switchyard.saga-events")
 SAGA_INGEST_GROUP = envstr("SAGA_INGEST_GROUP", "switchyard-saga-ingest")
+# Several ingest_saga_events processes share the topic's partitions by lease: a killed one's partitions move to the
+# others within this many seconds.
+SAGA_INGEST_LEASE_SECONDS = envint("SAGA_INGEST_LEASE_SECONDS", 15, minimum=2)
 # The Kafka connection that topic is on (a name from the connections file); empty: Kafka's only or default one.
 SAGA_EVENTS_CONNECTION = envstr("SAGA_EVENTS_CONNECTION", "")
 # A saga's context JSON larger than this is replaced by a marker saying how large it was.
@@ -311,8 +319,19 @@ SAGA_DEFINITION_MODULES = envlist("SAGA_DEFINITION_MODULES", [])
 
 # --- dlq ---
 # Kafka topics matching these patterns (fnmatch) are dead-letter queues; the suffixes map a DLQ back to its origin.
+# Avro .avsc files and Protobuf descriptor sets mapped to topics and queues by pattern, for bodies no registry
+# names (formats/local.py, README "Message formats"); unset: none
+SWITCHYARD_SCHEMAS = envstr("SWITCHYARD_SCHEMAS")
+# The schema catalogue (formats/catalogue.py): how often beat reads new outbox rows and dead letters into it, and the
+# event types whose outbox.publish() validates the payload against their registered schema (opt-in, comma-separated)
+SCHEMA_CATALOGUE_SECONDS = envint("SCHEMA_CATALOGUE_SECONDS", 60)
+OUTBOX_VALIDATE_TYPES = envlist("OUTBOX_VALIDATE_TYPES", [])
+CELERY_BEAT_SCHEDULE["formats-catalogue"] = {
+    "task": "formats.tasks.refresh_catalogue",
+    "schedule": float(SCHEMA_CATALOGUE_SECONDS),
+}
 DLQ_KAFKA_PATTERNS = envlist("DLQ_KAFKA_PATTERNS", ["*.DLQ", "*-dlt", "*.DLT"])
-DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_dead_letter"])
+DLQ_SUFFIXES = envlist("DLQ_SUFFIXES", [".DLQ", "-dlt", ".DLT", "-dlq", "_error", "_skipped", "_dead_letter"])
 # RabbitMQ queues and NATS streams to ingest besides what discovery finds (comma-separated names).
 DLQ_RABBITMQ_QUEUES = envlist("DLQ_RABBITMQ_QUEUES", [])
 DLQ_NATS_STREAMS = envlist("DLQ_NATS_STREAMS", ["DLQ"])
@@ -325,6 +344,9 @@ DLQ_RETENTION_DAYS = envint("DLQ_RETENTION_DAYS", 14, minimum=1)
 # Seconds between ingest rounds when every source is idle, and between discovery runs.
 DLQ_INGEST_IDLE_SECONDS = envint("DLQ_INGEST_IDLE_SECONDS", 1, minimum=0)
 DLQ_DISCOVERY_SECONDS = envint("DLQ_DISCOVERY_SECONDS", 60, minimum=5)
+# Several dlq_ingest processes share the sources by lease (dlq.leases): a killed one's sources move to the others
+# within this many seconds. Renewed every third of it.
+DLQ_INGEST_LEASE_SECONDS = envint("DLQ_INGEST_LEASE_SECONDS", 15, minimum=2)
 # A source whose poll fails (or whose DLQ is gone) waits a random time up to base × 2^(failures − 1) seconds, at most
 # the cap, before its next poll (exponential backoff with full jitter), so it neither spins nor delays the others.
 DLQ_SOURCE_BACKOFF_BASE_SECONDS = envint("DLQ_SOURCE_BACKOFF_BASE_SECONDS", 1, minimum=1)
@@ -353,6 +375,14 @@ MONITORING_PARTITION_HEARTBEAT_SECONDS = envint("MONITORING_PARTITION_HEARTBEAT_
 MONITORING_RABBITMQ_QUEUES = envlist("MONITORING_RABBITMQ_QUEUES", [])
 # Alert e-mails come from this address (Django's EMAIL_* settings choose the backend).
 ALERT_EMAIL_FROM = envstr("ALERT_EMAIL_FROM", "switchyard@localhost")
+# One sampling pass at a time across all workers: a pass holds this lease; a worker that dies mid-pass frees it
+# within this many seconds (monitoring.tasks.sample).
+SAMPLER_LEASE_SECONDS = envint("SAMPLER_LEASE_SECONDS", 60, minimum=5)
+# A queue of their own for the sampling jobs (deploy/k8s/sampler.yaml runs the workers that serve it); empty: the
+# default queue, as `make run` and docker compose have it.
+SAMPLER_QUEUE = envstr("SAMPLER_QUEUE", "")
+if SAMPLER_QUEUE:
+    CELERY_TASK_ROUTES = {f"monitoring.tasks.{name}": {"queue": SAMPLER_QUEUE} for name in ("sample", "downsample")}
 CELERY_BEAT_SCHEDULE["monitoring-sample"] = {"task": "monitoring.tasks.sample", "schedule": SAMPLER_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["monitoring-downsample"] = {"task": "monitoring.tasks.downsample", "schedule": 300}
 
@@ -402,3 +432,67 @@ SAGA_INGEST_SESSION_TIMEOUT_MS = envint("SAGA_INGEST_SESSION_TIMEOUT_MS", 10_000
 # A replay whose broker goes down waits for it (saying so on the operation) this long before it gives up.
 DLQ_REPLAY_OUTAGE_WAIT_SECONDS = envint("DLQ_REPLAY_OUTAGE_WAIT_SECONDS", 900, minimum=0)
 # --- drills (issue 14) --- end
+
+# --- sign-in (issue 17: OIDC, LDAP, roles from the identity provider; console/identity.py, oidc.py, ldap_auth.py) ---
+# Kept in one block so the other settings edits (e.g. a login rate limiter's backend) merge around it.
+from console import identity as _identity  # noqa: E402  (reads only os.environ; imports nothing of Django's models)
+
+try:
+    # OIDC_PROVIDERS (a JSON list, or NAME_FILE) or one provider's OIDC_ISSUER / OIDC_CLIENT_ID / OIDC_CLIENT_SECRET.
+    SSO_OIDC_PROVIDERS = _identity.oidc_providers_from_env(os.environ, envsecret("OIDC_PROVIDERS"))
+    # LDAP_SERVER_URI and friends; None when unset.
+    SSO_LDAP = _identity.ldap_from_env(os.environ, envsecret("LDAP_BIND_PASSWORD"))
+except _identity.SignInConfigError as e:
+    raise ImproperlyConfigured(str(e)) from None
+# A user whose identity maps to no role is refused with a page that says why; off: they sign in and see nothing.
+SSO_STRICT = envbool("SSO_STRICT", True)
+# Local passwords for everyone (default), or only for the bootstrap login `manage.py ensure_admin` makes.
+LOCAL_PASSWORDS = envbool("LOCAL_PASSWORDS", True)
+BOOTSTRAP_ADMIN = envstr("BOOTSTRAP_ADMIN", "admin")
+# Every this many seconds each signed-in identity is asked of its provider again (an OIDC refresh token, an LDAP
+# search): a role removed there ends the user's sessions and live sockets within this interval.
+SSO_REFRESH_SECONDS = envint("SSO_REFRESH_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["sso-revalidate"] = {"task": "console.revalidate_sign_ins", "schedule": SSO_REFRESH_SECONDS}
+
+# Django's ModelBackend becomes one that honours LOCAL_PASSWORDS; backends listed earlier in this file (a rate
+# limiter's, which must come first) stay where they are.
+AUTHENTICATION_BACKENDS = [
+    "console.sign_in.LocalPasswordBackend" if b == "django.contrib.auth.backends.ModelBackend" else b
+    for b in globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"])
+]
+if SSO_LDAP:
+    # Before local passwords: a directory user's name is tried against the directory first.
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("console.sign_in.LocalPasswordBackend"), "console.ldap_auth.DirectoryBackend"
+    )
+    globals().update(_identity.django_auth_ldap_settings(SSO_LDAP))
+if SSO_OIDC_PROVIDERS:
+    AUTHENTICATION_BACKENDS.append("console.oidc.ProviderBackend")
+
+# mozilla-django-oidc's own settings: those that do not differ per provider (console/oidc.py supplies the rest).
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+OIDC_CALLBACK_CLASS = "console.oidc.CallbackView"
+OIDC_AUTHENTICATE_CLASS = "console.oidc.AuthenticateView"
+LOGIN_REDIRECT_URL_FAILURE = "sign_in_refused"
+# A login page's provider button and the logout redirect to the provider: form-action must allow its origin
+# (Chromium applies form-action to the redirect after a form post too).
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] = [SELF, *_identity.provider_origins(SSO_OIDC_PROVIDERS)]
+
+# Sessions (with the OIDC state, nonce and PKCE verifier kept in them) live in PostgreSQL, or PostgreSQL behind a
+# Redis cache: any web process answers any request, no sticky sessions. "cached_db", not "cache": revalidation
+# finds and ends a user's sessions through the database.
+SESSION_STORE = envchoice("SESSION_STORE", "db", ("db", "redis"))
+if SESSION_STORE == "redis":
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{NAMESPACE}:cache",
+        }
+    }
+# --- end of sign-in ---

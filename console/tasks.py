@@ -17,7 +17,17 @@ def run_operation(operation_id: str) -> None:
 @shared_task(name="console.requeue_stale_operations", ignore_result=True)
 def requeue_stale_operations() -> None:
     """A worker killed mid-operation leaves it `running` with an old heartbeat: hand it to a live worker."""
-    from console.actions import requeue_stale
-
-    for operation_id in requeue_stale():
+    for operation_id in operations.stale():
         run_operation.delay(str(operation_id))
+
+
+@shared_task(name="console.revalidate_sign_ins", ignore_result=True)
+def revalidate_sign_ins() -> None:
+    """Ask each signed-in identity's provider again (SSO_REFRESH_SECONDS): a role removed there ends here."""
+    from console.revalidation import revalidate_once
+
+    close_old_connections()
+    try:
+        revalidate_once()
+    finally:
+        close_old_connections()

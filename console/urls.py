@@ -1,8 +1,8 @@
+from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from console import api, views
+from console import api, oidc, sign_in, views
 
 handler403 = "console.views.permission_denied"
 handler404 = "console.views.not_found"
@@ -10,8 +10,12 @@ handler500 = "console.views.server_error"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Sign-in (console/sign_in.py, oidc.py): the login page with a button per provider, the refusal page, the
+    # providers' authenticate and callback addresses, and a logout that ends the provider's session too.
+    path("login/", sign_in.LoginView.as_view(), name="login"),
+    path("login/refused/", sign_in.sign_in_refused, name="sign_in_refused"),
+    path("logout/", oidc.logout, name="logout"),
+    *oidc.urlpatterns_for(settings.SSO_OIDC_PROVIDERS),
     path("operations/", views.operations, name="operations"),
     path("operations/start", views.operation_start, name="operation_start"),
     path("operations/<uuid:operation_id>/", views.operation, name="operation"),
@@ -38,6 +42,7 @@ urlpatterns = [
     path("", include("dlq.urls")),
     path("", include("outbox.urls")),
     path("", include("monitoring.urls")),
+    path("", include("formats.urls")),
     # Django's admin: where admins manage users and their role groups (staff only).
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
@@ -64,5 +69,6 @@ urlpatterns = [
     path("api/v1/brokers", api.brokers_list, name="api_brokers"),
     path("api/v1/brokers/<str:key>", api.broker_test, name="api_broker_test"),
     path("api/v1/trace", api.trace, name="api_trace"),
+    path("api/v1/dashboard/timeline", api.dashboard_timeline, name="api_dashboard_timeline"),
     path("api/<path:rest>", views.raise_404),
 ]

@@ -56,9 +56,20 @@ def _get_operation_for_viewer(request, operation_id) -> Operation:
 @require_GET
 @require_role(VIEWER)
 def dashboard(request: HtmxHttpRequest):
-    from console.dashboard import tiles
+    from console.dashboard import RANGES, tiles, timeline
+    from console.forms import TimelineForm
 
-    return render(request, "console/dashboard.html", {"tiles": tiles(), "nav": "dashboard"})
+    form = TimelineForm(request.GET)
+    chosen = form.cleaned_data["range"] if form.is_valid() else "hour"
+    ctx = {
+        "tiles": tiles(),
+        "nav": "dashboard",
+        # Rendered here too: every chart's title and series link to their lists, and the changes show, without JS.
+        "timeline": timeline(chosen),
+        "ranges": list(RANGES),
+        "range": chosen,
+    }
+    return render(request, "console/dashboard.html", ctx)
 
 
 @require_GET
@@ -278,7 +289,13 @@ def not_yet(request, section: str, issue: int):
 
 @require_GET
 def healthz(request):
-    """Database, Redis and each broker. 200 when everything configured answers, else 503."""
+    """Database, Redis and each broker. 200 when everything configured answers, else 503.
+
+    Kubernetes probes ask less (deploy/k8s/web.yaml): `?probe=live`, only that this process serves (a broker outage
+    restarting every pod would add a console outage to it); `?probe=ready`, that it can also reach the database."""
+    probe = request.GET.get("probe")
+    if probe == "live":
+        return JsonResponse({"status": "ok"})
     checks: dict[str, dict] = {}
     started = time.perf_counter()
     try:
@@ -287,6 +304,9 @@ def healthz(request):
         checks["database"] = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
     except Exception as e:
         checks["database"] = {"ok": False, "error": str(e)}
+    if probe == "ready":
+        ok = checks["database"]["ok"]
+        return JsonResponse({"status": "ok" if ok else "degraded", "checks": checks}, status=200 if ok else 503)
     checks["redis"] = metrics.redis_health()
     for row in brokers.reports():
         if not row["configured"]:

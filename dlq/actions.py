@@ -14,8 +14,10 @@ from django.utils import timezone
 from console import brokers
 from console.actions import Conflict, do_start_operation, find_repeat, record_audit
 from console.live import broadcast
+from dlq import sns
 from dlq.models import PURGEABLE, DeadLetter, DeadLetterSource, ReplayRecord
 from dlq.operations import outgoing
+from formats import replay as formats_replay
 
 SAMPLE = 5
 
@@ -59,6 +61,8 @@ def replay_warnings(qs) -> dict:
     by_status = dict(ended.order_by().values_list("status").annotate(n=Count("id")))
     in_ended = qs.filter(correlation_id__in=ended.values("correlation_id")).count() if by_status else 0
     return {
+        # SNS subscriptions' dead letters: each goes to its subscription's endpoint, to the topic only by choice.
+        "subscriptions": sns.subscription_letters(qs),
         "looping": qs.filter(replay_count__gte=settings.DLQ_MAX_REPLAYS).count(),
         "max_replays": settings.DLQ_MAX_REPLAYS,
         "in_ended_sagas": in_ended,
@@ -93,7 +97,14 @@ def _diff(before: str, after: str) -> str:
 
 
 def do_edit_and_replay(
-    actor, dl: DeadLetter, body: bytes, headers: dict[str, str], reason: str, idempotency_key: str, via: str = "web"
+    actor,
+    dl: DeadLetter,
+    body: bytes,
+    headers: dict[str, str],
+    reason: str,
+    idempotency_key: str,
+    via: str = "web",
+    schema_id: int | None = None,
 ) -> ReplayRecord:
     """Send an edited copy to the origin now, then record it; the body and header diffs go into the audit entry."""
     repeat = find_repeat(actor, idempotency_key, "dead_letter.edit_replay")
@@ -104,7 +115,12 @@ def do_edit_and_replay(
     key, destination = dl.replay_destination()
     if not destination:
         raise Conflict("no origin is known for this dead letter")
+    destination, refused = sns.replay_target(key, destination, republish=False)
+    if refused:
+        raise Conflict(refused)
     conn = brokers.by_key(key)
+    # A decoded body's edit is re-encoded with its schema (SchemaMismatch, a ValueError, names the fields it refuses).
+    body, decoded_diff = formats_replay.edited_body(dl, body, schema_id)
     message = outgoing(dl, body, "edit", key, destination, {k: v.encode() for k, v in headers.items()})
     conn.adapter().publish_batch([message])
     old_headers = json.dumps(dl.headers, indent=1, sort_keys=True, ensure_ascii=False)
@@ -124,7 +140,9 @@ def do_edit_and_replay(
             reason=reason,
             parameters={
                 "destination": f"{conn.key}/{destination}",
-                "body_diff": _diff(dl.body_bytes().decode(errors="replace"), body.decode(errors="replace")),
+                "body_diff": decoded_diff
+                if decoded_diff is not None
+                else _diff(dl.body_bytes().decode(errors="replace"), body.decode(errors="replace")),
                 "headers_diff": _diff(old_headers, new_headers),
             },
             result={"replay": record.pk},

@@ -19,6 +19,9 @@ from console.operations import ParameterError
 from dlq import actions, contents, filters, queries, retention
 from dlq.models import DeadLetter
 from dlq.operations import validate
+from formats.decode import without_contents
+from formats.queries import flag_mismatches
+from formats.validation import SchemaMismatch
 
 REPLAY_OPTIONS = (
     "rate",
@@ -29,6 +32,7 @@ REPLAY_OPTIONS = (
     "dry_run",
     "override_loop_guard",
     "batch",
+    "republish_to_topic",  # an SNS subscription's dead letter to its topic (every subscriber) instead of its endpoint
 )
 
 
@@ -55,6 +59,7 @@ def _full_json(dl: DeadLetter, readable: bool) -> dict:
         data["body_base64"] = base64.b64encode(dl.body_bytes()).decode()
     else:
         del data["body_text"]  # the body's text prefix: contents, like the body
+        data["decoded"] = without_contents(data["decoded"])  # which decoder and schema, not what it read
         data["headers"] = contents.masked_headers(dl)
         data["contents_hidden"] = CONTENTS_NOTE
     return data
@@ -75,7 +80,7 @@ def dead_letters(request):
     if before and not before.isdigit():
         raise ApiError(400, "invalid filter", {"before": ["must be a dead-letter id"]})
     rows, next_before = queries.inbox(f, int(before) if before else None, queries.PAGE_SIZE)
-    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
+    total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f), queries.PAGE_SIZE)
     return JsonResponse(
         {
             "dead_letters": [dl.as_json() for dl in rows],
@@ -124,7 +129,8 @@ def dead_letter(request, dead_letter_id: int):
 def dead_letter_groups(request):
     """Dead letters grouped by failure fingerprint: counts (total and new), origins, first and last seen."""
     rows = queries.groups(_read_filters(request))
-    return JsonResponse({"groups": [queries.group_json(r) for r in rows], "warnings": retention.warnings()})
+    groups = flag_mismatches([queries.group_json(r) for r in rows])  # "schema mismatch" (formats/, ADR 0051)
+    return JsonResponse({"groups": groups, "warnings": retention.warnings()})
 
 
 def replay_params(body: dict) -> dict:
@@ -164,7 +170,8 @@ def replay_params(body: dict) -> dict:
 
 @api(methods=("POST",), role=OPERATOR)
 def replay(request):
-    """POST {ids | filter, rate?, destination?, canary?, dry_run?, reason, idempotency_key}: replay as an operation."""
+    """POST {ids | filter, rate?, destination?, canary?, dry_run?, republish_to_topic?, reason, idempotency_key}:
+    replay as an operation. republish_to_topic: SNS subscriptions' dead letters to their topic (every subscriber)."""
     body = _object(request)
     reason, key = require_reason_and_key(body)
     params = replay_params(body)
@@ -209,12 +216,28 @@ def edit_replay(request, dead_letter_id: int):
             errors["body"] = [f"is not valid JSON: {e}"]
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         errors["headers"] = ["must be an object of text values"]
+    schema_id = body.get("schema_id")  # a decoded body: encode with this later version of its schema
+    if schema_id is not None and (not isinstance(schema_id, int) or isinstance(schema_id, bool) or schema_id < 1):
+        errors["schema_id"] = ["must be a schema id (a positive integer)"]
     if errors:
         raise ApiError(400, "invalid request", errors)
     try:
         record = actions.do_edit_and_replay(
-            request.user, dl, new_body.encode(), headers, reason, key, via=request.auth_via or "api"
+            request.user,
+            dl,
+            new_body.encode(),
+            headers,
+            reason,
+            key,
+            via=request.auth_via or "api",
+            schema_id=schema_id,
         )
+    except SchemaMismatch as e:
+        raise ApiError(
+            400,
+            "the schema refuses the edited body",
+            {k if k == "schema_id" else f"body.{k}" if k else "body": v for k, v in e.errors.items()},
+        ) from e
     except Conflict as e:
         raise ApiError(409, str(e)) from e
     return JsonResponse(

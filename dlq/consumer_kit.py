@@ -13,7 +13,6 @@ headers (x-exception-type, ...), and only then acknowledged on the origin.
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 import traceback
 from collections.abc import Callable
@@ -22,9 +21,9 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 
 from brokers.base import BrokerAdapter, Message, OutgoingMessage
+from console.backoff import backoff as delay
 from dlq import headers as h
 
-SQS_MAX_ATTRIBUTES = 8  # SQS allows 10; the adapter may need two for the key and a binary body's encoding
 # What a dead letter must carry, most important first (SQS cannot carry them all with many headers of its own): the
 # failure and its origin, the replay provenance (loop guard, canary re-failures), then the message's own identity
 # (its event id links the outbox event, its type is part of the group's fingerprint, its correlation id links the
@@ -66,11 +65,14 @@ def default_message_id(message: Message) -> str:
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential with full jitter: spreads retries of many consumers that failed together."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+    """Full jitter: spreads retries of many consumers that failed together."""
+    return delay(attempt, base, cap, "full")
 
 
-def failure_headers(message: Message, exc: BaseException, attempts: int, sqs: bool = False) -> dict[str, bytes]:
+def failure_headers(
+    message: Message, exc: BaseException, attempts: int, max_headers: int | None = None
+) -> dict[str, bytes]:
+    """The message's headers and the failure's facts; where the broker limits headers (SQS), the facts come first."""
     stack = "".join(traceback.format_exception(exc))[-4000:]
     facts = {
         h.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
@@ -81,10 +83,10 @@ def failure_headers(message: Message, exc: BaseException, attempts: int, sqs: bo
         h.ATTEMPTS: str(attempts),
     }
     merged = {**message.headers, **{k: v.encode() for k, v in facts.items()}}
-    if not sqs or len(merged) <= SQS_MAX_ATTRIBUTES:
+    if max_headers is None or len(merged) <= max_headers:
         return merged
     keep = [n for n in FAILURE_ORDER if n in merged] + [n for n in merged if n not in FAILURE_ORDER]
-    return {n: merged[n] for n in keep[:SQS_MAX_ATTRIBUTES]}
+    return {n: merged[n] for n in keep[:max_headers]}
 
 
 class RetryingConsumer:
@@ -138,7 +140,7 @@ class RetryingConsumer:
                 time.sleep(backoff(attempt, self.base_delay, self.max_delay))
 
     def _dead_letter(self, message: Message, exc: BaseException) -> None:
-        headers = failure_headers(message, exc, self.attempts, sqs=self.adapter.name == "sqs")
+        headers = failure_headers(message, exc, self.attempts, self.adapter.max_headers)
         self.adapter.publish_batch([OutgoingMessage(self.dead_letter_to, message.body, message.key, headers)])
         self.dead_lettered += 1
 

@@ -9,6 +9,7 @@ let that user learn contents by trial (body search, a header filter on a hidden 
 from __future__ import annotations
 
 from console.access import CONTENTS_NOTE, can_read_contents
+from dlq import conventions as conventions_
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterSource
 
@@ -20,6 +21,7 @@ def shown_header_names(conventions: list[dict]) -> set[str]:
     the same facts (`conventions["headers"]`)."""
     names = {name.lower() for fact in h.DEFAULT_NAMES.values() for name in fact}
     names.update(name.lower() for name in PROVENANCE)
+    names.update(name.lower() for name in conventions_.HEADER_NAMES)
     for convention in conventions:
         for extra in ((convention or {}).get("headers") or {}).values():
             names.update(str(name).lower() for name in extra or [])

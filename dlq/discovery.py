@@ -17,7 +17,7 @@ from django.db import DatabaseError
 
 from brokers.base import BrokerError, Capability, DestinationNotFound
 from console import brokers
-from dlq import advisories
+from dlq import advisories, conventions, sns
 from dlq.models import DeadLetterSource
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,9 @@ def discover_sqs(conn, adapter) -> list[DeadLetterSource]:
             retention = None
         # A redrive policy may name a queue deleted since: its source is kept (and shown as gone once polled).
         found.append(_found(conn, dlq, dest.name, int(retention) if retention else None, exists=dlq in names))
+    # Frameworks that move failures themselves, with no redrive policy: MassTransit's <queue>_error and _skipped,
+    # NServiceBus's error.
+    found += [_found(conn, name) for name in sorted(names) if conventions.is_framework_queue(name)]
     return found
 
 
@@ -115,7 +118,7 @@ def discover_rabbitmq(conn, adapter) -> list[DeadLetterSource]:
     for name in settings.DLQ_RABBITMQ_QUEUES:
         found.setdefault(name, "")
     for name in arguments:
-        if any(name.endswith(s) for s in settings.DLQ_SUFFIXES):
+        if any(name.endswith(s) for s in settings.DLQ_SUFFIXES) or conventions.is_framework_queue(name):
             found.setdefault(name, "")
     # A configured queue the broker did not list may not exist: only a listed one counts as back (see _found).
     return [_found(conn, name, origin, exists=name in arguments) for name, origin in sorted(found.items())]
@@ -138,6 +141,8 @@ DISCOVERERS = (
     (Capability.TOPIC_PATTERNS, discover_kafka),
     (Capability.DEAD_LETTER_EXCHANGE, discover_rabbitmq),
     (Capability.DELIVERY_ADVISORIES, discover_nats),
+    # SNS: subscriptions' redrive policies name their DLQs (dlq/sns.py).
+    (Capability.TOPIC_SUBSCRIPTIONS, lambda conn, adapter: sns.discover(conn, adapter, _found)),
 )
 
 

@@ -6,10 +6,10 @@ import re
 from datetime import datetime
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
+from console import counts
 from dlq.models import DeadLetter, DeadLetterSource
 
 FILTER_KEYS = (
@@ -120,22 +120,6 @@ def apply(qs: QuerySet, f: dict) -> QuerySet:
     return qs
 
 
-def estimate(qs: QuerySet) -> int:
-    """The planner's row estimate: no COUNT(*) over a big inbox on every page view."""
-    sql, params = qs.values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-        plan = cursor.fetchone()[0]
-    if isinstance(plan, str):
-        import json
-
-        plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
-
-
-def counted(qs: QuerySet, limit: int = 1000) -> tuple[int, bool]:
-    """(total, exact): exact when small (counting at most `limit` rows), the planner's estimate otherwise."""
-    small = qs.values("id")[: limit + 1].count()
-    if small <= limit:
-        return small, True
-    return max(estimate(qs), small), False
+# Shared with the saga list (console/counts.py): exact when small, an estimate never below what was counted.
+estimate = counts.planner_estimate
+counted = counts.counted

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,11 +16,13 @@ from django.utils import timezone
 
 from brokers.base import BrokerError, Capability, DestinationNotFound, Message, Subscription
 from console import brokers
+from console.backoff import backoff as delay
 from console.brokers import kind_supports
 from console.live import broadcast
-from dlq import advisories
+from dlq import advisories, conventions, sns
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource
+from formats import ingest as formats
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +43,35 @@ _subscriptions: dict[int, Subscription] = {}
 def subscription_for(source: DeadLetterSource) -> Subscription:
     sub = _subscriptions.get(source.pk)
     if sub is None:
-        options = {
-            "sqs": {"visibility_timeout": source.conventions.get("visibility_timeout", 30)},
-            "nats": {"ack_wait": source.conventions.get("ack_wait", 30)},
-            "kafka": {"session.timeout.ms": 6000},
-        }.get(source.broker, {})
         group = group_name(source)
         adapter = source.adapter()
+        redeliver_after = _redeliver_after(source)
         if _advisory_source(source):
-            sub = advisories.AdvisorySubscription(adapter, source.destination, group, options["ack_wait"])
+            sub = advisories.AdvisorySubscription(adapter, source.destination, group, redeliver_after)
         else:
-            sub = adapter.subscribe(source.destination, group, **options)
+            # Several ingest processes share the sources by lease (dlq.leases): the holder is the only reader, so a
+            # broker with consumer groups lets it take every partition itself rather than join a group whose dead
+            # members some brokers never expire.
+            sub = adapter.subscribe(source.destination, group, redeliver_after=redeliver_after, exclusive=True)
         _subscriptions[source.pk] = sub
     return sub
+
+
+def _redeliver_after(source: DeadLetterSource):
+    """Seconds a taken, unacked letter stays hidden: the source's own figure under any of the names it was stored
+    with before adapters shared one (the adapter refuses a value that is not a number, on the source's row)."""
+    c = source.conventions
+    return c.get("redeliver_after", c.get("visibility_timeout", c.get("ack_wait", 30)))
 
 
 def group_name(source: DeadLetterSource) -> str:
     """The consumer group / durable the ingest worker of `source` reads as (the retention check reads its offsets)."""
     return f"switchyard-dlq-{settings.NAMESPACE}-{source.pk}".replace(":", "_")
+
+
+def open_sources() -> set[int]:
+    """The ids of the sources this process has a subscription open on."""
+    return set(_subscriptions)
 
 
 def close_all() -> None:
@@ -120,13 +132,22 @@ def build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | Non
 
 def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | None]:
     problems = [m.parse_error] if m.parse_error else []
+    # An SNS envelope: its message attributes are headers, and it names its topic and subscription (dlq/sns.py).
+    m, envelope_origin, envelope_convention = sns.read_envelope(source, m)
     try:
         facts = h.parse(m.headers, source.conventions)
     except Exception as exc:  # noqa: BLE001 - the message is stored with what is known, the problem named
         facts = h.FailureFacts()
         problems.append(f"the failure headers could not be read: {_describe(exc)}")
+    recognised = _recognise(source, m, problems)
     now = timezone.now()
-    origin = facts.origin or source.default_origin()
+    # What a recognised convention says wins over the generic header names (which may name a wrapper exception).
+    for name, value in recognised.items():
+        if name == "delivery_count":
+            facts.attempts = value
+        elif hasattr(facts, name):
+            setattr(facts, name, value)
+    origin = facts.origin or source.origin or envelope_origin or source.default_origin()
     large = len(m.body) > settings.DLQ_INLINE_BODY_MAX
     attempts = facts.attempts if facts.attempts is not None else m.delivery_count
     row = DeadLetter(
@@ -153,10 +174,29 @@ def _build(source: DeadLetterSource, m: Message) -> tuple[DeadLetter, bytes | No
         delivery_count=_bounded(attempts, 2**31),
         fingerprint="",
         replay_of_id=_bounded(facts.replay_of, 2**63, minimum=1),
+        origin_partition=_bounded(recognised.get("origin_partition"), 2**31),
+        origin_offset=_bounded(recognised.get("origin_offset"), 2**63),
+        failed_in=recognised.get("failed_in", ""),
+        convention=recognised.get("convention", "") or envelope_convention,
     )
+    formats.enrich(row, source, m)  # decoded body, its search text, type and correlation (formats/, ADR 0051)
     _fit(row)
     row.fingerprint = row.fingerprint_value()
     return row, m.body if large else None
+
+
+def _recognise(source: DeadLetterSource, m: Message, problems: list[str]) -> dict:
+    """The fields a framework's convention (or the source's mapping) gives, already merged into what _build reads
+    from `facts`' names; problems met are added to `problems`. Never raises."""
+    try:
+        found, trouble = conventions.recognise(m.headers, m.body, source.destination, source.dead_letter_mapping())
+    except Exception as exc:  # noqa: BLE001 - recognise() means never to raise; if it does, the letter says so
+        problems.append(f"the framework conventions could not be read: {_describe(exc)}")
+        return {}
+    problems.extend(trouble)
+    if found is None:
+        return {}
+    return {"convention": found.convention, **found.filled()}
 
 
 def _raw_row(source: DeadLetterSource, m: Message, problem: str) -> tuple[DeadLetter, bytes | None]:
@@ -244,7 +284,12 @@ def store(source: DeadLetterSource, messages: list[Message]) -> list[DeadLetter]
         except REFUSED as exc:
             log.warning("dead letters from %s: a row was refused (%s); inserting them one by one", source, exc)
             created = [row for entry in fresh if (row := _insert_one(source, *entry)) is not None]
-        DeadLetterSource.objects.filter(pk=source.pk).update(last_ingest_at=timezone.now())
+        fields = {"last_ingest_at": timezone.now()}
+        seen = [row.convention for row in created if row.convention]
+        if seen and seen[-1] != source.convention:
+            # The sources page shows the convention its latest letters follow.
+            fields["convention"] = source.convention = seen[-1]
+        DeadLetterSource.objects.filter(pk=source.pk).update(**fields)
         if created:
             ids = [row.pk for row in created]
             transaction.on_commit(lambda: _announce(ids))
@@ -323,11 +368,9 @@ def drop(source: DeadLetterSource) -> None:
 
 
 def backoff(failures: int) -> timedelta:
-    """Exponential backoff with full jitter: a random delay up to base × 2^(failures − 1), at most the cap."""
-    ceiling = min(
-        settings.DLQ_SOURCE_BACKOFF_MAX_SECONDS, settings.DLQ_SOURCE_BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 30)
-    )
-    return timedelta(seconds=random.uniform(0, ceiling))
+    """How long a failing source rests: full jitter, so sources of one broken connection spread out."""
+    base, cap = settings.DLQ_SOURCE_BACKOFF_BASE_SECONDS, settings.DLQ_SOURCE_BACKOFF_MAX_SECONDS
+    return timedelta(seconds=delay(failures, base, cap, "full"))
 
 
 def _failed(source: DeadLetterSource, exc: Exception) -> None:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.urls import reverse
 
 from dlq import headers as h
+from dlq.conventions import LABELS as CONVENTION_LABELS
 
 BROKERS = [("kafka", "Kafka"), ("sqs", "SQS"), ("rabbitmq", "RabbitMQ"), ("nats", "NATS JetStream")]
 
@@ -48,6 +50,8 @@ class DeadLetterSource(models.Model):
     oldest_pending_at = models.DateTimeField(null=True, blank=True)  # oldest message still in the broker DLQ
     retention_warning = models.TextField(blank=True)
     retention_checked_at = models.DateTimeField(null=True, blank=True)
+    # The framework convention (dlq.conventions) its latest recognised dead letters follow; written by ingest.
+    convention = models.CharField(max_length=40, blank=True)
 
     class Meta:
         constraints = [
@@ -97,6 +101,23 @@ class DeadLetterSource(models.Model):
                 return self.destination[: -len(suffix)]
         return ""
 
+    def convention_label(self) -> str:
+        return CONVENTION_LABELS.get(self.convention, self.convention)
+
+    def dead_letter_mapping(self) -> dict | None:
+        """The mapping the connections file gives this DLQ (`dead_letters`, by its name or a glob), as rules for
+        dlq.conventions; None when it gives none or the connection is gone."""
+        from console import brokers
+
+        try:
+            mappings = getattr(brokers.connection(self.broker, self.connection).spec, "dead_letters", None) or {}
+        except brokers.NotConfigured:
+            return None
+        mapping = mappings.get(self.destination)
+        if mapping is None:
+            mapping = next((m for glob, m in mappings.items() if fnmatch.fnmatchcase(self.destination, glob)), None)
+        return mapping.rules() if mapping is not None else None
+
 
 class DeadLetter(models.Model):
     class Status(models.TextChoices):
@@ -107,6 +128,12 @@ class DeadLetter(models.Model):
 
     source = models.ForeignKey(DeadLetterSource, on_delete=models.PROTECT, related_name="dead_letters")
     origin = models.CharField(max_length=500, blank=True)
+    # Where the message was in its origin when it failed (Spring Kafka, Kafka Connect: the original partition and
+    # offset), and where it failed: consumer group, connector and task, consumer, endpoint or function.
+    origin_partition = models.IntegerField(null=True, blank=True)
+    origin_offset = models.BigIntegerField(null=True, blank=True)
+    failed_in = models.CharField(max_length=300, blank=True)
+    convention = models.CharField(max_length=40, blank=True)  # dlq.conventions: which framework's it is
     message_id = models.CharField(max_length=300)  # broker message id; Kafka: "partition:offset"; NATS: sequence
     partition = models.IntegerField(null=True, blank=True)
     offset = models.BigIntegerField(null=True, blank=True)
@@ -115,6 +142,10 @@ class DeadLetter(models.Model):
     body = models.BinaryField(null=True, blank=True)  # None when the body is in DeadLetterBody (too big for a row)
     body_size = models.IntegerField(default=0)
     body_text = models.TextField(blank=True)  # a text prefix of the body for full-text search
+    # The body as formats/ decoded it at ingest (Avro, Protobuf, JSON Schema, CloudEvents, compression; ADR 0051):
+    # {"decoder", "schema": {id, subject, version, name}, "cloudevent", "compression", "value", "error"}. None when
+    # the body is plain text or JSON and needed no decoder.
+    decoded = models.JSONField(null=True, blank=True)
     content_type = models.CharField(max_length=200, blank=True)
     message_type = models.CharField(max_length=300, blank=True)
     exception_type = models.CharField(max_length=300, blank=True)
@@ -149,6 +180,9 @@ class DeadLetter(models.Model):
             # (measured on 20,000 rows); replay's status UPDATEs stay HOT (ADR 0024): they change neither that
             # column nor correlation_id.
             models.Index(fields=["correlation_id"], name="dlq_correlation", condition=~models.Q(correlation_id="")),
+            # since/until: rows arrive in about the order they failed, so a block-range index finds a time window
+            # for a few kilobytes per million rows and next to nothing per INSERT (a B-tree costs both; ADR 0048).
+            BrinIndex(fields=["last_failure_at"], name="dlq_failure_brin", autosummarize=True),
         ]
 
     def __str__(self) -> str:
@@ -204,6 +238,15 @@ class DeadLetter(models.Model):
             return None
         return OutboxEvent.objects.filter(event_id=event_id).defer("payload").first()
 
+    @property
+    def decoded_text(self) -> str | None:
+        """The decoded value as the page shows it (pretty JSON or text), None when there is none."""
+        from formats.decode import pretty
+
+        if not self.decoded or self.decoded.get("value") is None:
+            return None
+        return pretty(self.decoded)
+
     def is_json(self) -> bool:
         return "json" in self.content_type.lower() or self.body_text[:1] in ("{", "[")
 
@@ -216,6 +259,9 @@ class DeadLetter(models.Model):
             return None
         return self.status_changed_at + timedelta(days=settings.DLQ_RETENTION_DAYS)
 
+    def convention_label(self) -> str:
+        return CONVENTION_LABELS.get(self.convention, self.convention)
+
     def replay_destination(self) -> tuple[str, str]:
         """(connection key, destination) a replay goes to by default: the origin on the source's connection."""
         return self.source.connection_key, self.origin
@@ -227,6 +273,10 @@ class DeadLetter(models.Model):
             "broker": self.source.broker,
             "connection": self.source.connection_key,
             "origin": self.origin,
+            "origin_partition": self.origin_partition,
+            "origin_offset": self.origin_offset,
+            "failed_in": self.failed_in,
+            "convention": self.convention,
             "message_id": self.message_id,
             "partition": self.partition,
             "offset": self.offset,
@@ -251,6 +301,7 @@ class DeadLetter(models.Model):
             data["correlation_id"] = self.correlation_id
             data["replay_of"] = self.replay_of_id
             data["body_text"] = self.body_text[:100_000]
+            data["decoded"] = self.decoded
         return data
 
 

@@ -23,6 +23,7 @@ from brokers.base import BrokerError, Capability, OutgoingMessage, PendingPublis
 from console import brokers
 from console.models import Operation
 from console.operations import OperationContext, ParameterError, Paused, register
+from dlq import conventions, sns
 from dlq import headers as h
 from dlq.models import DeadLetter, DeadLetterBody, DeadLetterSource, ReplayRecord, replayable
 
@@ -38,12 +39,16 @@ IN_FLIGHT = 2
 # without the pacer's sleep), so a broker that is slow per call (SQS on moto) keeps up with the limit (ADR 0024).
 PACED_HEADROOM = 1.5
 # Failure headers are facts about the last failure, not part of the message: a replay sends the message as it was.
-DROPPED_HEADERS = {
-    n.lower()
-    for fact in ("exception_type", "exception_message", "stacktrace", "failed_at")
-    for n in h.DEFAULT_NAMES[fact]
-} | {"x-death", h.REPLAY_OF, h.REPLAY_OPERATION, h.REPLAY_COUNT, h.ATTEMPTS}
-DROPPED_PREFIXES = ("kafka_dlt-", "mt-fault-", "x-first-death-")
+DROPPED_HEADERS = (
+    {
+        n.lower()
+        for fact in ("exception_type", "exception_message", "stacktrace", "failed_at")
+        for n in h.DEFAULT_NAMES[fact]
+    }
+    | {"x-death", h.REPLAY_OF, h.REPLAY_OPERATION, h.REPLAY_COUNT, h.ATTEMPTS}
+    | conventions.REPLAY_DROPPED_HEADERS
+)
+DROPPED_PREFIXES = ("kafka_dlt-", "mt-fault-", "x-first-death-", *conventions.REPLAY_DROPPED_PREFIXES)
 
 
 class CanaryFailed(Exception):
@@ -92,6 +97,15 @@ def validate(params: dict) -> dict:
             known = ", ".join(c.key for c in brokers.connections())
             errors["broker"] = [f"must name a configured connection: {known}"]
     clean["broker"], clean["destination"] = (broker, destination) if destination else (None, None)
+    # An SNS subscription's dead letter goes to its endpoint only; to its topic (every subscriber) only by this choice.
+    republish = params.get("republish_to_topic", False)
+    if not isinstance(republish, bool):
+        errors["republish_to_topic"] = ["must be true or false"]
+    clean["republish_to_topic"] = republish is True
+    if clean["destination"] and not errors:
+        _, refused = sns.replay_target(clean["broker"], clean["destination"], clean["republish_to_topic"])
+        if refused:
+            errors["destination"] = [refused]
     clean["dry_run"] = bool(params.get("dry_run", False))
     clean["override_loop_guard"] = bool(params.get("override_loop_guard", False))
     if errors:
@@ -236,8 +250,20 @@ def prepare(ctx: OperationContext, ids: list[int]) -> Batch:
     found = load(ids)
     missing = set(ids) - {t.pk for t in found}
     batch.refused += [(pk, "dead letter no longer exists") for pk in ids if pk in missing]
+    routes: dict[tuple[str, str], tuple[str | None, str]] = {}
     for t in found:
         broker, destination = (p["broker"], p["destination"]) if p["destination"] else t.replay_destination()
+        if destination:
+            # A topic fans out: only by explicit choice (dlq/sns.py). One answer per destination of the batch.
+            route = routes.get((broker, destination))
+            if route is None:
+                route = routes[(broker, destination)] = sns.replay_target(
+                    broker, destination, p.get("republish_to_topic", False)
+                )
+            destination, refused = route
+            if refused:
+                batch.refused.append((t.pk, refused))
+                continue
         if t.status in (DeadLetter.Status.ARCHIVED, DeadLetter.Status.DISCARDED):
             batch.refused.append((t.pk, f"{t.status}: not replayed"))
         elif not t.can_replay(p["override_loop_guard"]):

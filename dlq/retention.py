@@ -1,7 +1,7 @@
 """Warn before a broker DLQ's own retention drops messages that Switchyard has not ingested yet.
 
 The check runs as a beat job and writes its finding onto the DeadLetterSource, so the pages and the API show it
-without a broker round trip. "Oldest message not yet ingested":
+without a broker round trip. "Oldest message not yet ingested", as each adapter's pending_age() finds it:
 - SQS: the API has no age of the oldest message (ApproximateAgeOfOldestMessage is a CloudWatch metric, not a queue
   attribute), so one message is peeked and its SentTimestamp used — a standard queue returns some message, not
   necessarily the oldest, so this is a lower bound. If every message is in flight (none to peek), the source's last
@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from brokers.base import BrokerError, DestinationNotFound, Message
+from brokers.base import BrokerError, Capability, DestinationNotFound, Message
 from console import brokers
 from dlq import advisories, ingest
 from dlq.models import DeadLetterSource
@@ -44,55 +44,16 @@ ADVISORY_SCAN = 50
 _STREAM_NAME = re.compile(r"[^\s.*>/\\]{1,255}")
 
 
-def sqs_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
-    attributes = adapter.queue_attributes(source.destination)
-    retention = int(attributes["MessageRetentionPeriod"]) if attributes.get("MessageRetentionPeriod") else None
-    waiting = int(attributes.get("ApproximateNumberOfMessages", 0))
-    in_flight = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
-    if not waiting and not in_flight:
-        return retention, None
-    peeked = [m.timestamp for m in adapter.read(source.destination, 1, timeout=1) if m.timestamp]
-    if peeked:
-        return retention, min(peeked)
-    return retention, source.last_ingest_at or source.created_at
-
-
-def kafka_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
-    retention_ms = int(adapter.topic_config(source.destination).get("retention.ms", -1))
-    retention = retention_ms // 1000 if retention_ms > 0 else None
-    offsets = adapter.group_offsets(ingest.group_name(source), topics=[source.destination])
-    earliest = adapter.end_offsets([(o.topic, o.partition) for o in offsets], "earliest")
-    oldest = None
-    for o in offsets:
-        start = max(o.committed or 0, earliest.get((o.topic, o.partition), 0))
-        if start >= o.end:
-            continue  # everything on this partition is ingested
-        message = adapter.message_at(o.topic, o.partition, start, timeout=3)
-        if message is not None and message.timestamp and (oldest is None or message.timestamp < oldest):
-            oldest = message.timestamp
-    return retention, oldest
-
-
-def rabbitmq_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
-    retention = adapter.queue_retention(source.destination)
-    if not retention:
-        # Nothing expires, so do not peek: a peek marks the message redelivered (and counts as a delivery in a
-        # quorum queue, whose delivery-limit could then drop it).
-        return retention, None
-    found, dead_lettered_at = adapter.head_enqueued_at(source.destination)
-    if found:
-        return retention, dead_lettered_at or source.last_ingest_at or source.created_at
-    if adapter.queue_depth(source.destination).in_flight:
-        return retention, source.last_ingest_at or source.created_at
-    return retention, None
-
-
-def nats_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
-    if advisories.is_advisory(source.destination):
+def oldest_pending(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
+    """(retention, oldest not ingested) of `source`, as its adapter tells them (each broker's way is in its
+    pending_age); advisory sources are the dead-letter app's own reading of JetStream's advisories."""
+    if adapter.supports(Capability.DELIVERY_ADVISORIES) and advisories.is_advisory(source.destination):
         return nats_advisory_oldest(adapter, source)
-    retention = adapter.stream_retention(source.destination)
-    pending = adapter.unacked(source.destination, ingest.group_name(source))
-    return retention, pending[0].timestamp if pending else None
+    age = adapter.pending_age(source.destination, ingest.group_name(source))
+    if age.hidden:
+        # Messages wait but none could be looked at: nothing newer than the last ingest has left the queue since.
+        return age.retention, age.oldest or source.last_ingest_at or source.created_at
+    return age.retention, age.oldest
 
 
 def nats_advisory_oldest(adapter, source: DeadLetterSource) -> tuple[int | None, datetime | None]:
@@ -150,9 +111,6 @@ def _advisory_origin(advisory: Message) -> tuple[str, int] | None:
     return stream, seq
 
 
-CHECKS = {"sqs": sqs_oldest, "kafka": kafka_oldest, "rabbitmq": rabbitmq_oldest, "nats": nats_oldest}
-
-
 def warning(source: DeadLetterSource, retention: int | None, oldest: datetime | None, now: datetime) -> str:
     """The text operators see, or "" when the oldest pending message is well inside the retention."""
     if not retention or oldest is None:
@@ -175,7 +133,7 @@ def _span(seconds: float) -> str:
 def check(source: DeadLetterSource) -> str:
     """Check one source against its broker and store the outcome on it; returns the warning ("" if none)."""
     now = timezone.now()
-    retention, oldest = CHECKS[source.broker](source.adapter(), source)
+    retention, oldest = oldest_pending(source.adapter(), source)
     text = warning(source, retention, oldest, now)
     source.retention_seconds, source.oldest_pending_at = retention, oldest
     source.retention_warning, source.retention_checked_at = text, now
@@ -187,7 +145,9 @@ def check_all() -> list[str]:
     """Every source on a configured connection; a connection that fails is logged and its sources skipped."""
     found = []
     for source in DeadLetterSource.objects.all():
-        if source.broker not in CHECKS or not brokers.is_configured(source.broker, source.connection):
+        if not brokers.is_configured(source.broker, source.connection) or not brokers.kind_supports(
+            source.broker, Capability.PENDING_AGE
+        ):
             continue
         try:
             text = check(source)

@@ -44,7 +44,7 @@ def inbox(request: HtmxHttpRequest):
         rows, next_before, total, exact = [], None, 0, True
     else:
         rows, next_before = queries.inbox(f, int(before) if before and before.isdigit() else None)
-        total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f))
+        total, exact = filters.counted(filters.apply(DeadLetter.objects.all(), f), queries.PAGE_SIZE)
     query = request.GET.copy()
     query.pop("before", None)
     if next_before:
@@ -164,6 +164,7 @@ def replay(request):
             "ids": ids,
             "dry_run": request.POST.get("dry_run") == "on",
             "override_loop_guard": request.POST.get("override_loop_guard") == "on",
+            "republish_to_topic": request.POST.get("republish_to_topic") == "on",
         }
         for name, cast in (("rate", float), ("canary", int)):
             if request.POST.get(name):
@@ -260,6 +261,7 @@ def edit_replay(request, dead_letter_id: int):
             {k: str(v) for k, v in headers.items()},
             reason,
             request.POST["idempotency_key"],
+            schema_id=int(request.POST["schema_id"]) if request.POST.get("schema_id", "").isdigit() else None,
         )
     except (ValueError, Conflict) as e:
         messages.error(request, f"Not replayed: {e}")

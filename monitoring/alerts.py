@@ -7,10 +7,6 @@ Rules that need another app's models (dead letters, sagas, outbox) find nothing 
 
 import json
 import logging
-import random
-import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
 
 from django.apps import apps
@@ -20,14 +16,10 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from monitoring import queries
+from monitoring import queries, webhooks
 from monitoring.models import RANK, AlertRule, ConsumerTarget, Incident
 
 log = logging.getLogger(__name__)
-WEBHOOK_TIMEOUT = 5
-# Bounded retry: 3 attempts, 0.5 s then 1 s apart (± jitter), so one dead endpoint delays a sampler pass ≤ ~17 s.
-WEBHOOK_ATTEMPTS = 3
-WEBHOOK_BACKOFF = 0.5
 
 
 def firing(rule: AlertRule, now: datetime) -> dict[str, str]:
@@ -241,7 +233,9 @@ def evaluate_all(now: datetime | None = None) -> list[tuple[str, Incident]]:
 def notify(rule: AlertRule, incident: Incident, state: str) -> None:
     payload = {"state": state, **incident.as_json()}
     if rule.webhook_url:
-        post_webhook(rule.webhook_url, payload)
+        # A Celery task with its own retries: a dead endpoint delays neither this pass nor the other notifications.
+        url = rule.webhook_url
+        transaction.on_commit(lambda: webhooks.deliver.delay(url, payload))
     if rule.email:
         recipients = [a.strip() for a in rule.email.split(",") if a.strip()]
         subject = f"[switchyard] {state.upper()}: {rule.name} — {incident.subject}"
@@ -249,27 +243,3 @@ def notify(rule: AlertRule, incident: Incident, state: str) -> None:
             send_mail(subject, json.dumps(payload, indent=2), settings.ALERT_EMAIL_FROM, recipients)
         except Exception as e:  # noqa: BLE001 - a mail server being down must not stop the sampler
             log.warning("alert e-mail to %s failed: %s", recipients, e)
-
-
-def post_webhook(url: str, payload: dict) -> bool:
-    """POST the JSON payload; retry connection errors and 5xx / 429 answers with exponential backoff and jitter, up
-    to WEBHOOK_ATTEMPTS. A 4xx other than 429 is the receiver refusing the payload: retrying will not help.
-    Returns whether it was delivered; never raises (a dead endpoint must not stop the sampler)."""
-    data = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "switchyard-alerts"}
-    for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-        try:
-            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT):
-                return True
-        except urllib.error.HTTPError as e:
-            if e.code < 500 and e.code != 429:
-                log.warning("alert webhook %s refused the notification: HTTP %s", url, e.code)
-                return False
-            problem = f"HTTP {e.code}"
-        except OSError as e:
-            problem = str(e)
-        log.warning("alert webhook %s failed (attempt %s of %s): %s", url, attempt, WEBHOOK_ATTEMPTS, problem)
-        if attempt < WEBHOOK_ATTEMPTS:
-            time.sleep(WEBHOOK_BACKOFF * 2 ** (attempt - 1) * random.uniform(0.8, 1.2))
-    return False

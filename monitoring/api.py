@@ -7,11 +7,12 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from brokers.base import Capability
 from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
-from console.brokers import NotConfigured
+from console.brokers import NotConfigured, kind_supports
 from console.operations import ParameterError
 from monitoring import actions, queries
 from monitoring.models import BROKERS, AlertRule, ConsumerTarget, Incident
@@ -256,8 +257,11 @@ def _check_together(rule: dict, errors: dict[str, list[str]]) -> None:
             errors["broker"] = ["name the broker of the group or queue"]
         if rule["connection"] and not rule["broker"]:
             errors["connection"] = ["a connection scopes a broker: set the broker's kind too"]
-        if rule["topic"] and (rule["broker"] != "kafka" or not rule["target_name"]):
-            errors["topic"] = ["a topic scopes a Kafka group: set broker kafka and the group's name"]
+        topics = kind_supports(rule["broker"] or "", Capability.CONSUMER_GROUPS)
+        if rule["topic"] and (not topics or not rule["target_name"]):
+            errors["topic"] = [
+                "a topic scopes a Kafka group (a broker with consumer groups): set broker kafka and the group's name"
+            ]
     if kind == AlertRule.Kind.CONSUMER_LAG and not rule["threshold"] and not rule["seconds"]:
         errors["threshold"] = ["give X (messages behind), seconds behind, or both"]
     elif kind != AlertRule.Kind.CONSUMER_LAG and rule["seconds"]:

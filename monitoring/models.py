@@ -29,12 +29,15 @@ class ConsumerTarget(models.Model):
         QUEUE = "queue"
         CONSUMER = "consumer"
         BACKLOG = "backlog"
+        # SNS: a topic (its subscriptions' dead letters summed) and each subscription, whose backlog is its DLQ.
+        TOPIC = "topic"
+        SUBSCRIPTION = "subscription"
 
     broker = models.CharField(max_length=20)  # kafka | sqs | rabbitmq | nats | celery | outbox | dlq
     # The broker connection's name ("" for the console's own backlogs: celery, outbox, dlq).
     connection = models.CharField(max_length=63, blank=True, default="", db_default="")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    name = models.CharField(max_length=400)  # NATS: "stream/consumer"
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=400)  # NATS: "stream/consumer"; SNS: "sns:topic" and "sns:topic/subscription"
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
     status_since = models.DateTimeField(default=timezone.now)
     reason = models.CharField(max_length=300, blank=True)  # why the status is what it is, in words
@@ -92,7 +95,9 @@ class ConsumerTarget(models.Model):
             "connection": self.connection_key,
             "kind": self.kind,
             (
-                "group" if self.kind == self.Kind.GROUP else "consumer" if self.kind == "consumer" else "queue"
+                self.kind
+                if self.kind in (self.Kind.GROUP, self.Kind.CONSUMER, self.Kind.TOPIC, self.Kind.SUBSCRIPTION)
+                else "queue"
             ): self.name,
             "name": self.name,
             "lag": self.lag,
@@ -139,6 +144,18 @@ class Sample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target_id}[{self.topic}:{self.partition}] @ {self.time:%H:%M:%S} lag={self.lag}"
+
+
+class StatusTally(models.Model):
+    """How many watched targets were in each status after one sampler pass: the dashboard's "consumers not OK" over
+    time (a target keeps only its current status). One small row a pass, expired with the samples."""
+
+    time = models.DateTimeField(db_index=True)
+    counts = models.JSONField(default=dict)  # status -> number of targets, e.g. {"OK": 12, "WARN": 1}
+    not_ok = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.time:%H:%M:%S} not OK: {self.not_ok}"
 
 
 class PartitionState(models.Model):

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from brokers.connections import KINDS as BROKER_KINDS
 from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample
+from monitoring.partitions import F_COMMITTED, F_END, F_PRODUCED, partition_status
 
 RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400}
 SPARK_POINTS = 30
@@ -85,8 +86,6 @@ def _polyline(values: list[int], width: int = 100, height: int = 20) -> str:
 
 def partitions(target: ConsumerTarget) -> list[dict]:
     """Latest figures of every partition of a Kafka group with its status, from the state the sampler keeps."""
-    from monitoring.sampler import F_COMMITTED, F_END, F_PRODUCED, partition_status
-
     state = PartitionState.objects.filter(target=target).first()
     if state is None or state.seen_at is None:
         return []

@@ -5,25 +5,39 @@ over the window and broadcasts what changed. A broker that fails marks its targe
 """
 
 import functools
-import hashlib
 import json
 import logging
-import marshal
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
-from brokers.base import Capability, DestinationNotFound
+from brokers.base import BrokerError, Capability, DestinationNotFound
 from console import brokers
 from console.live import broadcast
-from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample
-from monitoring.status import Point, estimate_produce_time, evaluate, evaluate_partition
+from monitoring.models import RANK, ConsumerTarget, PartitionState, Sample, StatusTally
+from monitoring.partitions import (
+    F_COMMITTED,
+    F_END,
+    F_FIRST,
+    F_PRODUCED,
+    F_PROGRESSED,
+    F_REWOUND,
+    F_STORED,
+    F_ZERO,
+    fingerprint,
+    judge_unchanged,
+    partition_status,
+    summarize,
+)
+from monitoring.status import Point, estimate_produce_time, evaluate
 
 log = logging.getLogger(__name__)
 Kind = ConsumerTarget.Kind
@@ -79,7 +93,7 @@ def observe_kafka(adapter, connection: str = "default") -> list[Observation]:
         parts = [(t, p, c, ends[(t, p)]) for (t, p), c in sorted(committed[group.name].items()) if (t, p) in ends]
         found.append(
             Observation(
-                "kafka",
+                adapter.name,
                 Kind.GROUP,
                 group.name,
                 lag=sum(max(0, end - (c or 0)) for _, _, c, end in parts),
@@ -93,17 +107,14 @@ def observe_kafka(adapter, connection: str = "default") -> list[Observation]:
     return found
 
 
-def observe_queues(adapter, broker: str, connection: str = "default") -> list[Observation]:
-    names = {d.name for d in adapter.list_destinations() if d.kind == "queue"}
+def observe_queues(adapter, broker: str, connection: str = "default", known: Iterable[str] = ()) -> list[Observation]:
+    """The queues the adapter lists, and those the console knows by name (`known`): without the management API
+    AMQP cannot list queues, yet a passive declare tells a named one's depth and consumers."""
+    names = {d.name for d in adapter.list_destinations() if d.kind == "queue"} | set(known)
     if adapter.supports(Capability.DEAD_LETTER_EXCHANGE):
-        # RabbitMQ: without the management API AMQP cannot list queues: watch the configured ones as well.
         names |= set(settings.MONITORING_RABBITMQ_QUEUES)
     found = []
-    for name in sorted(names):
-        try:
-            d = adapter.queue_depth(name)
-        except DestinationNotFound:
-            continue
+    for name, d in sorted(adapter.queue_depths(sorted(names)).items()):
         # SQS does not say who consumes; messages in flight are the sign that someone does.
         attached = d.consumers if d.consumers is not None else d.in_flight
         details = {
@@ -144,6 +155,130 @@ def observe_nats(adapter, connection: str = "default") -> list[Observation]:
                     connection=connection,
                 )
             )
+    return found
+
+
+def observe_topics(adapter, broker: str, connection: str = "default") -> list[Observation]:
+    """SNS topics and their subscriptions. A subscription's backlog is its dead-letter queue: the deliveries SNS gave
+    up on. Its depth is the lag; the age of a message peeked from it (SentTimestamp: when SNS moved it there) is the
+    lag in seconds, a lower bound as the SQS API has no oldest-message age. A topic sums its subscriptions' DLQs."""
+    now = time.time()
+    by_topic: dict[str, list[Observation]] = {name: [] for name in adapter.topics()}
+    depths: dict[str, dict | None] = {}
+    for sub in adapter.topic_subscriptions():
+        dlq = sub.dead_letter_queue
+        if dlq and dlq not in depths:
+            depths[dlq] = _dlq_depth(adapter, dlq, now)
+        depth = depths.get(dlq) if dlq else None
+        details = {
+            "topic": sub.topic,
+            "protocol": sub.protocol,
+            "endpoint": sub.endpoint,
+            "raw": sub.raw,
+            "dead_letter_queue": dlq,
+            "dlq_missing": bool(dlq) and depth is None,
+            **({"ready": depth["depth"], "in_flight": depth["in_flight"]} if depth else {}),
+            "oldest_age_seconds": depth["oldest_age_seconds"] if depth else None,
+        }
+        by_topic.setdefault(sub.topic, []).append(
+            Observation(
+                broker,
+                Kind.SUBSCRIPTION,
+                sub.destination,
+                lag=depth["depth"] if depth else None,
+                members=depth["in_flight"] if depth else None,
+                details=details,
+                depth=depth or {},
+                connection=connection,
+            )
+        )
+    found = []
+    for topic, subs in sorted(by_topic.items()):
+        lags = [o.lag for o in subs if o.lag is not None]
+        ages = [o.depth["oldest_age_seconds"] for o in subs if o.depth.get("oldest_age_seconds") is not None]
+        details = {
+            "subscriptions": len(subs),
+            "with_dlq": sum(1 for o in subs if o.details["dead_letter_queue"]),
+            "fifo": topic.endswith(".fifo"),
+            "oldest_age_seconds": max(ages) if ages else None,
+        }
+        depth = {"depth": sum(lags), "oldest_age_seconds": details["oldest_age_seconds"]} if lags else {}
+        found.append(
+            Observation(
+                broker,
+                Kind.TOPIC,
+                adapter.topic_destination(topic),
+                lag=sum(lags) if lags else None,
+                members=len(subs),
+                details=details,
+                depth=depth,
+                connection=connection,
+            )
+        )
+        found += subs
+    return found
+
+
+def _dlq_depth(adapter, queue: str, now: float) -> dict | None:
+    """Depth of a subscription's DLQ and the age of a message in it; None when the queue no longer exists."""
+    try:
+        d = adapter.queue_depth(queue)
+        age = None
+        if d.ready:
+            peeked = [m.timestamp for m in adapter.read(queue, 1, timeout=1) if m.timestamp]
+            age = max(0.0, now - min(peeked).timestamp()) if peeked else None
+    except DestinationNotFound:
+        return None
+    return {"depth": d.ready, "in_flight": d.in_flight, "delayed": d.delayed, "oldest_age_seconds": age}
+
+
+KNOWN_OUTBOX_SECONDS = 300  # how long the outbox destinations found are trusted before they are looked up again
+_known_outbox: tuple[float, dict[str, set[str]]] = (0.0, {})
+
+
+def known_queues() -> dict[str, set[str]]:
+    """Queue names the console knows, per connection key ("rabbitmq:default"): its dead-letter sources and their
+    origins (where a replay goes), and the queues its outbox publishes to on the default exchange.
+
+    The outbox part reads the rows still waiting and those published in the last minutes (both indexed), and is
+    kept KNOWN_OUTBOX_SECONDS: a destination is a deployment's constant, not something to look up every pass.
+    """
+    global _known_outbox
+    known: dict[str, set[str]] = {}
+    if apps.is_installed("dlq"):
+        from dlq.models import DeadLetterSource
+
+        for source in DeadLetterSource.objects.filter(enabled=True):
+            known.setdefault(source.connection_key, set()).update({source.destination, source.default_origin()} - {""})
+    if apps.is_installed("outbox"):
+        checked, outbox = _known_outbox
+        if time.monotonic() - checked > KNOWN_OUTBOX_SECONDS:
+            outbox = _outbox_queues()
+            _known_outbox = (time.monotonic(), outbox)
+        for key, names in outbox.items():
+            known.setdefault(key, set()).update(names)
+    return known
+
+
+def _outbox_queues() -> dict[str, set[str]]:
+    from outbox.models import OutboxEvent, split_destination
+
+    since = timezone.now() - timedelta(seconds=KNOWN_OUTBOX_SECONDS)
+    rows = OutboxEvent.objects.filter(destination__startswith="rabbitmq://")
+    waiting = rows.filter(status__in=["pending", "failed"])
+    recent = rows.filter(status="published", published_at__gte=since)
+    uris = {uri for q in (waiting, recent) for uri in q.values_list("destination", flat=True).distinct()}
+    found: dict[str, set[str]] = {}
+    for uri in uris:
+        try:
+            key, target = split_destination(uri)
+        except ValueError:
+            continue
+        exchange, _, queue = target.partition("/")
+        if exchange or not queue:
+            continue  # a named exchange routes by bindings AMQP cannot read: its queues are not known by name
+        kind, _, name = key.partition(":")
+        found.setdefault(f"{kind}:{name or brokers.default_name(kind)}", set()).add(queue)
     return found
 
 
@@ -223,6 +358,11 @@ def sample_all(now: datetime | None = None) -> dict:
     observations: list[Observation] = []
     errors: dict[str, str] = {}
     sources = {conn.key: conn for conn in brokers.connections()}
+    try:
+        known = known_queues()  # here: the threads below get no database connection of their own
+    except Exception as e:  # noqa: BLE001 - the listed queues are still worth sampling
+        log.warning("known queues: %s", e)
+        known = {}
 
     def run(name):
         if name == "celery":
@@ -234,9 +374,16 @@ def sample_all(now: datetime | None = None) -> dict:
         if adapter.supports(Capability.CONSUMER_GROUPS):
             found += observe_kafka(adapter, conn.name)
         if adapter.supports(Capability.QUEUE_DEPTH):
-            found += observe_queues(adapter, conn.kind, conn.name)
+            found += observe_queues(adapter, conn.kind, conn.name, known.get(conn.key, ()))
         if adapter.supports(Capability.STREAM_CONSUMERS):
             found += observe_nats(adapter, conn.name)
+        if adapter.supports(Capability.TOPIC_SUBSCRIPTIONS):
+            try:
+                found += observe_topics(adapter, conn.kind, conn.name)
+            except BrokerError as e:
+                # SNS refused (an emulator without it, such as ElasticMQ; credentials allowed SQS only): the
+                # connection's queues are still sampled.
+                log.info("sampling SNS topics on %s failed: %s", conn, e)
         for o in found:
             o.broker = conn.kind
         return found
@@ -258,6 +405,7 @@ def sample_all(now: datetime | None = None) -> dict:
         except Exception as e:  # noqa: BLE001
             errors[name] = f"{type(e).__name__}: {e}"[:1000]
     changed, created = store(observations, errors, now)
+    tally(now)
     partitions = sum(len(o.partitions) for o in observations)
     if changed or created:
         broadcast("consumers", {"type": "consumers", "targets": changed, "new": created})
@@ -274,10 +422,6 @@ def sample_all(now: datetime | None = None) -> dict:
         "errors": errors,
         "seconds": round(time.perf_counter() - started, 3),
     }
-
-
-# One PartitionState entry per partition, a list laid out as follows (compact: a big cluster has 50k of them).
-F_COMMITTED, F_END, F_STORED, F_PRODUCED, F_PROGRESSED, F_ZERO, F_REWOUND, F_FIRST = range(8)
 
 
 NULL = "\\N"
@@ -356,13 +500,6 @@ def _track_partitions(o: Observation, target, state: dict, seen: float | None, p
     return new_state, dirty, worst_seconds, worst_status
 
 
-def partition_status(entry: list, members: int | None, now: float, window: float) -> tuple[str, str]:
-    lag = max(0, entry[F_END] - (entry[F_COMMITTED] or 0))
-    return evaluate_partition(
-        lag, members, now, window, entry[F_FIRST], entry[F_PROGRESSED], entry[F_ZERO], entry[F_REWOUND]
-    )
-
-
 def store(observations: list[Observation], errors: dict[str, str], now: datetime) -> tuple[list[int], list[int]]:
     """Write the samples, update each target's status and figures; return (ids of targets whose status or figures
     changed, ids of targets first seen in this pass) for the live page."""
@@ -432,7 +569,7 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
         target = targets[(o.broker, o.connection, o.name)]
         worst_seconds = o.depth.get("oldest_age_seconds")
         if o.partitions and target.pk in unchanged:
-            worst_seconds, worst[target.pk] = _judge_unchanged(states[target.pk].summary, o.members, ts, window)
+            worst_seconds, worst[target.pk] = judge_unchanged(states[target.pk].summary, o.members, ts, window)
             steady.append(target.pk)
         elif o.partitions:
             known = states.get(target.pk)
@@ -494,6 +631,9 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
             if o.broker == "dlq":
                 # A count of dead letters, not a backlog anyone drains: the dlq_growth alert rule judges it.
                 status, reason = "OK", "dead letters kept"
+            elif o.kind == Kind.TOPIC:
+                # Its subscriptions' rows judge their own dead-letter queues; the topic only sums them.
+                status, reason = "OK", f"{o.members} subscription(s), {o.details['with_dlq']} with a dead-letter queue"
             else:
                 status, reason = evaluate(history.get(target.pk, []), now.timestamp(), window)
             if target.pk in worst and RANK[worst[target.pk][0]] > RANK[status]:
@@ -536,51 +676,6 @@ def store(observations: list[Observation], errors: dict[str, str], now: datetime
     return changed, created
 
 
-def fingerprint(partitions: list[tuple[str, int, int | None, int]]) -> str:
-    """A digest of one group's (topic, partition, committed, end) list as observed, stable across processes (the
-    next pass may run in another worker). marshal format 0 has no interning or back-references, so equal lists give
-    equal bytes whatever objects they share, and it is ~8x faster than repr() on 1,000 tuples."""
-    return hashlib.blake2b(marshal.dumps(partitions, 0), digest_size=16).hexdigest()
-
-
-def summarize(state: dict, born: float | None = None) -> dict:
-    """What a pass that sees exactly the same offsets needs to judge the group without its partitions (ADR 0042):
-
-    - `stored`: the oldest time a partition row was stored (a heartbeat is due when it is that old);
-    - `produced`: the oldest estimated write time among lagging partitions (the group's worst lag in seconds);
-    - `zero`: some partition has no lag (the worst lag in seconds is at least 0);
-    - `unknown`: some lagging partition has no estimate yet (the next pass may find one: walk the partitions);
-    - `reps`: one partition per distinct (lagging?, first seen, progressed, zero-lag, rewound) in partition order.
-      A partition's status depends on nothing else, so judging these alone gives the same worst status and reason;
-    - `born`: the pass that first saw the group, while its state has been carried continuously since (see
-      _produce_times).
-    """
-    stored = produced = None
-    zero = unknown = False
-    reps: dict[tuple, list] = {}
-    for key, e in state.items():
-        lag = max(0, e[F_END] - (e[F_COMMITTED] or 0))
-        stored = e[F_STORED] if stored is None else min(stored, e[F_STORED])
-        if lag == 0:
-            zero = True
-        elif e[F_PRODUCED] is None:
-            unknown = True
-        else:
-            produced = e[F_PRODUCED] if produced is None else min(produced, e[F_PRODUCED])
-        ident = (lag > 0, e[F_FIRST], e[F_PROGRESSED], e[F_ZERO], e[F_REWOUND])
-        if ident not in reps:
-            topic, partition = key.rsplit("/", 1)
-            reps[ident] = [topic, int(partition), lag, e[F_FIRST], e[F_PROGRESSED], e[F_ZERO], e[F_REWOUND]]
-    return {
-        "stored": stored,
-        "produced": produced,
-        "zero": zero,
-        "unknown": unknown,
-        "reps": list(reps.values()),
-        "born": born,
-    }
-
-
 def _unchanged(known: PartitionState | None, fp: str, ts: float) -> bool:
     """Whether this pass saw exactly the offsets of the stored state, with nothing time-driven due for its
     partitions (a heartbeat row, a first write-time estimate): then walking them would change nothing."""
@@ -590,20 +685,6 @@ def _unchanged(known: PartitionState | None, fp: str, ts: float) -> bool:
     if not s or s.get("unknown") or s.get("stored") is None:
         return False
     return ts - s["stored"] < settings.MONITORING_PARTITION_HEARTBEAT_SECONDS
-
-
-def _judge_unchanged(summary: dict, members: int | None, ts: float, window: float) -> tuple[float | None, tuple]:
-    """(worst lag seconds, worst partition (status, reason)) of an unchanged group, as _track_partitions would
-    find them: statuses still move with time (STOP once the window passes), offsets do not."""
-    seconds = [0.0] if summary["zero"] else []
-    if summary["produced"] is not None:
-        seconds.append(max(0.0, ts - summary["produced"]))
-    worst_status = ("OK", "")
-    for topic, partition, lag, first, progressed, zero, rewound in summary["reps"]:
-        status = evaluate_partition(lag, members, ts, window, first, progressed, zero, rewound)
-        if RANK[status[0]] > RANK[worst_status[0]]:
-            worst_status = (status[0], f"{topic}[{partition}]: {status[1]}")
-    return (max(seconds) if seconds else None), worst_status
 
 
 def _upsert_states(states: list[PartitionState]) -> None:
@@ -767,6 +848,14 @@ def _produce_times(observations, targets, states, now, borns=None) -> dict[tuple
     return found
 
 
+def tally(now: datetime) -> StatusTally:
+    """Count the watched targets per status after a pass (the dashboard's consumers-not-OK chart)."""
+    counts = dict(ConsumerTarget.objects.filter(gone=False).values_list("status").annotate(n=Count("id")).order_by())
+    return StatusTally.objects.create(
+        time=now, counts=counts, not_ok=sum(n for status, n in counts.items() if status != "OK")
+    )
+
+
 def downsample(now: datetime | None = None) -> dict:
     """Keep history affordable:
 
@@ -783,6 +872,7 @@ def downsample(now: datetime | None = None) -> dict:
         partition__isnull=False, time__lt=ago(settings.MONITORING_PARTITION_RETENTION_SECONDS)
     ).delete()[0]
     expired = Sample.objects.filter(time__lt=ago(settings.MONITORING_RETENTION_SECONDS)).delete()[0]
+    StatusTally.objects.filter(time__lt=ago(settings.MONITORING_RETENTION_SECONDS)).delete()
     with connection.cursor() as cursor:
         cursor.execute(
             """

@@ -13,3 +13,8 @@ class OutboxConfig(AppConfig):
         register_tile(stats.tiles)
         register_trace(stats.outbox_trace, order=20)
         register_family(stats.metric_families)
+
+        from formats import catalogue
+        from outbox import payloads
+
+        catalogue.register_feed("outbox", payloads.catalogue_rows)

@@ -24,14 +24,21 @@ H_SCHEMA = "x-schema-version"
 H_CORRELATION = "x-correlation-id"
 
 
+# Schemes that name something a connection of another kind serves: an `sqs` connection (an AWS account and region)
+# also holds its SNS topics, which its adapter names "sns:<topic>" (brokers.sns).
+SCHEMES = {**{b: b for b in BROKERS}, "sns": "sqs"}
+
+
 def split_destination(uri: str) -> tuple[str, str]:
     """'kafka://prod-eu/orders' -> ('kafka:prod-eu', 'orders'); 'kafka://orders' -> ('kafka', 'orders'), the kind's
     only or default connection. RabbitMQ targets are exchange/routing-key, so its connection makes a third part.
+    An SNS topic is on an sqs connection: 'sns://prod/orders' -> ('sqs:prod', 'sns:orders').
     ValueError with the reason otherwise. Only the form is checked: whether the connection exists is the relay's
     (it fails the row with the reason, visible on it, rather than refusing the caller's transaction)."""
-    broker, sep, target = uri.partition("://")
-    if not sep or broker not in BROKERS:
-        raise ValueError(f"destination {uri!r} must start with one of {', '.join(b + '://' for b in BROKERS)}")
+    scheme, sep, target = uri.partition("://")
+    if not sep or scheme not in SCHEMES:
+        raise ValueError(f"destination {uri!r} must start with one of {', '.join(b + '://' for b in SCHEMES)}")
+    broker, prefix = SCHEMES[scheme], ("sns:" if scheme == "sns" else "")
     if not target or any(c.isspace() for c in target):
         raise ValueError(f"destination {uri!r} names no target")
     parts = target.split("/")
@@ -39,10 +46,10 @@ def split_destination(uri: str) -> tuple[str, str]:
     named = len(parts) == plain + 1
     if len(parts) not in (plain, plain + 1) or (named and not parts[0]) or (plain == 1 and not all(parts)):
         form = "exchange/routing-key" if broker == "rabbitmq" else "name"
-        raise ValueError(f"destination {uri!r} must be {broker}://{form} or {broker}://connection/{form}")
+        raise ValueError(f"destination {uri!r} must be {scheme}://{form} or {scheme}://connection/{form}")
     if len(parts) == plain:
-        return broker, target
-    return f"{broker}:{parts[0]}", target.partition("/")[2]
+        return broker, prefix + target
+    return f"{broker}:{parts[0]}", prefix + target.partition("/")[2]
 
 
 class OutboxCommit(models.Model):

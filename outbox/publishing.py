@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from formats.catalogue import validate_outbox
 from outbox.models import OutboxEvent, OutboxPayload, payload_digest, split_destination
 
 # One INSERT with parameters bound by the server, not Django's save(). Django's psycopg cursors bind client-side:
@@ -53,6 +54,8 @@ def publish(
     split_destination(destination)
     if not event_type:
         raise ValueError("event_type is required")
+    # Opt-in per type (OUTBOX_VALIDATE_TYPES): refused with the field errors before anything is written.
+    validate_outbox(event_type, payload)
     if isinstance(payload, bytes | bytearray | memoryview):
         data, encoding = bytes(payload), OutboxEvent.Encoding.BYTES
     else:

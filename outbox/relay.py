@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from django.utils import timezone
 
 from brokers.base import Capability, OutgoingMessage, PublishError
 from console import brokers
+from console.backoff import backoff as delay
 from outbox.models import OutboxEvent, envelope_body, envelope_headers, split_destination
 
 log = logging.getLogger(__name__)
@@ -126,9 +126,11 @@ WHERE e.id = f.id
 
 
 def backoff(attempts: int) -> timedelta:
-    """Exponential with full jitter, capped: spreads retries of many rows that failed together."""
-    ceiling = min(settings.OUTBOX_BACKOFF_MAX_MS, settings.OUTBOX_BACKOFF_BASE_MS * (2 ** min(attempts, 30)))
-    return timedelta(milliseconds=random.uniform(ceiling / 2, ceiling))
+    """How long a failed row waits: equal jitter (at least half the curve, so a row that keeps failing never
+    hammers its broker), doubling from twice the base after the first failure as it always has."""
+    return timedelta(
+        milliseconds=delay(attempts + 1, settings.OUTBOX_BACKOFF_BASE_MS, settings.OUTBOX_BACKOFF_MAX_MS, "equal")
+    )
 
 
 def lock_keys(cursor, keys: list[str], limit: int) -> list[str]:
@@ -295,8 +297,7 @@ class Relay:
             return
         failures = self._down.get(name, (None, 0, ""))[1] + 1
         base, cap = settings.OUTBOX_CONNECTION_BACKOFF_BASE_MS / 1000, settings.OUTBOX_CONNECTION_BACKOFF_MAX_MS / 1000
-        ceiling = min(cap, base * 2 ** min(failures - 1, 20))
-        until = timezone.now() + timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+        until = timezone.now() + timedelta(seconds=delay(failures, base, cap, "equal"))
         if failures == 1:
             log.warning("outbox: %s is down (%s); its rows wait", name, brokers.scrub(why)[:500])
         self._down[name] = (until, failures, brokers.scrub(why)[:1000])

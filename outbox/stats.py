@@ -193,6 +193,19 @@ def tiles() -> list[Tile]:
     ]
 
 
+def publish_latency(window) -> dict:
+    """p95 publish latency (ms) per bucket of `window` (published rows are kept OUTBOX_RETENTION_HOURS, so a week
+    shows latency for that last stretch only); the dashboard's outbox chart (monitoring/dashboard.py) draws it beside
+    the backlog the sampler keeps."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT date_bin(%s, published_at, %s), percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
+                FROM {TABLE} WHERE status = 'published' AND published_at >= %s GROUP BY 1""",
+            [window.step, window.origin, window.since],
+        )
+        return dict(cursor.fetchall())
+
+
 def _age_text(seconds: float | None) -> str:
     if seconds is None:
         return "—"

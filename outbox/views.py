@@ -15,10 +15,12 @@ from console.actions import Conflict
 from console.auth import ApiError, require_role
 from console.forms import ReasonForm
 from console.views import HtmxHttpRequest, back_to_referer
+from formats.decode import pretty
 from outbox import stats
 from outbox.actions import do_retry_events, do_retry_failed_destination, do_set_destination_paused, do_skip_event
 from outbox.api import STATUS_FILTERS, events_page, headers_for
 from outbox.models import OutboxEvent, OutboxPayload, split_destination
+from outbox.payloads import outbox_payload
 
 FILTERS = ("status", "destination", "key", "event_type")
 
@@ -183,4 +185,9 @@ def event(request, event_pk: int):
         "claim_check_sha256": sha256,
         "nav": "outbox",
     }
+    if readable:  # a bytes payload in Avro, Protobuf, CloudEvents or compressed, decoded (formats/, ADR 0051)
+        ctx["decoded"] = outbox_payload(row, head, size > len(head))
+        ctx["decoded_text"] = (
+            pretty(ctx["decoded"]) if ctx["decoded"] and ctx["decoded"].get("value") is not None else None
+        )
     return render(request, "outbox/event.html", ctx)

@@ -65,9 +65,15 @@ def sagas(request):
     form = queries.SagaFilterForm(request.GET)
     if not form.is_valid():
         raise ApiError(400, "invalid filter", {k: list(v) for k, v in form.errors.items()})
-    rows, next_cursor, estimate = queries.page(form)
+    rows, next_cursor, total, exact = queries.page(form)
     return JsonResponse(
-        {"sagas": [s.as_json(context=False) for s in rows], "next_cursor": next_cursor, "estimated_total": estimate}
+        {
+            "sagas": [s.as_json(context=False) for s in rows],
+            "next_cursor": next_cursor,
+            # Named before small totals were counted exactly; total_is_estimate says which it is.
+            "estimated_total": total,
+            "total_is_estimate": not exact,
+        }
     )
 
 

@@ -66,3 +66,57 @@ def saga_trace(correlation: str, limit: int):
         for s in sagas
     ]
     return TraceSection("sagas", "Sagas", ["Saga", "Type", "Status", "Current step", "Started", "Updated"], rows)
+
+
+def saga_charts(window) -> list:
+    """Failed steps per bucket, executions and compensations apart (a failed compensation needs a person)."""
+    from django.db import connection
+
+    from console.dashboard import Chart, Series
+    from sagas.models import SagaStepEvent
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT date_bin(%s, recorded_at, %s), direction, count(*) FROM {SagaStepEvent._meta.db_table}
+                WHERE status = 'failed' AND recorded_at >= %s GROUP BY 1, 2""",
+            [window.step, window.origin, window.since],
+        )
+        rows = cursor.fetchall()
+    by_direction: dict[str, dict] = {"execute": {}, "compensate": {}}
+    for bucket, direction, n in rows:
+        by_direction.setdefault(direction, {})[bucket] = n
+    href = reverse("sagas")
+    return [
+        Chart(
+            "saga-failures",
+            "Saga failures",
+            f"{href}?status=failed",
+            "failed steps per bucket",
+            [
+                Series("step failures", window.fill(by_direction["execute"]), f"{href}?status=failed"),
+                Series(
+                    "compensation failures",
+                    window.fill(by_direction["compensate"]),
+                    f"{href}?status=compensation_failed",
+                ),
+            ],
+            style="bars",
+        )
+    ]
+
+
+def saga_changes(since) -> list:
+    """Sagas that began to fail (or whose compensation failed) since `since` and still wait for an operator."""
+    from console.dashboard import Change
+
+    failing = SagaInstance.objects.filter(
+        status__in=[Status.FAILED, Status.COMPENSATION_FAILED], state_since__gte=since
+    )
+    found = []
+    for saga in failing.order_by("-state_since").only("id", "saga_type", "status", "current_step", "state_since")[:10]:
+        what = "compensation failed" if saga.status == Status.COMPENSATION_FAILED else "failed"
+        text = f"saga {saga.saga_type} {saga.pk[:12]} {what}" + (
+            f" at {saga.current_step}" if saga.current_step else ""
+        )
+        found.append(Change(saga.state_since, "saga", text, reverse("saga", args=[saga.pk])))
+    return found

@@ -1,15 +1,14 @@
-"""The list's filters, keyset pagination and estimated total, shared by the page and GET /api/v1/sagas."""
+"""The list's filters, keyset pagination and total (exact when small), shared by the page and GET /api/v1/sagas."""
 
-import json
 from datetime import datetime
 from urllib.parse import urlencode
 
 from django import forms
-from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from console import counts
 from sagas.models import ACTIVE, FAILING, SagaInstance, SagaStepEvent, Status
 
 PAGE_SIZE = 50
@@ -100,10 +99,11 @@ def _error_type(value: str) -> str:
     return "" if value == NO_ERROR_TYPE else value
 
 
-def page(form: SagaFilterForm, size: int = PAGE_SIZE) -> tuple[list[SagaInstance], str | None, int]:
-    """One page, newest update first, after the cursor; the next cursor; the planner's estimate of the total."""
+def page(form: SagaFilterForm, size: int = PAGE_SIZE) -> tuple[list[SagaInstance], str | None, int, bool]:
+    """One page, newest update first, after the cursor; the next cursor; the total matching and whether it is exact
+    (counted when small, else the planner's estimate, never below what was counted: console/counts.py)."""
     sagas = form.filter(SagaInstance.objects.all())
-    estimate = estimated_count(sagas)
+    total, exact = counts.counted(sagas, size)
     cursor = form.cleaned_data.get("cursor")
     if cursor:
         when, saga_id = cursor
@@ -128,18 +128,7 @@ def page(form: SagaFilterForm, size: int = PAGE_SIZE) -> tuple[list[SagaInstance
     if len(rows) > size:
         rows = rows[:size]
         next_cursor = f"{rows[-1].updated_at.isoformat()}~{rows[-1].id}"
-    return rows, next_cursor, estimate
-
-
-def estimated_count(queryset: QuerySet) -> int:
-    """The planner's row estimate (EXPLAIN, never COUNT(*)): cheap on any table size, roughly right."""
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-        plan = cursor.fetchone()[0]
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
+    return rows, next_cursor, total, exact
 
 
 def timeline(saga: SagaInstance, page_number: int, failed_only: bool) -> tuple[list[SagaStepEvent], bool]:

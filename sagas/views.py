@@ -25,7 +25,7 @@ def _get_saga(saga_id) -> SagaInstance:
 @require_role(VIEWER)
 def saga_list(request: HtmxHttpRequest):
     form = queries.SagaFilterForm(request.GET)
-    rows, next_cursor, estimate = queries.page(form) if form.is_valid() else ([], None, 0)
+    rows, next_cursor, total, exact = queries.page(form) if form.is_valid() else ([], None, 0, True)
     query = request.GET.copy()
     query.pop("cursor", None)
     next_url = None
@@ -36,7 +36,8 @@ def saga_list(request: HtmxHttpRequest):
         "form": form,
         "sagas": rows,
         "next_url": next_url,
-        "estimate": estimate,
+        "total": total,
+        "exact": exact,
         "actions": actions.ACTIONS,
         "filter_items": [(k, v) for k, v in request.GET.items() if k != "cursor" and v],
         "nav": "sagas",

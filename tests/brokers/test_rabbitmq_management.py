@@ -2,10 +2,12 @@
 (`make test` enables it: `rabbitmq-plugins enable rabbitmq_management`)."""
 
 import os
+import time
 import uuid
 
 import pytest
 
+from brokers.base import OutgoingMessage
 from brokers.rabbitmq import RabbitMQAdapter
 from tools import services
 
@@ -48,3 +50,26 @@ def test_it_lists_queues_arguments_bindings_and_depth_through_the_management_api
     finally:
         for name in (origin, dlq):
             managed.delete_destination(name)
+
+
+def test_it_adds_unacked_counts_from_the_management_api_to_the_passive_declares(managed):
+    queue = f"depths-{uuid.uuid4().hex[:8]}"
+    managed.ensure_destination(queue)
+    try:
+        managed.publish_batch([OutgoingMessage(queue, f"m{i}".encode()) for i in range(4)])
+        sub = managed.subscribe(queue, "reader")
+        try:
+            held = sub.poll(1, timeout=5)  # one delivered and not yet acknowledged
+            assert len(held) == 1
+            deadline = time.monotonic() + 30  # the management API's figures refresh every few seconds
+            while True:
+                depths = managed.queue_depths([queue, f"{queue}-missing"])
+                if depths[queue].in_flight == 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            assert list(depths) == [queue]
+            assert depths[queue].ready == 3 and depths[queue].in_flight == 1
+        finally:
+            sub.close()
+    finally:
+        managed.delete_destination(queue)

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from brokers.kafka import KafkaAdapter
+from brokers.nats import NatsAdapter
 from brokers.sqs import SqsAdapter
 from tools import services
 
@@ -33,7 +34,9 @@ def _gone(processes: list[psutil.Process], timeout: float = 5) -> bool:
     return False
 
 
-@pytest.mark.parametrize("start", [services.start_noida, services.start_moto, services.start_tansu])
+@pytest.mark.parametrize(
+    "start", [services.start_noida, services.start_moto, services.start_tansu, services.start_nats]
+)
 def test_it_stops_a_service_without_leaving_a_process_behind(start, tmp_path):
     service = start(log_dir=tmp_path)
     processes = _tree(service.pid)
@@ -81,12 +84,22 @@ def test_it_tells_reachable_addresses_from_unreachable_ones():
 
 
 def test_it_starts_every_embedded_service_and_stops_them(tmp_path, monkeypatch):
-    for variable in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "SQS_ENDPOINT_URL"):
+    for variable in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "SQS_ENDPOINT_URL", "NATS_URL"):
         monkeypatch.delenv(variable, raising=False)
 
     env, started = services.ensure_services(embedded=True, workdir=tmp_path)
     try:
-        assert {s.name for s in started} == {"postgres", "redis", "noida", "moto"}
+        # Every broker but RabbitMQ has an embedded form (the machine's RabbitMQ is still used where it answers).
+        assert {s.name for s in started} == {"postgres", "redis", "noida", "moto", "nats"}
+        nats = NatsAdapter(env["NATS_URL"])
+        try:
+            assert nats.health().reachable
+            # JetStream is on: a stream is made, written and read.
+            nats.ensure_destination("EMBEDDED")
+            nats.publish("EMBEDDED", b"x")
+            assert [m.body for m in nats.read("EMBEDDED", 1, timeout=5)] == [b"x"]
+        finally:
+            nats.close()
         import psycopg
         import redis
         from psycopg.conninfo import make_conninfo

@@ -69,14 +69,12 @@ def test_it_replays_a_group_at_a_rate_and_shows_it_finish_live(kafka_origin, wor
     page.goto(f"{live_console.url}/dead-letters/groups/")
     row = page.locator("[data-testid=group-row]").first
     expect(row.locator("[data-testid=group-count]")).to_have_text("30")
-    row.locator("input[name=rate]").fill("15")
-    row.locator("input[name=reason]").fill("fixed the bug")
     row.locator("[data-testid=group-replay] button[type=submit]").click()
-    # The preview first: the frozen set's count and sample, the rate and reason carried over; then start.
+    # The preview first: the frozen set's count and sample; the rate and reason are asked there; then start.
     preview = page.locator("[data-testid=replay-preview]")
     expect(preview.locator("h2")).to_have_text("Replay 30 dead letters")
-    expect(preview.locator("input[name=rate]")).to_have_value("15")
-    expect(preview.locator("input[name=reason]")).to_have_value("fixed the bug")
+    preview.locator("input[name=rate]").fill("15")
+    preview.locator("input[name=reason]").fill("fixed the bug")
     preview.locator("[data-testid=replay-start]").click()
     page.wait_for_url(re.compile(r"/operations/[0-9a-f-]+/$"))
     page.evaluate("window.__marker = 'same page'")

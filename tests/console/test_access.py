@@ -5,10 +5,13 @@ import uuid
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-# Reachable anonymously on purpose: the login page, and the liveness probe a load balancer calls.
-PUBLIC = {"login/", "healthz"}
+# Reachable anonymously on purpose: the login page and why a sign-in was refused, the way to an identity provider
+# (its callbacks exist only where providers are configured), and the liveness probe a load balancer calls.
+PUBLIC = {"login/", "login/refused/", "oidc/<str:name>/authenticate/", "healthz"}
 # Writes a viewer may make: logging out, and managing their own API tokens.
 VIEWER_WRITES = {"logout/", "tokens/create", "tokens/<int:token_id>/revoke"}
+# POSTs that change nothing: a pasted schema checked against an event type's current version (formats/).
+VIEWER_CHECKS = {"schemas/<path:event_type>/", "api/v1/schemas/<path:event_type>/compatibility"}
 # The catch-all that turns unknown API paths into a JSON 404.
 CATCH_ALL = {"api/<path:rest>"}
 SAMPLES = {
@@ -59,7 +62,7 @@ def _writes(route: str) -> bool:
 
 # Every case asserts: the routes a check does not apply to are listed apart and checked for what they do instead.
 PROTECTED = [(route, url) for route, url in _routes() if route not in PUBLIC]
-MUTATING = [(r, u) for r, u in PROTECTED if r not in VIEWER_WRITES | CATCH_ALL and _writes(r)]
+MUTATING = [(r, u) for r, u in PROTECTED if r not in VIEWER_WRITES | CATCH_ALL | VIEWER_CHECKS and _writes(r)]
 READ_ONLY = [(r, u) for r, u in PROTECTED if r not in VIEWER_WRITES | CATCH_ALL and not _writes(r)]
 
 

@@ -188,17 +188,15 @@ def test_it_hands_an_abandoned_operation_to_a_live_worker(world):
     """A worker SIGKILLed mid-run leaves `running` with a stale heartbeat; it is claimed again and finishes."""
     from django.utils import timezone
 
-    from console.actions import requeue_stale
-
     op_id = _start(world.client(world.operator)).json()["id"]
     stale = timezone.now() - timezone.timedelta(seconds=operations.STALE_AFTER_SECONDS + 5)
     Operation.objects.filter(pk=op_id).update(status="running", progress_done=2, progress_total=5, updated_at=stale)
-    assert [str(i) for i in requeue_stale()] == [op_id]
+    assert [str(i) for i in operations.stale()] == [op_id]
     assert operations.execute(op_id) == "succeeded"
     assert Operation.objects.get(pk=op_id).progress_done == 5
     # A fresh heartbeat means a live worker has it: nobody else may claim it.
     Operation.objects.filter(pk=op_id).update(status="running", updated_at=timezone.now())
-    assert requeue_stale() == [] and operations.execute(op_id) is None
+    assert operations.stale() == [] and operations.execute(op_id) is None
 
 
 def test_it_supports_createsuperuser(db, monkeypatch):

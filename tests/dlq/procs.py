@@ -20,6 +20,8 @@ def env() -> dict[str, str]:
     auth = f"{db['USER']}:{db['PASSWORD']}" if db.get("PASSWORD") else db["USER"]
     out["DATABASE_URL"] = f"postgresql://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     out["PYTHONUNBUFFERED"] = "1"
+    # A killed dlq_ingest's sources wait one lease period for the next process; tests kill many times.
+    out.setdefault("DLQ_INGEST_LEASE_SECONDS", "3")
     return out
 
 

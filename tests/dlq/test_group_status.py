@@ -87,7 +87,7 @@ def test_it_refuses_group_archive_and_discard_to_viewers(source, world):
     assert viewer.post("/dead-letters/status", form).status_code == 403
     assert set(_statuses().values()) == {"new"}
     page = viewer.get("/dead-letters/groups/").content.decode()
-    assert "Archive group…" not in page and "Discard group…" not in page
+    assert "Archive…" not in page and "Discard…" not in page
 
 
 def test_it_says_when_a_group_has_nothing_to_archive(source, world):
@@ -111,7 +111,7 @@ def test_it_counts_a_groups_new_letters_apart_from_its_total(source, world):
 
     html = operator.get("/dead-letters/groups/").content.decode()
     assert re.search(r'data-testid="group-count">5<', html) and re.search(r'data-testid="group-new">2<', html)
-    assert "Archive group…" in html and "Discard group…" in html
+    assert "Archive…" in html and "Discard…" in html
     (api_group,) = operator.get("/api/v1/dead-letter-groups").json()["groups"]
     assert (api_group["count"], api_group["new"]) == (5, 2)
     preview = operator.post("/dead-letters/replay/preview", {"group": group, "status": "new"}).content.decode()
@@ -130,7 +130,7 @@ def test_it_archives_a_group_from_the_groups_page_in_a_browser(transactional_db,
     page.goto(f"{live_console.url}/dead-letters/groups/")
     row = page.locator(f"[data-testid=group-row][data-fingerprint='{rows[0].fingerprint}']")
     expect(row.locator("[data-testid=group-new]")).to_have_text("4")
-    row.get_by_role("button", name="Archive group…").click()  # htmx sends the clicked button's status
+    row.get_by_role("button", name="Archive…").click()  # htmx sends the clicked button's status
 
     preview = page.locator("[data-testid=status-preview]")
     expect(preview.locator("h2")).to_have_text("Archive 4 dead letters")

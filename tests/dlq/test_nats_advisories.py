@@ -35,6 +35,7 @@ def test_it_copies_a_message_that_hit_max_deliveries_and_replays_it_once(world, 
     dl = wait_until(lambda: ingest.run_once(source) and DeadLetter.objects.filter(source=source).first(), 15)
     assert (dl.origin, dl.delivery_count, dl.message_id) == (stream, 3, f"{stream}:1")
     assert dl.exception_type == "nats:max_deliveries" and "picker" in dl.exception_message
+    assert dl.convention == "nats-max-deliveries"
     assert dl.message_type == "Pick" and json.loads(dl.body_bytes()) == {"sku": "x"}
     assert ingest.run_once(source, timeout=0.3) is False  # the advisory was acked after the commit
 

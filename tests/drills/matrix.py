@@ -21,7 +21,11 @@ ROLE_OF = {"viewer": VIEWER, "operator": OPERATOR, "admin": ADMIN}
 USERS = {"viewer": "viewer", "operator": "operator", "admin": "admin", "no role": "outsider"}
 
 # Routes anyone reaches (the login page, liveness), and those a login reaches whatever its role.
-PUBLIC = {"login/", "healthz"}
+# The sign-in pages: why a sign-in was refused, and the way to an identity provider (its callbacks answer only where
+# providers are configured).
+PUBLIC = {"login/", "login/refused/", "oidc/<str:name>/authenticate/", "healthz"}
+# Public pages whose answer is a refusal by design: the page that says why a sign-in was refused is a 403 for anyone.
+REFUSAL_PAGES = {"login/refused/"}
 ANY_LOGIN = {"api/<path:rest>", "logout/"}
 # Methods whose role is stricter than the route's (checked inside the view): reading is the viewer's, writing not.
 METHOD_ROLE = {
@@ -64,6 +68,8 @@ def _order(principal: str) -> int:
 
 
 def expected(route: Route, method: str, principal: str) -> str:
+    if route.pattern in REFUSAL_PAGES:
+        return "403"
     if route.pattern in PUBLIC:
         return "ok"
     if principal in ("anonymous", "revoked token", "logged-out session"):

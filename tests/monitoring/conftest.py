@@ -50,12 +50,17 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook():
-    """(url, received): a local HTTP server that keeps every alert notification POSTed to it."""
+def webhook(transactional_db):
+    """(url, received): a local HTTP server that keeps every alert notification POSTed to it. Notifications leave
+    on commit, as a Celery task: the test's transactions commit for real and the task runs in this process."""
+    from monitoring import webhooks
+
+    webhooks.deliver.app.conf.task_always_eager = True
     _Hook.received = []
     server = HTTPServer(("127.0.0.1", 0), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/hook", _Hook.received
+    webhooks.deliver.app.conf.task_always_eager = False
     server.shutdown()
     server.server_close()

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from console.models import AuditEntry
 from dlq.models import DeadLetter, DeadLetterSource
-from monitoring import alerts
+from monitoring import alerts, webhooks
 from monitoring.alerts import evaluate_all
 from monitoring.models import AlertRule, ConsumerTarget, Incident
 from monitoring.sampler import sample_all
@@ -92,15 +92,31 @@ def flaky():
     server.server_close()
 
 
-def test_it_retries_a_failing_webhook_with_backoff_and_gives_up_after_a_bound(flaky, monkeypatch):
-    monkeypatch.setattr(alerts, "WEBHOOK_BACKOFF", 0.05)
+def test_it_retries_a_failing_webhook_with_celery_and_gives_up_after_a_bound(flaky):
+    # apply() runs the task here; each self.retry() runs it again at once (countdowns are not waited out eagerly).
     url, handler = flaky
     handler.failures = 2
-    assert alerts.post_webhook(url, {"state": "firing"}) is True
+    webhooks.deliver.apply(args=(url, {"state": "firing"}))
     assert handler.calls == 3
     handler.calls, handler.failures = 0, 100
-    assert alerts.post_webhook(url, {"state": "firing"}) is False
-    assert handler.calls == alerts.WEBHOOK_ATTEMPTS
+    webhooks.deliver.apply(args=(url, {"state": "firing"}))
+    assert handler.calls == webhooks.ATTEMPTS
+
+
+def test_it_delivers_a_rules_webhook_only_after_the_incident_commits(db, flaky, django_capture_on_commit_callbacks):
+    url, handler = flaky
+    rule = AlertRule.objects.create(name="stuck", kind="saga_stuck", minutes=30, webhook_url=url)
+    incident = Incident.objects.create(rule=rule, subject="sagas", summary="1 saga(s) stuck")
+    app = webhooks.deliver.app
+    app.conf.task_always_eager = True  # the task runs here when enqueued, against the real endpoint
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            alerts.notify(rule, incident, "firing")
+        assert handler.calls == 0 and len(callbacks) == 1  # nothing leaves before the commit
+        callbacks[0]()
+    finally:
+        app.conf.task_always_eager = False
+    assert handler.calls == 1
 
 
 def test_it_lets_an_admin_edit_and_delete_a_rule_on_the_alerts_page_audited(world):

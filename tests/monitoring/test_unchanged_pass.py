@@ -11,13 +11,12 @@ from django.utils import timezone
 from brokers.base import OutgoingMessage
 from console import brokers
 from monitoring.models import ConsumerTarget, PartitionState, Sample
+from monitoring.partitions import fingerprint, judge_unchanged
 from monitoring.sampler import (
     _copy_samples,
-    _judge_unchanged,
     _partition_row,
     _produce_times,
     _track_partitions,
-    fingerprint,
     observe_kafka,
     store,
 )
@@ -57,7 +56,7 @@ def test_it_judges_an_unchanged_group_from_its_summary_as_the_full_walk_would(
     rows = []
     walked = _track_partitions(o, target, state.partitions, state.seen_at, {}, later, rows)
     assert walked[1] is False and rows == []  # the walk would change nothing and store nothing
-    judged = _judge_unchanged(state.summary, o.members, later.timestamp(), 20)
+    judged = judge_unchanged(state.summary, o.members, later.timestamp(), 20)
     assert judged == (walked[2], walked[3])
     assert judged[1][0] == "STOP" and judged[0] >= 12
 

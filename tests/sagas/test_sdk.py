@@ -5,7 +5,7 @@ from django.core.management import call_command
 
 from console import operations
 from console.models import AuditEntry
-from sagas import sdk
+from sagas import sdk, steps
 from sagas.models import SagaInstance, SagaStepEvent
 from sagas.tasks import run_step as run_step_task
 from tests.sagas.helpers import act
@@ -105,7 +105,7 @@ def test_it_retries_then_compensates_completed_steps_in_reverse(db):
 def test_it_backs_off_exponentially_with_jitter(settings):
     settings.SAGA_RETRY_BASE_SECONDS = 2
     for attempt, low, high in ((1, 1, 3), (2, 2, 6), (3, 4, 12)):
-        delays = {sdk.backoff(attempt) for _ in range(20)}
+        delays = {steps.backoff(attempt) for _ in range(20)}
         assert all(low <= d < high for d in delays) and len(delays) > 1
 
 

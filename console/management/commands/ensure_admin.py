@@ -1,15 +1,17 @@
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Create the `admin` login if it does not exist and print its password once (used by `make run`)."
+    help = "Create the bootstrap `admin` login if it does not exist and print its password once (used by `make run`)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", default="admin")
+        # BOOTSTRAP_ADMIN: the one login that keeps a password when LOCAL_PASSWORDS is off.
+        parser.add_argument("--username", default=settings.BOOTSTRAP_ADMIN)
         parser.add_argument("--password", default=None, help="default: a new random password")
 
     def handle(self, username, password, **options):

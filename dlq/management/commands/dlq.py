@@ -44,6 +44,12 @@ class Command(BaseCommand):
         replay.add_argument("--dry-run", action="store_true")
         replay.add_argument("--override-loop-guard", action="store_true")
         replay.add_argument(
+            "--republish-to-topic",
+            action="store_true",
+            help="SNS subscriptions' dead letters go to their topic instead of their endpoint: EVERY subscriber "
+            "of the topic receives them again",
+        )
+        replay.add_argument(
             "--foreground",
             action="store_true",
             help="run the replay in this process and wait for it; the same --key again resumes it",
@@ -61,7 +67,11 @@ class Command(BaseCommand):
             if o["foreground"] and existing.status != Operation.Status.SUCCEEDED:
                 self._run(existing)
             return
-        body = {"dry_run": o["dry_run"], "override_loop_guard": o["override_loop_guard"]}
+        body = {
+            "dry_run": o["dry_run"],
+            "override_loop_guard": o["override_loop_guard"],
+            "republish_to_topic": o["republish_to_topic"],
+        }
         if o["ids"]:
             body["ids"] = [int(i) for i in o["ids"].split(",")]
         if o["group"]:
