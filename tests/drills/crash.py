@@ -187,8 +187,7 @@ def celery_replay(world, kills: int, seed: int, tmp_path: Path, n: int = 400) ->
     here by hand once the dead worker's heartbeat is made old) hands it to the next worker."""
     from django.utils import timezone
 
-    from console import brokers
-    from console.actions import requeue_stale
+    from console import brokers, operations
     from console.models import Operation
     from console.tasks import run_operation
     from dlq import actions
@@ -224,7 +223,7 @@ def celery_replay(world, kills: int, seed: int, tmp_path: Path, n: int = 400) ->
         def start():
             # What the beat's requeue-stale-operations job does once a dead worker's heartbeat is old.
             Operation.objects.filter(pk=op.pk).update(updated_at=timezone.now() - timezone.timedelta(minutes=5))
-            for stale in requeue_stale():
+            for stale in operations.stale():
                 run_operation.delay(str(stale))
             return _celery_worker(log)
 
