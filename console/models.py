@@ -54,9 +54,10 @@ class AuditEntry(models.Model):
     idempotency_key = models.CharField(max_length=200, blank=True)
     via = models.CharField(max_length=16, default="web")  # web | api | cli
     # Who the actor is at their identity provider, as at the time of the action: "oidc:okta" and the token's `sub`,
-    # "ldap" and the DN, or "local" and the username (console.sign_in.identity_of).
-    actor_provider = models.CharField(max_length=64, blank=True)
-    actor_subject = models.CharField(max_length=255, blank=True)
+    # "ldap" and the DN, or "local" and the username (console.sign_in.identity_of). db_default: the previous
+    # release writes audit entries without them while a rolling upgrade is under way (deploy/k8s/README.md).
+    actor_provider = models.CharField(max_length=64, blank=True, default="", db_default="")
+    actor_subject = models.CharField(max_length=255, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -51,7 +51,8 @@ class DeadLetterSource(models.Model):
     retention_warning = models.TextField(blank=True)
     retention_checked_at = models.DateTimeField(null=True, blank=True)
     # The framework convention (dlq.conventions) its latest recognised dead letters follow; written by ingest.
-    convention = models.CharField(max_length=40, blank=True)
+    # db_default: a not-yet-upgraded process inserting without this column during a rolling upgrade (ADR 0048).
+    convention = models.CharField(max_length=40, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -132,8 +133,10 @@ class DeadLetter(models.Model):
     # offset), and where it failed: consumer group, connector and task, consumer, endpoint or function.
     origin_partition = models.IntegerField(null=True, blank=True)
     origin_offset = models.BigIntegerField(null=True, blank=True)
-    failed_in = models.CharField(max_length=300, blank=True)
-    convention = models.CharField(max_length=40, blank=True)  # dlq.conventions: which framework's it is
+    failed_in = models.CharField(max_length=300, blank=True, default="", db_default="")
+    # dlq.conventions: which framework's it is. db_default here and on failed_in: the previous release inserts rows
+    # without them while a rolling upgrade is under way (deploy/k8s/README.md).
+    convention = models.CharField(max_length=40, blank=True, default="", db_default="")
     message_id = models.CharField(max_length=300)  # broker message id; Kafka: "partition:offset"; NATS: sequence
     partition = models.IntegerField(null=True, blank=True)
     offset = models.BigIntegerField(null=True, blank=True)

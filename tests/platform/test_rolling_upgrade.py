@@ -16,10 +16,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from brokers.base import OutgoingMessage
 from console import brokers
+from console.models import AuditEntry
 from dlq.models import DeadLetter, DeadLetterSource
 from outbox import publish
 from outbox.models import OutboxEvent
@@ -83,9 +85,22 @@ def test_it_runs_the_previous_releases_ingest_and_relay_on_the_new_schema(previo
             assert worker.wait(20) == 0, log.read_text()[-3000:]
         time.sleep(0.2)
         assert len(rabbit.read(target, max_messages=10, timeout=2)) == 5
+        # Every action of the previous release writes an audit entry, with the columns it knows of.
+        User.objects.create_user("upgrade-operator")
+        audit = (
+            "from django.contrib.auth.models import User; from console.models import AuditEntry; "
+            "AuditEntry.objects.create(actor=User.objects.get(username='upgrade-operator'), action='upgrade.test', "
+            "target_type='test', target_id='1', reason='rolling upgrade')"
+        )
+        shell = _old(code, "shell", "-c", audit, log=log)
+        assert shell.wait(60) == 0, log.read_text()[-3000:]
+        assert AuditEntry.objects.filter(action="upgrade.test").exists()
     finally:
         for worker in workers:
             procs.kill(worker)
         for name in (dlq, target):
             rabbit.delete_destination(name)
-    print(f"\nthe code of {commit[:10]} ingested 5 dead letters and relayed 5 events on this checkout's schema")
+    print(
+        f"\nthe code of {commit[:10]} ingested 5 dead letters, relayed 5 events and wrote an audit entry on this "
+        "checkout's schema"
+    )
