@@ -116,7 +116,9 @@ def test_it_runs_the_readme_commands_in_a_plain_shell_beside_make_run(tmp_path, 
         )
         assert resolved.returncode == 0, resolved.stderr
         assert re.match(r"operation \S+ ", resolved.stdout)
-        _wait(lambda: api.get(f"{base}/api/v1/sagas/{saga_id}", timeout=10).json()["status"] == "resolved_manually", 60)
+        _wait(
+            lambda: api.get(f"{base}/api/v1/sagas/{saga_id}", timeout=10).json()["status"] == "resolved_manually", 150
+        )
 
         fingerprint = _wait(lambda: _first(api, f"{base}/api/v1/dead-letter-groups", "groups", "fingerprint"), 150)
         replay = _manage(
