@@ -1,9 +1,12 @@
-"""The dead-letter queue's input layer: the replay parameters the API and the `dlq replay` command share. Invalid
-input is a django ValidationError naming each field (the API answers a 400 with them, the command prints them)."""
+"""The dead-letter queue's input layer: the page's replay and status forms, and the replay parameters the API and the
+`dlq replay` command share. Invalid input is a django ValidationError naming each field (the API answers a 400 with
+them, the command prints them, the page shows them)."""
 
+from django import forms
 from django.core.exceptions import ValidationError
 
 from console.brokers import split_destination
+from console.forms import ReasonForm
 from console.operations import ParameterError
 from dlq import actions, filters
 from dlq.models import DeadLetter
@@ -56,3 +59,64 @@ def replay_params(body: dict) -> dict:
         return {**validate(params), "_preview": frozen}
     except ParameterError as e:
         raise ValidationError(e.fields) from e
+
+
+class IdsField(forms.Field):
+    """The inbox's checked rows (repeated `ids`); anything that is not a row id is ignored, as a stale tick is."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        return [int(i) for i in value or [] if str(i).isdigit()]
+
+
+def checked_ids(data) -> list[int]:
+    """The checked ids of a posted inbox form (a QueryDict)."""
+    field = IdsField(required=False)
+    return field.clean(field.widget.value_from_datadict(data, {}, "ids"))
+
+
+class ReplayForm(ReasonForm):
+    """The page's Replay: a selection frozen by the preview (else the checked ids or the form's filter, frozen at
+    submit) and the operation's options, checked again by dlq.operations.validate."""
+
+    selection = forms.CharField(required=False)
+    rate = forms.FloatField(required=False)
+    canary = forms.IntegerField(required=False)
+    dry_run = forms.BooleanField(required=False)
+    override_loop_guard = forms.BooleanField(required=False)
+    republish_to_topic = forms.BooleanField(required=False)
+    broker = forms.CharField(required=False)
+    destination = forms.CharField(required=False)
+
+    def options(self) -> dict:
+        """The operation's parameters other than its ids (call after is_valid())."""
+        data = self.cleaned_data
+        raw = {name: data[name] for name in ("dry_run", "override_loop_guard", "republish_to_topic")}
+        for name in ("rate", "canary"):
+            if data[name] is not None:
+                raw[name] = data[name]
+        if data["destination"]:
+            raw["broker"], raw["destination"] = data["broker"], data["destination"]
+        return raw
+
+    def message(self) -> str:
+        if "reason" in self.errors or "idempotency_key" in self.errors:
+            return "A reason is required."
+        return "; ".join(f"{name}: {' '.join(errs)}" for name, errs in self.errors.items())
+
+
+# The status a form asks for -> the verb its preview, audit entry and messages use.
+STATUS_VERBS = {
+    DeadLetter.Status.ARCHIVED: "archive",
+    DeadLetter.Status.DISCARDED: "discard",
+    DeadLetter.Status.NEW: "restore",
+}
+
+
+class StatusForm(ReasonForm):
+    """Archive, discard or restore the checked rows or a selection frozen by the status preview."""
+
+    status = forms.ChoiceField(choices=[(s, v) for s, v in STATUS_VERBS.items()])
+    selection = forms.CharField(required=False)
+    ids = IdsField(required=False)
