@@ -14,7 +14,6 @@ from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
-from console.inputs import loads
 from dlq import actions, contents, filters, forms, queries, retention
 from dlq.models import DeadLetter
 from formats.decode import without_contents
@@ -160,21 +159,11 @@ def edit_replay(request, dead_letter_id: int):
     body = _object(request)
     reason, key = require_reason_and_key(body)
     new_body, headers = body.get("body"), body.get("headers", {})
-    errors = {}
-    if not isinstance(new_body, str):
-        errors["body"] = ["must be the new body as text"]
-    elif dl.is_json():
-        try:
-            loads(new_body)
-        except ValueError as e:  # too-deep nesting included (console.inputs.loads)
-            errors["body"] = [f"is not valid JSON: {e}"]
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        errors["headers"] = ["must be an object of text values"]
     schema_id = body.get("schema_id")  # a decoded body: encode with this later version of its schema
-    if schema_id is not None and (not isinstance(schema_id, int) or isinstance(schema_id, bool) or schema_id < 1):
-        errors["schema_id"] = ["must be a schema id (a positive integer)"]
-    if errors:
-        raise ApiError(400, "invalid request", errors)
+    try:
+        forms.clean_edit(dl, new_body, headers, schema_id)
+    except ValidationError as e:
+        raise ApiError(400, "invalid request", e.message_dict) from e
     try:
         record = actions.do_edit_and_replay(
             request.user,

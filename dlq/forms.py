@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from console.brokers import split_destination
 from console.forms import ReasonForm
+from console.inputs import loads
 from console.operations import ParameterError
 from dlq import actions, filters
 from dlq.models import DeadLetter
@@ -120,3 +121,64 @@ class StatusForm(ReasonForm):
     status = forms.ChoiceField(choices=[(s, v) for s, v in STATUS_VERBS.items()])
     selection = forms.CharField(required=False)
     ids = IdsField(required=False)
+
+
+def clean_edit(dl: DeadLetter, body, headers, schema_id) -> None:
+    """An edited copy's body, headers and schema id, as the API and the page both check them: the body text (valid
+    JSON when the dead letter's is), headers an object of text values, the schema id a positive integer or None."""
+    errors = {}
+    if not isinstance(body, str):
+        errors["body"] = ["must be the new body as text"]
+    elif dl.is_json():
+        try:
+            loads(body)
+        except ValueError as e:  # too-deep nesting included (console.inputs.loads)
+            errors["body"] = [f"is not valid JSON: {e}"]
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        errors["headers"] = ["must be an object of text values"]
+    # A decoded body: encode with this later version of its schema.
+    if schema_id is not None and (not isinstance(schema_id, int) or isinstance(schema_id, bool) or schema_id < 1):
+        errors["schema_id"] = ["must be a schema id (a positive integer)"]
+    if errors:
+        raise ValidationError(errors)
+
+
+class EditReplayForm(ReasonForm):
+    """The detail page's Edit and replay: the headers typed as a JSON object (a number typed as a value is sent as
+    its text), then the same checks as the API (clean_edit)."""
+
+    body = forms.CharField(required=False, strip=False)
+    headers = forms.CharField(required=False)
+    schema_id = forms.CharField(required=False)
+
+    def __init__(self, dead_letter: DeadLetter, data=None):
+        super().__init__(data)
+        self.dead_letter = dead_letter
+
+    def clean_headers(self):
+        try:
+            headers = loads(self.cleaned_data["headers"] or "{}")
+        except ValueError as e:
+            raise forms.ValidationError(f"is not valid JSON: {e}") from e
+        if not isinstance(headers, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return {k: str(v) for k, v in headers.items()}
+
+    def clean_schema_id(self):
+        value = self.cleaned_data["schema_id"]
+        return int(value) if value.isdigit() else None  # the page's select sends "" for "the schema it came with"
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            try:
+                clean_edit(self.dead_letter, data["body"], data["headers"], data["schema_id"])
+            except ValidationError as e:
+                for name, messages in e.message_dict.items():
+                    self.add_error(name, messages)
+        return data
+
+    def message(self) -> str:
+        if "reason" in self.errors or "idempotency_key" in self.errors:
+            return "a reason is required"
+        return "; ".join(f"{name}: {' '.join(errs)}" for name, errs in self.errors.items())

@@ -15,7 +15,6 @@ from console import brokers as connections
 from console.access import ADMIN, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import require_role
-from console.inputs import loads
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest, back_to_referer
 from dlq import actions, contents, filters, forms, queries, retention
@@ -229,21 +228,20 @@ def set_status(request):
 @require_role(OPERATOR)
 def edit_replay(request, dead_letter_id: int):
     dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
-    body, reason = request.POST.get("body", ""), request.POST.get("reason", "").strip()
+    form = forms.EditReplayForm(dl, request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Not replayed: {form.message()}")
+        return redirect("dlq_detail", dead_letter_id=dl.pk)
+    data = form.cleaned_data
     try:
-        headers = loads(request.POST.get("headers") or "{}")
-        if dl.is_json():
-            loads(body)  # a ValueError (too deep included) is answered below
-        if not reason or not isinstance(headers, dict):
-            raise ValueError("a reason and a JSON object of headers are required")
         actions.do_edit_and_replay(
             request.user,
             dl,
-            body.encode(),
-            {k: str(v) for k, v in headers.items()},
-            reason,
-            request.POST["idempotency_key"],
-            schema_id=int(request.POST["schema_id"]) if request.POST.get("schema_id", "").isdigit() else None,
+            data["body"].encode(),
+            data["headers"],
+            data["reason"],
+            data["idempotency_key"],
+            schema_id=data["schema_id"],
         )
     except (ValueError, Conflict) as e:
         messages.error(request, f"Not replayed: {e}")
