@@ -5,6 +5,7 @@ them, the command prints them, the page shows them)."""
 from django import forms
 from django.core.exceptions import ValidationError
 
+from console import brokers as connections
 from console.brokers import split_destination
 from console.forms import ReasonForm
 from console.inputs import loads
@@ -182,3 +183,23 @@ class EditReplayForm(ReasonForm):
         if "reason" in self.errors or "idempotency_key" in self.errors:
             return "a reason is required"
         return "; ".join(f"{name}: {' '.join(errs)}" for name, errs in self.errors.items())
+
+
+class SourceForm(forms.Form):
+    """The Sources page's Save: a configured connection (as `kind` or `kind:name`), the dead-letter destination on it,
+    the origin a replay sends to by default, and whether it is read."""
+
+    connection = forms.CharField(max_length=100)
+    destination = forms.CharField(max_length=500)  # DeadLetterSource's columns
+    origin = forms.CharField(max_length=500, required=False)
+    enabled = forms.BooleanField(required=False)
+    reason = forms.CharField(max_length=2000, required=False)
+
+    def clean_connection(self):
+        try:
+            conn = connections.by_key(self.cleaned_data["connection"])
+        except (connections.NotConfigured, ValueError):
+            conn = None
+        if conn is None:
+            raise forms.ValidationError("choose a configured connection")
+        return conn

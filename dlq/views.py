@@ -265,23 +265,14 @@ def sources(request):
 @require_POST
 @require_role(ADMIN)
 def source_save(request):
-    key, destination = request.POST.get("connection", ""), request.POST.get("destination", "").strip()
-    try:
-        conn = connections.by_key(key)
-    except connections.NotConfigured:
-        conn = None
-    if conn is None or not destination:
+    form = forms.SourceForm(request.POST)
+    if not form.is_valid():
         # A mistake in the form, not a refusal of the admin: said on the page like the other forms' errors (a 403
         # here read as "you may not", issue 14's permission matrix).
         messages.error(request, "Choose a configured connection and a destination.")
         return redirect("dlq_sources")
-    actions.do_save_source(
-        request.user,
-        conn,
-        destination,
-        request.POST.get("origin", "").strip(),
-        request.POST.get("enabled") == "on",
-        request.POST.get("reason", ""),
-    )
+    data = form.cleaned_data
+    conn, destination = data["connection"], data["destination"]
+    actions.do_save_source(request.user, conn, destination, data["origin"], data["enabled"], data["reason"])
     messages.success(request, f"Source {conn.key}/{destination} saved.")
     return redirect("dlq_sources")

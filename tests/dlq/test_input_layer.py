@@ -30,3 +30,15 @@ def test_it_still_asks_for_a_reason_first(source, world):
     page = world.client(world.operator).post("/dead-letters/replay", body, follow=True).content.decode()
 
     assert "A reason is required." in page and not Operation.objects.exists()
+
+
+def test_it_saves_a_source_from_the_sources_form_and_refuses_an_unknown_connection(db, world):
+    admin = world.client(world.admin)
+    form = {"connection": "kafka", "destination": "payments.DLQ", "origin": "payments", "enabled": "on", "reason": "r"}
+
+    admin.post("/dead-letters/sources/save", form)
+    refused = admin.post("/dead-letters/sources/save", {**form, "connection": "kafka:nowhere"}, follow=True)
+
+    (saved,) = DeadLetterSource.objects.all()
+    assert (saved.broker, saved.destination, saved.origin, saved.enabled) == ("kafka", "payments.DLQ", "payments", True)
+    assert "Choose a configured connection and a destination." in refused.content.decode()
