@@ -37,6 +37,12 @@ class ApiError(Exception):
         self.message = message
         self.fields = fields or {}
 
+    @classmethod
+    def invalid(cls, form, message: str = "invalid request") -> "ApiError":
+        """The one way a form's errors reach an API client: a 400 naming each field (pages show the same errors
+        beside the fields)."""
+        return cls(400, message, {name: list(errors) for name, errors in form.errors.items()})
+
     def response(self) -> JsonResponse:
         # Messages may quote what the client sent (a too-long value, a bad choice): never more than a short prefix.
         body = {"error": clip(self.message)}

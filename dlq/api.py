@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+from django.core.exceptions import ValidationError
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 
@@ -13,27 +14,11 @@ from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
-from console.brokers import split_destination
-from console.inputs import loads
-from console.operations import ParameterError
-from dlq import actions, contents, filters, queries, retention
+from dlq import actions, contents, filters, forms, queries, retention
 from dlq.models import DeadLetter
-from dlq.operations import validate
 from formats.decode import without_contents
 from formats.queries import flag_mismatches
 from formats.validation import SchemaMismatch
-
-REPLAY_OPTIONS = (
-    "rate",
-    "canary",
-    "canary_threshold",
-    "canary_mode",
-    "canary_wait_seconds",
-    "dry_run",
-    "override_loop_guard",
-    "batch",
-    "republish_to_topic",  # an SNS subscription's dead letter to its topic (every subscriber) instead of its endpoint
-)
 
 
 def _filters(params) -> dict:
@@ -133,48 +118,16 @@ def dead_letter_groups(request):
     return JsonResponse({"groups": groups, "warnings": retention.warnings()})
 
 
-def replay_params(body: dict) -> dict:
-    """ids, or a filter (or a group), frozen into ids now, plus the validated options of the operation."""
-    if "ids" in body:
-        ids = body["ids"]
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise ApiError(400, "invalid request", {"ids": ["must be a list of dead-letter ids"]})
-        frozen = actions.preview(DeadLetter.objects.filter(pk__in=ids))
-    else:
-        f = body.get("filter") or {}
-        if not isinstance(f, dict):
-            raise ApiError(400, "invalid request", {"filter": ["must be an object"]})
-        if body.get("group"):
-            f = {**f, "group": body["group"]}
-        f = _filters(f)
-        if not f:
-            raise ApiError(400, "invalid request", {"ids": ["give ids, a group or a filter"]})
-        frozen = actions.preview(filters.apply(DeadLetter.objects.filter(status="new"), f))
-    if not frozen["ids"]:
-        raise ApiError(400, "invalid request", {"ids": ["no dead letters match"]})
-    params = {"ids": frozen["ids"], **{k: body[k] for k in REPLAY_OPTIONS if k in body}}
-    destination = body.get("destination")
-    if destination:
-        if not isinstance(destination, str) or ":" not in destination:
-            raise ApiError(
-                400,
-                "invalid request",
-                {"destination": ["must be kind:connection/destination or kind:destination, e.g. sqs:billing/orders"]},
-            )
-        params["broker"], params["destination"] = split_destination(destination)
-    try:
-        return {**validate(params), "_preview": frozen}
-    except ParameterError as e:
-        raise ApiError(400, "invalid parameters", e.fields) from e
-
-
 @api(methods=("POST",), role=OPERATOR)
 def replay(request):
     """POST {ids | filter, rate?, destination?, canary?, dry_run?, republish_to_topic?, reason, idempotency_key}:
     replay as an operation. republish_to_topic: SNS subscriptions' dead letters to their topic (every subscriber)."""
     body = _object(request)
     reason, key = require_reason_and_key(body)
-    params = replay_params(body)
+    try:
+        params = forms.replay_params(body)
+    except ValidationError as e:
+        raise ApiError(400, "invalid request", e.message_dict) from e
     frozen = params.pop("_preview")
     try:
         op, created = actions.do_replay_dead_letters(request.user, params, reason, key, via=request.auth_via or "api")
@@ -206,21 +159,11 @@ def edit_replay(request, dead_letter_id: int):
     body = _object(request)
     reason, key = require_reason_and_key(body)
     new_body, headers = body.get("body"), body.get("headers", {})
-    errors = {}
-    if not isinstance(new_body, str):
-        errors["body"] = ["must be the new body as text"]
-    elif dl.is_json():
-        try:
-            loads(new_body)
-        except ValueError as e:  # too-deep nesting included (console.inputs.loads)
-            errors["body"] = [f"is not valid JSON: {e}"]
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        errors["headers"] = ["must be an object of text values"]
     schema_id = body.get("schema_id")  # a decoded body: encode with this later version of its schema
-    if schema_id is not None and (not isinstance(schema_id, int) or isinstance(schema_id, bool) or schema_id < 1):
-        errors["schema_id"] = ["must be a schema id (a positive integer)"]
-    if errors:
-        raise ApiError(400, "invalid request", errors)
+    try:
+        forms.clean_edit(dl, new_body, headers, schema_id)
+    except ValidationError as e:
+        raise ApiError(400, "invalid request", e.message_dict) from e
     try:
         record = actions.do_edit_and_replay(
             request.user,

@@ -15,11 +15,9 @@ from console import brokers as connections
 from console.access import ADMIN, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import require_role
-from console.forms import ReasonForm
-from console.inputs import loads
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest, back_to_referer
-from dlq import actions, contents, filters, queries, retention
+from dlq import actions, contents, filters, forms, queries, retention
 from dlq.models import PURGEABLE, DeadLetter, DeadLetterSource
 from dlq.operations import validate
 
@@ -107,7 +105,7 @@ def detail(request, dead_letter_id: int):
 
 def _replay_targets(data) -> tuple[object | None, str]:
     """The dead letters a replay form names: the checked ids, else its filter or group (status new). (qs, error)."""
-    ids = [int(i) for i in data.getlist("ids") if i.isdigit()]
+    ids = forms.checked_ids(data)
     if ids:
         return DeadLetter.objects.filter(pk__in=ids), ""
     try:
@@ -147,45 +145,28 @@ def replay_preview(request):
 def replay(request):
     """Replay a previewed selection (or, without one, the checked ids or a group / filter frozen now); then watch the
     operation's progress page."""
-    reason, key = request.POST.get("reason", "").strip(), request.POST.get("idempotency_key", "")
+    form = forms.ReplayForm(request.POST)
     back = back_to_referer(request, "dlq")
-    if not reason or not key:
-        messages.error(request, "A reason is required.")
+    if not form.is_valid():
+        messages.error(request, form.message())
         return redirect(back)
+    data = form.cleaned_data
     try:
-        if request.POST.get("selection"):
-            ids = actions.thaw_selection(request.POST["selection"])
+        if data["selection"]:
+            ids = actions.thaw_selection(data["selection"])
         else:
             qs, error = _replay_targets(request.POST)
             if qs is None:
                 raise ParameterError({"filter": [error]})
             ids = actions.preview(qs)["ids"]
-        raw = {
-            "ids": ids,
-            "dry_run": request.POST.get("dry_run") == "on",
-            "override_loop_guard": request.POST.get("override_loop_guard") == "on",
-            "republish_to_topic": request.POST.get("republish_to_topic") == "on",
-        }
-        for name, cast in (("rate", float), ("canary", int)):
-            if request.POST.get(name):
-                raw[name] = cast(request.POST[name])
-        if request.POST.get("destination", "").strip():
-            raw["broker"], raw["destination"] = request.POST.get("broker", ""), request.POST["destination"].strip()
         if not ids:
             raise ParameterError({"ids": ["no dead letters to replay"]})
-        op, _ = actions.do_replay_dead_letters(request.user, validate(raw), reason, key)
+        raw = {"ids": ids, **form.options()}
+        op, _ = actions.do_replay_dead_letters(request.user, validate(raw), data["reason"], data["idempotency_key"])
     except (ParameterError, Conflict, ValueError) as e:
         messages.error(request, str(e))
         return redirect(back)
     return redirect("operation", operation_id=op.pk)
-
-
-# The status a form asks for -> the verb its preview, audit entry and messages use.
-STATUS_VERBS = {
-    DeadLetter.Status.ARCHIVED: "archive",
-    DeadLetter.Status.DISCARDED: "discard",
-    DeadLetter.Status.NEW: "restore",
-}
 
 
 @require_POST
@@ -195,7 +176,7 @@ def status_preview(request):
     already archived or discarded keep their status and purge date) — with its count and a sample; confirming changes
     exactly that set."""
     status, group = request.POST.get("status", ""), request.POST.get("group", "")
-    ctx = {"status": status, "verb": STATUS_VERBS.get(status, "")}
+    ctx = {"status": status, "verb": forms.STATUS_VERBS.get(status, "")}
     if status not in PURGEABLE or not group:
         ctx["error"] = "Choose a group, and archive or discard."
     else:
@@ -220,17 +201,17 @@ def set_status(request):
     """Archive, discard or restore (to new) the checked dead letters, or a selection frozen by the status preview."""
     back = back_to_referer(request, "dlq")
     # The inbox form also carries its filter's `status` as a hidden field before the button: the button's is the last.
-    status = request.POST.get("status", "")
-    form = ReasonForm(request.POST)
-    if status not in STATUS_VERBS or not form.is_valid():
+    form = forms.StatusForm(request.POST)
+    if not form.is_valid():
         messages.error(request, "Choose archive, discard or restore, and give a reason.")
         return redirect(back)
-    verb = STATUS_VERBS[status]
+    status, verb = form.cleaned_data["status"], forms.STATUS_VERBS[form.cleaned_data["status"]]
     try:
-        if request.POST.get("selection"):
-            ids = actions.thaw_selection(request.POST["selection"], verb)
-        else:
-            ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+        ids = (
+            actions.thaw_selection(form.cleaned_data["selection"], verb)
+            if form.cleaned_data["selection"]
+            else form.cleaned_data["ids"]
+        )
         if not ids:
             raise Conflict(f"Nothing to {verb}: check the dead letters first.")
         changed = actions.do_set_status(
@@ -247,21 +228,20 @@ def set_status(request):
 @require_role(OPERATOR)
 def edit_replay(request, dead_letter_id: int):
     dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
-    body, reason = request.POST.get("body", ""), request.POST.get("reason", "").strip()
+    form = forms.EditReplayForm(dl, request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Not replayed: {form.message()}")
+        return redirect("dlq_detail", dead_letter_id=dl.pk)
+    data = form.cleaned_data
     try:
-        headers = loads(request.POST.get("headers") or "{}")
-        if dl.is_json():
-            loads(body)  # a ValueError (too deep included) is answered below
-        if not reason or not isinstance(headers, dict):
-            raise ValueError("a reason and a JSON object of headers are required")
         actions.do_edit_and_replay(
             request.user,
             dl,
-            body.encode(),
-            {k: str(v) for k, v in headers.items()},
-            reason,
-            request.POST["idempotency_key"],
-            schema_id=int(request.POST["schema_id"]) if request.POST.get("schema_id", "").isdigit() else None,
+            data["body"].encode(),
+            data["headers"],
+            data["reason"],
+            data["idempotency_key"],
+            schema_id=data["schema_id"],
         )
     except (ValueError, Conflict) as e:
         messages.error(request, f"Not replayed: {e}")
@@ -285,23 +265,14 @@ def sources(request):
 @require_POST
 @require_role(ADMIN)
 def source_save(request):
-    key, destination = request.POST.get("connection", ""), request.POST.get("destination", "").strip()
-    try:
-        conn = connections.by_key(key)
-    except connections.NotConfigured:
-        conn = None
-    if conn is None or not destination:
+    form = forms.SourceForm(request.POST)
+    if not form.is_valid():
         # A mistake in the form, not a refusal of the admin: said on the page like the other forms' errors (a 403
         # here read as "you may not", issue 14's permission matrix).
         messages.error(request, "Choose a configured connection and a destination.")
         return redirect("dlq_sources")
-    actions.do_save_source(
-        request.user,
-        conn,
-        destination,
-        request.POST.get("origin", "").strip(),
-        request.POST.get("enabled") == "on",
-        request.POST.get("reason", ""),
-    )
+    data = form.cleaned_data
+    conn, destination = data["connection"], data["destination"]
+    actions.do_save_source(request.user, conn, destination, data["origin"], data["enabled"], data["reason"])
     messages.success(request, f"Source {conn.key}/{destination} saved.")
     return redirect("dlq_sources")

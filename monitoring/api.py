@@ -1,21 +1,17 @@
 """JSON API: /api/v1/consumers, one target with partitions, its history, the offset reset, alert rules, silencing a
 rule and acknowledging an incident."""
 
-from datetime import UTC, datetime, timedelta
-
+from django.core.exceptions import ValidationError
 from django.http import JsonResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from brokers.base import Capability
 from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
 from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
-from console.brokers import NotConfigured, kind_supports
+from console.brokers import NotConfigured
 from console.operations import ParameterError
-from monitoring import actions, queries
-from monitoring.models import BROKERS, AlertRule, ConsumerTarget, Incident
+from monitoring import actions, forms, queries
+from monitoring.models import AlertRule, ConsumerTarget, Incident
 from monitoring.operations import describe_changes, validate_reset
 
 
@@ -118,7 +114,10 @@ def _save_rule(request, rule: AlertRule | None):
         raise ApiError(403, "the admin role is required")
     body = _object(request)
     reason, key = require_reason_and_key(body)
-    values = clean_rule(body, existing=rule)
+    try:
+        values = forms.clean_rule(body, existing=rule)
+    except ValidationError as e:
+        raise ApiError(400, "invalid rule", e.message_dict) from e
     rule_id = rule.pk if rule is not None else None
     try:
         rule = actions.do_save_alert_rule(request.user, rule_id, values, reason, key, via=request.auth_via or "api")
@@ -133,7 +132,10 @@ def alert_rule_silence(request, rule_id):
     rule = _rule(rule_id)
     body = _object(request)
     reason, key = require_reason_and_key(body)
-    until = clean_until(body.get("until")) if request.method == "POST" else None
+    try:
+        until = forms.clean_until(body.get("until")) if request.method == "POST" else None
+    except ValidationError as e:
+        raise ApiError(400, "invalid request", e.message_dict) from e
     try:
         rule = actions.do_silence_alert_rule(request.user, rule.pk, until, reason, key, via=request.auth_via or "api")
     except Conflict as e:
@@ -150,8 +152,8 @@ def incident_acknowledge(request, incident_id):
     body = _object(request)
     note = body.get("note", "")
     fields = {}
-    if not isinstance(note, str) or len(note) > MAX_NOTE:
-        fields["note"] = [f"must be a string of at most {MAX_NOTE} characters"]
+    if not isinstance(note, str) or len(note) > forms.MAX_NOTE:
+        fields["note"] = [f"must be a string of at most {forms.MAX_NOTE} characters"]
     key = body.get("idempotency_key")
     if not isinstance(key, str) or not key.strip() or len(key) > 200:
         fields["idempotency_key"] = ["an idempotency_key (1 to 200 characters) is required"]
@@ -164,105 +166,3 @@ def incident_acknowledge(request, incident_id):
     except Conflict as e:
         raise ApiError(409, str(e)) from e
     return JsonResponse(incident.as_json())
-
-
-MAX_NOTE = 2000
-MAX_SILENCE = timedelta(days=30)
-
-
-def clean_until(value) -> datetime:
-    """The end of a silence: an ISO 8601 time (UTC when it names no offset), in the future, at most 30 days ahead
-    so that a forgotten silence cannot hide a rule for good."""
-    try:
-        when = parse_datetime(value.strip()) if isinstance(value, str) else None
-    except ValueError:  # well formed but impossible, e.g. month 13
-        when = None
-    if when is None:
-        raise ApiError(400, "invalid request", {"until": ["give an ISO 8601 time, e.g. 2026-11-26T18:00:00Z"]})
-    if timezone.is_naive(when):
-        when = when.replace(tzinfo=UTC)
-    now = timezone.now()
-    if when <= now:
-        raise ApiError(400, "invalid request", {"until": ["must be in the future"]})
-    if when > now + MAX_SILENCE:
-        raise ApiError(400, "invalid request", {"until": [f"must be at most {MAX_SILENCE.days} days ahead"]})
-    return when
-
-
-SCOPE_FIELDS = {"broker": 20, "connection": 63, "target_name": 400, "topic": 250, "saga_type": 100, "destination": 300}
-# Which scope fields each kind reads; any other one set on the rule is refused rather than silently ignored.
-SCOPES = {
-    AlertRule.Kind.CONSUMER_STATUS: ("broker", "connection", "target_name", "topic"),
-    AlertRule.Kind.CONSUMER_LAG: ("broker", "connection", "target_name", "topic"),
-    AlertRule.Kind.SAGA_COMPENSATION_FAILED: ("saga_type",),
-    AlertRule.Kind.OUTBOX_FAILED: ("destination",),
-}
-DEFAULTS = {"threshold": 0, "seconds": 0, **{name: "" for name in SCOPE_FIELDS}}
-
-
-def clean_rule(body: dict, existing: AlertRule | None = None) -> dict:
-    """The rule's values from a body; with `existing`, only the fields given (the rest are kept), checked together
-    with the kept ones."""
-    partial = existing is not None
-    errors: dict[str, list[str]] = {}
-    values = {}
-    if not partial or "name" in body:
-        if not isinstance(body.get("name"), str) or not body["name"].strip():
-            errors["name"] = ["a name is required"]
-        else:
-            values["name"] = body["name"].strip()[:120]
-    if not partial or "kind" in body:
-        if body.get("kind") not in AlertRule.Kind.values:
-            errors["kind"] = [f"must be one of: {', '.join(AlertRule.Kind.values)}"]
-        else:
-            values["kind"] = body["kind"]
-    for name, low in (("threshold", 0), ("minutes", 0), ("seconds", 0)):
-        if name in body:
-            if not isinstance(body[name], int) or body[name] < low:
-                errors[name] = [f"must be an integer ≥ {low}"]
-            else:
-                values[name] = body[name]
-    for name in ("webhook_url", "email"):
-        if name in body:
-            if not isinstance(body[name], str):
-                errors[name] = ["must be a string"]
-            elif name == "webhook_url" and body[name] and not body[name].startswith(("http://", "https://")):
-                errors[name] = ["must be an http(s) URL"]
-            else:
-                values[name] = body[name].strip()
-    for name, size in SCOPE_FIELDS.items():
-        if name in body:
-            if not isinstance(body[name], str) or len(body[name].strip()) > size:
-                errors[name] = [f"must be a string of at most {size} characters"]
-            elif name == "broker" and body[name].strip() and body[name].strip() not in BROKERS:
-                errors[name] = [f"must be one of: {', '.join(BROKERS)}"]
-            else:
-                values[name] = body[name].strip()
-    if "enabled" in body:
-        values["enabled"] = bool(body["enabled"])
-    if not errors:
-        _check_together({**DEFAULTS, **(existing.as_json() if existing else {}), **values}, errors)
-    if errors:
-        raise ApiError(400, "invalid rule", errors)
-    return values
-
-
-def _check_together(rule: dict, errors: dict[str, list[str]]) -> None:
-    kind = rule["kind"]
-    for name in SCOPE_FIELDS:
-        if rule[name] and name not in SCOPES.get(kind, ()):
-            errors[name] = [f"the {kind} rule has no {name} scope; leave it empty"]
-    if kind in (AlertRule.Kind.CONSUMER_STATUS, AlertRule.Kind.CONSUMER_LAG):
-        if rule["target_name"] and not rule["broker"]:
-            errors["broker"] = ["name the broker of the group or queue"]
-        if rule["connection"] and not rule["broker"]:
-            errors["connection"] = ["a connection scopes a broker: set the broker's kind too"]
-        topics = kind_supports(rule["broker"] or "", Capability.CONSUMER_GROUPS)
-        if rule["topic"] and (not topics or not rule["target_name"]):
-            errors["topic"] = [
-                "a topic scopes a Kafka group (a broker with consumer groups): set broker kafka and the group's name"
-            ]
-    if kind == AlertRule.Kind.CONSUMER_LAG and not rule["threshold"] and not rule["seconds"]:
-        errors["threshold"] = ["give X (messages behind), seconds behind, or both"]
-    elif kind != AlertRule.Kind.CONSUMER_LAG and rule["seconds"]:
-        errors["seconds"] = ["only the consumer_lag rule has a seconds threshold; leave it 0"]

@@ -3,33 +3,24 @@
 import uuid
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
-from console.auth import ApiError, require_role
+from console.auth import require_role
 from console.brokers import NotConfigured, connections
 from console.forms import ReasonForm
 from console.inputs import clip
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
 from monitoring import actions, queries
-from monitoring.api import clean_until
+from monitoring.forms import AcknowledgeForm, SilenceForm, clean_rule, clean_until
 from monitoring.models import BROKERS, AlertRule, ConsumerTarget, Incident, Status
 from monitoring.operations import describe_changes, reset_time, validate_reset
-
-
-class SilenceForm(ReasonForm):
-    until = forms.CharField(max_length=64)  # checked by api.clean_until, shared with the API
-
-
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(max_length=2000, required=False)
-    idempotency_key = forms.CharField(max_length=200)
 
 
 def _filter_choices() -> list[str]:
@@ -172,8 +163,8 @@ def alert_rule_silence(request, rule_id):
     try:
         until = clean_until(data["until"])
         actions.do_silence_alert_rule(request.user, rule.pk, until, data["reason"], data["idempotency_key"])
-    except ApiError as e:
-        return _alerts_page(request, {**failed, "error": "; ".join(" ".join(v) for v in e.fields.values())})
+    except ValidationError as e:
+        return _alerts_page(request, {**failed, "error": "; ".join(" ".join(v) for v in e.message_dict.values())})
     except Conflict as e:
         return _alerts_page(request, {**failed, "error": str(e)})
     messages.success(request, f"Rule {rule.name!r} silenced until {until:%Y-%m-%d %H:%M} UTC.")
@@ -240,8 +231,8 @@ def _typed_rule(request) -> dict:
     return values
 
 
-def _rule_refused(request, which: dict, e: ApiError | Conflict):
-    fields = e.fields if isinstance(e, ApiError) else {}
+def _rule_refused(request, which: dict, e: ValidationError | Conflict):
+    fields = e.message_dict if isinstance(e, ValidationError) else {}
     error = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()) or str(e)
     return _alerts_page(request, {**which, "values": _typed_rule(request), "fields": fields, "error": error})
 
@@ -249,13 +240,11 @@ def _rule_refused(request, which: dict, e: ApiError | Conflict):
 @require_POST
 @require_role(ADMIN)
 def alert_rule_create(request):
-    from monitoring.api import clean_rule
-
     try:
         values = clean_rule(_rule_from_post(request))
         reason = (request.POST.get("reason") or "").strip() or "created on the Alerts page"
         actions.do_save_alert_rule(request.user, None, values, reason, request.POST.get("idempotency_key", ""))
-    except (ApiError, Conflict) as e:
+    except (ValidationError, Conflict) as e:
         return _rule_refused(request, {"create": True}, e)
     messages.success(request, "Rule saved.")
     return redirect("alerts")
@@ -264,14 +253,12 @@ def alert_rule_create(request):
 @require_POST
 @require_role(ADMIN)
 def alert_rule_update(request, rule_id):
-    from monitoring.api import clean_rule
-
     rule = get_object_or_404(AlertRule, pk=rule_id)
     try:
         values = clean_rule(_rule_from_post(request))
         reason = (request.POST.get("reason") or "").strip() or "changed on the Alerts page"
         actions.do_save_alert_rule(request.user, rule.pk, values, reason, request.POST.get("idempotency_key", ""))
-    except (ApiError, Conflict) as e:
+    except (ValidationError, Conflict) as e:
         return _rule_refused(request, {"edit": rule.pk}, e)
     messages.success(request, f"Rule {rule.name!r} saved.")
     return redirect("alerts")

@@ -4,7 +4,6 @@ import base64
 import json
 import uuid
 
-from django.db.models.expressions import RawSQL
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 
@@ -14,23 +13,14 @@ from console.api import require_reason_and_key
 from console.auth import ApiError, api, json_body
 from outbox import stats
 from outbox.actions import (
-    RETRY_LIMIT,
     do_retry_events,
     do_retry_failed_destination,
     do_set_destination_paused,
     do_skip_event,
 )
-from outbox.models import (
-    H_CORRELATION,
-    H_EVENT_ID,
-    H_EVENT_TYPE,
-    H_SCHEMA,
-    OutboxEvent,
-    OutboxPayload,
-    split_destination,
-)
-
-PAGE_SIZE = 100
+from outbox.forms import DestinationTargetForm, EventFilterForm, RowIdsForm
+from outbox.models import OutboxEvent, OutboxPayload
+from outbox.queries import events_page, headers_for
 
 
 def _object_body(request) -> dict:
@@ -38,53 +28,6 @@ def _object_body(request) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
-
-
-# Not a stored status: the rows that hold their key back, i.e. the oldest open row of a key when it has failed or is
-# backing off after a failed attempt. Skipping or retrying one of them is what frees the rows behind it.
-BLOCKED = "blocked"
-STATUS_FILTERS = (*OutboxEvent.Status.values, BLOCKED)
-_BLOCKING_HEADS_SQL = f"""
-SELECT id FROM (
-    SELECT DISTINCT ON (order_key) id, status, attempts FROM {OutboxEvent._meta.db_table}
-    WHERE status IN ('pending', 'failed') ORDER BY order_key, id
-) AS head WHERE status = 'failed' OR attempts > 0
-"""
-
-
-def events_page(params) -> tuple[list[OutboxEvent], int | None]:
-    """Newest first, keyset-paged by id (`before`); shared by the API and the page."""
-    rows = OutboxEvent.objects.order_by("-id").defer("payload", "headers")
-    status = params.get("status")
-    if status:
-        if status not in STATUS_FILTERS:
-            raise ApiError(400, "invalid filter", {"status": [f"must be one of {', '.join(STATUS_FILTERS)}"]})
-        if status == BLOCKED:
-            rows = rows.filter(id__in=RawSQL(_BLOCKING_HEADS_SQL, []))
-        else:
-            rows = rows.filter(status=status)
-    for name in ("destination", "key", "event_type"):
-        if params.get(name):
-            rows = rows.filter(**{name: params[name]})
-    before = params.get("before")
-    if before:
-        if not str(before).isdigit():
-            raise ApiError(400, "invalid filter", {"before": ["must be a row id"]})
-        rows = rows.filter(id__lt=int(before))
-    page = list(rows[:PAGE_SIZE])
-    return page, page[-1].pk if len(page) == PAGE_SIZE else None
-
-
-# The envelope's own headers: what the outbox says about the event. The publisher's headers may carry the same personal
-# or secret data as the payload, so a user who may not read contents sees their names only (value None).
-ENVELOPE_HEADERS = frozenset((H_EVENT_ID, H_EVENT_TYPE, H_SCHEMA, H_CORRELATION))
-
-
-def headers_for(user, row: OutboxEvent) -> dict[str, str | None]:
-    headers = row.envelope_headers()
-    if can_read_contents(user):
-        return headers
-    return {name: value if name in ENVELOPE_HEADERS else None for name, value in headers.items()}
 
 
 @api(role=VIEWER)
@@ -103,7 +46,10 @@ def series_view(request):
 def events(request):
     """Outbox rows newest first, by `status` (a stored one, or `blocked`: the rows holding their key back),
     `destination`, `key` or `event_type`."""
-    page, next_before = events_page(request.GET)
+    form = EventFilterForm(request.GET)
+    if not form.is_valid():
+        raise ApiError.invalid(form, "invalid filter")
+    page, next_before = events_page(form.cleaned_data)
     return JsonResponse({"events": [e.as_json() for e in page], "next_before": next_before})
 
 
@@ -168,19 +114,17 @@ def retry(request):
 
 
 def _ids(body: dict) -> list[int]:
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids) or len(ids) > RETRY_LIMIT:
-        raise ApiError(400, "invalid request", {"ids": [f"a list of 1 to {RETRY_LIMIT} row ids is required"]})
-    return ids
+    form = RowIdsForm({"ids": body.get("ids")})
+    if not form.is_valid():
+        raise ApiError.invalid(form)
+    return form.cleaned_data["ids"]
 
 
 def _destination(body: dict) -> str:
-    destination = body.get("destination")
-    try:
-        split_destination(destination if isinstance(destination, str) else "")
-    except ValueError as e:
-        raise ApiError(400, "invalid request", {"destination": [str(e)]}) from e
-    return destination
+    form = DestinationTargetForm({"destination": body.get("destination")})
+    if not form.is_valid():
+        raise ApiError.invalid(form)
+    return form.cleaned_data["destination"]
 
 
 @api(methods=("POST",), role=OPERATOR)

@@ -2,7 +2,6 @@
 
 import uuid
 
-from django import forms
 from django.contrib import messages
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,41 +11,18 @@ from django_htmx.http import HttpResponseClientRefresh
 from console import bodies
 from console.access import OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
-from console.auth import ApiError, require_role
+from console.auth import require_role
 from console.forms import ReasonForm
 from console.views import HtmxHttpRequest, back_to_referer
 from formats.decode import pretty
 from outbox import stats
 from outbox.actions import do_retry_events, do_retry_failed_destination, do_set_destination_paused, do_skip_event
-from outbox.api import STATUS_FILTERS, events_page, headers_for
-from outbox.models import OutboxEvent, OutboxPayload, split_destination
+from outbox.forms import DestinationForm, EventFilterForm, RetryForm
+from outbox.models import OutboxEvent, OutboxPayload
 from outbox.payloads import outbox_payload
+from outbox.queries import STATUS_FILTERS, events_page, headers_for
 
 FILTERS = ("status", "destination", "key", "event_type")
-
-
-class RetryForm(ReasonForm):
-    ids = forms.CharField(max_length=200_000, widget=forms.HiddenInput)
-
-    def clean_ids(self):
-        try:
-            ids = [int(i) for i in self.cleaned_data["ids"].split(",") if i.strip()]
-        except ValueError:
-            raise forms.ValidationError("row ids must be numbers") from None
-        if not ids:
-            raise forms.ValidationError("no rows chosen")
-        return ids
-
-
-class DestinationForm(ReasonForm):
-    destination = forms.CharField(max_length=300, widget=forms.HiddenInput)
-
-    def clean_destination(self):
-        try:
-            split_destination(self.cleaned_data["destination"])
-        except ValueError as e:
-            raise forms.ValidationError(str(e)) from e
-        return self.cleaned_data["destination"]
 
 
 def _errors(form) -> str:
@@ -56,10 +32,9 @@ def _errors(form) -> str:
 def _page_context(request) -> dict:
     params = request.GET.copy()
     params.setdefault("status", "failed")
-    try:
-        rows, next_before = events_page(params)
-    except ApiError:
-        rows, next_before = [], None
+    form = EventFilterForm(params)
+    # A filter the page cannot apply shows no rows rather than all of them.
+    rows, next_before = events_page(form.cleaned_data) if form.is_valid() else ([], None)
     # The filter as a query string: the live refresh and the pager carry it, so neither widens what is shown.
     query = QueryDict(mutable=True)
     for name in FILTERS:

@@ -6,6 +6,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
+from console.forms import ReasonForm
+
 NOTE_MAX = 5000
 ACCEPTED_RISK = "accepted risk"
 # Only these become a link on the saga's timeline: `javascript:` or `data:` in an href runs in the reader's browser.
@@ -71,3 +73,18 @@ class SagaActionForm(forms.Form):
     def message(self) -> str:
         """The errors as one line, for the page and the command."""
         return "; ".join(f"{name.replace('_', ' ')}: {' '.join(errs)}" for name, errs in self.errors.items())
+
+
+def reason_message(form: ReasonForm) -> str:
+    """The page's line for a refused reason and key: the common case (none given) said plainly."""
+    if "reason" in form.errors and not str(form.data.get("reason", "")).strip():
+        return "A reason is required."
+    return "; ".join(f"{name.replace('_', ' ')}: {' '.join(errs)}" for name, errs in form.errors.items())
+
+
+class BulkStartForm(ReasonForm):
+    """The bulk confirm: the action (one of sagas.actions.ACTIONS, checked by the view: this module sits below the
+    models) and the signed selection the preview froze."""
+
+    action = forms.CharField(max_length=64)
+    selection = forms.CharField(required=False, widget=forms.HiddenInput)

@@ -8,9 +8,10 @@ from django.views.decorators.http import require_GET, require_POST
 from console.access import OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.auth import require_role
+from console.forms import ReasonForm
 from console.views import HtmxHttpRequest
 from sagas import actions, queries
-from sagas.forms import SagaActionForm
+from sagas.forms import BulkStartForm, SagaActionForm, reason_message
 from sagas.models import SagaInstance
 
 # The Data panel shows this much of the indented context; the JSON API has all of it.
@@ -100,17 +101,16 @@ def saga_action(request, saga_id, action):
     saga = _get_saga(saga_id)
     if action not in actions.ACTIONS:
         return HttpResponse(status=404)
-    reason = request.POST.get("reason", "").strip()
-    key = request.POST.get("idempotency_key", "").strip()
+    given = ReasonForm(request.POST)
     form = SagaActionForm(action, request.POST)
     error = None
-    if not reason or not key:
-        error = "A reason is required."
+    if not given.is_valid():
+        error = reason_message(given)
     elif not form.is_valid():
         error = form.message()
     op = None
     if error is None:
-        params = form.params()
+        params, reason, key = form.params(), given.cleaned_data["reason"], given.cleaned_data["idempotency_key"]
         try:
             op, _ = actions.do_start_saga_action(request.user, saga, action, params, reason, key)
         except Conflict as e:
@@ -163,20 +163,21 @@ def bulk_preview(request):
 @require_POST
 @require_role(OPERATOR)
 def bulk_start(request):
-    action = request.POST.get("action", "")
-    reason = request.POST.get("reason", "").strip()
+    given = BulkStartForm(request.POST)
+    action = given.data.get("action", "")
     form = SagaActionForm(action, {"note": request.POST.get("note", "")})
     op, error = None, None
-    if action not in actions.ACTIONS or not reason:
+    if action not in actions.ACTIONS or not given.is_valid():
         error = "A reason (and, to resolve, a note) is required."
     elif not form.is_valid():
         error = form.message()
     else:
+        data = given.cleaned_data
         try:
-            ids = actions.thaw_selection(action, request.POST.get("selection", ""))
+            ids = actions.thaw_selection(action, data["selection"])
             params = form.params()
             op, _ = actions.do_start_bulk_saga_action(
-                request.user, action, ids, params, reason, request.POST.get("idempotency_key", "")
+                request.user, action, ids, params, data["reason"], data["idempotency_key"]
             )
         except Conflict as e:
             error = str(e)

@@ -6,7 +6,7 @@ import re
 from django.db import transaction
 
 from outbox import publish
-from outbox.api import PAGE_SIZE
+from outbox.queries import PAGE_SIZE
 
 
 def _seed(many: int = 3):

@@ -7,15 +7,15 @@ same command (same --key) again after this process died resumes it once its hear
 import json
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from console import operations
 from console.access import OPERATOR, has_role
 from console.actions import Conflict
-from console.auth import ApiError
 from console.models import Operation
 from dlq import actions
-from dlq.api import replay_params
+from dlq.forms import replay_params
 
 
 class Command(BaseCommand):
@@ -93,8 +93,8 @@ class Command(BaseCommand):
             params = replay_params(body)
             frozen = params.pop("_preview")
             op, created = actions.do_replay_dead_letters(user, params, o["reason"], o["key"], via="cli")
-        except ApiError as e:
-            raise CommandError(f"{e.message}: {e.fields}") from e
+        except ValidationError as e:
+            raise CommandError(f"invalid request: {e.message_dict}") from e
         except Conflict as e:
             raise CommandError(str(e)) from e
         self.stdout.write(
