@@ -76,8 +76,9 @@ def register(
     return decorator
 
 
-def get_kind(name: str) -> OperationKind | None:
-    return KINDS.get(name)
+def get_kind(name) -> OperationKind | None:
+    """The registered kind of that name; None for anything else, a JSON list or object included (unhashable)."""
+    return KINDS.get(name) if isinstance(name, str) else None
 
 
 class OperationContext:

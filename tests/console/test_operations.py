@@ -207,3 +207,15 @@ def test_it_supports_createsuperuser(db, monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "s3cret-enough")
     call_command("createsuperuser", "--noinput", "--username", "root", "--email", "root@example.com")
     assert role_of(User.objects.get(username="root")) == "admin"
+
+
+def test_it_refuses_a_kind_that_is_not_a_name_with_a_400(world):
+    # A JSON list or object as the kind cannot be looked up (unhashable): a field error, not a 500.
+    for kind in (["noop"], {"name": "noop"}, 7, None):
+        response = world.client(world.operator).post(
+            "/api/v1/operations",
+            data={"kind": kind, "reason": "r", "idempotency_key": f"k-{kind!r}"},
+            content_type="application/json",
+        )
+        assert response.status_code == 400, (kind, response.content)
+        assert "kind" in response.json()["fields"]
