@@ -81,7 +81,13 @@ def test_it_runs_the_readme_commands_in_a_plain_shell_beside_make_run(tmp_path, 
     database = f"sy_cli_{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.update(DATABASE_URL=_database_url(database), SAMPLER_INTERVAL_SECONDS="2")
+    # Its own namespace (Celery queue, channel and cache prefixes): the suite's live console runs a worker on the
+    # test run's queue, which would otherwise take this stack's operations and run them on the test database.
+    env.update(
+        DATABASE_URL=_database_url(database),
+        SAMPLER_INTERVAL_SECONDS="2",
+        SWITCHYARD_NAMESPACE=f"sycli-{uuid.uuid4().hex[:8]}",
+    )
     log = tmp_path / "run.log"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "tools.run", "--port", str(port)],
