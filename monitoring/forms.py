@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from brokers.base import Capability
 from console.brokers import kind_supports
-from console.forms import ReasonForm
+from console.forms import KEY_REQUIRED, ReasonForm, TextField
 from monitoring.models import BROKERS, AlertRule
 
 
@@ -19,12 +19,20 @@ class SilenceForm(ReasonForm):
     until = forms.CharField(max_length=64)  # then clean_until, shared with the API
 
 
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(max_length=2000, required=False)
-    idempotency_key = forms.CharField(max_length=200)
-
-
 MAX_NOTE = 2000
+
+
+class AcknowledgeForm(forms.Form):
+    """Someone is on it: an optional note and the idempotency key, from the Alerts page and the API alike."""
+
+    note = TextField(
+        max_length=MAX_NOTE,
+        required=False,
+        error_messages={"max_length": f"must be a string of at most {MAX_NOTE} characters"},
+    )
+    idempotency_key = TextField(max_length=200, error_messages={"required": KEY_REQUIRED, "max_length": KEY_REQUIRED})
+
+
 MAX_SILENCE = timedelta(days=30)
 
 

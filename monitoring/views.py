@@ -199,7 +199,7 @@ def incident_acknowledge(request, incident_id):
         return _alerts_page(request, {**failed, "error": _errors(form)})
     try:
         actions.do_acknowledge_incident(
-            request.user, incident.pk, form.cleaned_data["note"].strip(), form.cleaned_data["idempotency_key"]
+            request.user, incident.pk, form.cleaned_data["note"], form.cleaned_data["idempotency_key"]
         )
     except Conflict as e:
         return _alerts_page(request, {**failed, "error": str(e)})

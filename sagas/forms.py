@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from console.forms import ReasonForm
+from console.forms import ReasonForm, TextField
 
 NOTE_MAX = 5000
 ACCEPTED_RISK = "accepted risk"
@@ -22,16 +22,6 @@ def is_web_link(value: str) -> bool:
     except ValidationError:
         return False
     return True
-
-
-class TextField(forms.CharField):
-    """A CharField that refuses a non-string JSON value (a list, an object, a number) instead of calling str() on
-    it: an API body of `"note": {"a": 1}` is a client's mistake to be told about, not a note to store."""
-
-    def to_python(self, value):
-        if value not in self.empty_values and not isinstance(value, str):
-            raise ValidationError("must be a string")
-        return super().to_python(value)
 
 
 class SagaActionForm(forms.Form):
