@@ -14,7 +14,7 @@ from console.actions import (
     do_start_operation,
 )
 from console.auth import ApiError, api, json_object
-from console.forms import AuditFilterForm, audit_queryset
+from console.forms import ApiReasonForm, AuditFilterForm, audit_queryset
 from console.models import Operation
 from console.operations import KINDS, ParameterError, get_kind
 
@@ -22,17 +22,12 @@ PAGE_SIZE = 100
 
 
 def require_reason_and_key(body: dict) -> tuple[str, str]:
-    """Every API action carries a non-empty reason and an idempotency key; say exactly which is missing."""
-    fields: dict[str, list[str]] = {}
-    reason = body.get("reason")
-    key = body.get("idempotency_key")
-    if not isinstance(reason, str) or not reason.strip():
-        fields["reason"] = ["a reason is required"]
-    if not isinstance(key, str) or not key.strip() or len(key) > 200:
-        fields["idempotency_key"] = ["an idempotency_key (1 to 200 characters) is required"]
-    if fields:
-        raise ApiError(400, "invalid request", fields)
-    return reason.strip(), key.strip()
+    """Every API action carries a non-empty reason and an idempotency key; the form names each missing or
+    wrong-typed one (every app's api.py calls this)."""
+    form = ApiReasonForm(body)
+    if not form.is_valid():
+        raise ApiError.invalid(form)
+    return form.cleaned_data["reason"], form.cleaned_data["idempotency_key"]
 
 
 def _operation(operation_id) -> Operation:

@@ -1,6 +1,27 @@
 from django import forms
+from django.core.exceptions import ValidationError
 
 from console.models import AuditEntry
+
+KEY_REQUIRED = "an idempotency_key (1 to 200 characters) is required"
+
+
+class TextField(forms.CharField):
+    """A CharField that refuses a non-string JSON value (a list, an object, a number) instead of calling str() on
+    it: an API body of `"note": {"a": 1}` is a client's mistake to be told about, not a note to store."""
+
+    def to_python(self, value):
+        if value not in self.empty_values and not isinstance(value, str):
+            raise ValidationError("must be a string")
+        return super().to_python(value)
+
+
+class ApiReasonForm(forms.Form):
+    """Every API action carries a non-empty reason and an idempotency key (a JSON body's, so a value of another type
+    is named as such rather than taken for a missing one)."""
+
+    reason = TextField(error_messages={"required": "a reason is required"})
+    idempotency_key = TextField(max_length=200, error_messages={"required": KEY_REQUIRED, "max_length": KEY_REQUIRED})
 
 
 class ReasonForm(forms.Form):

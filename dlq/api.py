@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.api import require_reason_and_key
-from console.auth import ApiError, api, json_body
+from console.auth import ApiError, api, json_object
 from dlq import actions, contents, filters, forms, queries, retention
 from dlq.models import DeadLetter
 from formats.decode import without_contents
@@ -48,13 +48,6 @@ def _full_json(dl: DeadLetter, readable: bool) -> dict:
         data["headers"] = contents.masked_headers(dl)
         data["contents_hidden"] = CONTENTS_NOTE
     return data
-
-
-def _object(request) -> dict:
-    body = json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
 
 
 @api(role=VIEWER)
@@ -122,7 +115,7 @@ def dead_letter_groups(request):
 def replay(request):
     """POST {ids | filter, rate?, destination?, canary?, dry_run?, republish_to_topic?, reason, idempotency_key}:
     replay as an operation. republish_to_topic: SNS subscriptions' dead letters to their topic (every subscriber)."""
-    body = _object(request)
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     try:
         params = forms.replay_params(body)
@@ -140,7 +133,7 @@ def replay(request):
 @api(methods=("POST",), role=OPERATOR)
 def set_status(request, status: str):
     """Archive, discard, or restore (status new): a restore changes only the archived and discarded ones."""
-    body = _object(request)
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
@@ -156,7 +149,7 @@ def set_status(request, status: str):
 def edit_replay(request, dead_letter_id: int):
     """POST {body, headers, reason, idempotency_key}: replay an edited copy; the diff goes into the audit entry."""
     dl = get_object_or_404(DeadLetter.objects.select_related("source"), pk=dead_letter_id)
-    body = _object(request)
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     new_body, headers = body.get("body"), body.get("headers", {})
     schema_id = body.get("schema_id")  # a decoded body: encode with this later version of its schema

@@ -11,7 +11,7 @@ from console.forms import ReasonForm
 from console.inputs import loads
 from console.operations import ParameterError
 from dlq import actions, filters
-from dlq.models import DeadLetter
+from dlq.models import PURGEABLE, DeadLetter
 from dlq.operations import validate
 
 REPLAY_OPTIONS = (
@@ -78,6 +78,41 @@ def checked_ids(data) -> list[int]:
     return field.clean(field.widget.value_from_datadict(data, {}, "ids"))
 
 
+def replay_targets(data):
+    """The dead letters a replay form names: the checked ids, else its filter or group (status new). A bad filter is
+    a ValidationError naming its fields."""
+    ids = checked_ids(data)
+    if ids:
+        return DeadLetter.objects.filter(pk__in=ids)
+    try:
+        f = filters.clean(data)
+    except filters.FilterError as e:
+        raise ValidationError(e.fields) from e
+    return filters.apply(DeadLetter.objects.filter(status="new"), f)
+
+
+class ReplayPreviewForm(forms.Form):
+    """The inbox's Replay…: the dead letters it names (cleaned_data["targets"]) and the rate and reason carried into
+    the confirm form. The rate is checked here, so a mistyped one is named at the preview rather than at the confirm."""
+
+    rate = forms.FloatField(required=False)
+    reason = forms.CharField(required=False)  # checked by the confirm form
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data["targets"] = replay_targets(self.data)
+        except ValidationError as e:
+            for name, messages in e.message_dict.items():
+                self.add_error(None, f"{name}: {' '.join(messages)}")
+        return data
+
+    def message(self) -> str:
+        errors = list(self.non_field_errors())
+        errors += [f"{name}: {' '.join(errs)}" for name, errs in self.errors.items() if name != "__all__"]
+        return "; ".join(errors)
+
+
 class ReplayForm(ReasonForm):
     """The page's Replay: a selection frozen by the preview (else the checked ids or the form's filter, frozen at
     submit) and the operation's options, checked again by dlq.operations.validate."""
@@ -122,6 +157,14 @@ class StatusForm(ReasonForm):
     status = forms.ChoiceField(choices=[(s, v) for s, v in STATUS_VERBS.items()])
     selection = forms.CharField(required=False)
     ids = IdsField(required=False)
+
+
+class StatusPreviewForm(forms.Form):
+    """The inbox's "Archive group…" / "Discard group…": a group and a status a group may be given (not restore)."""
+
+    status = forms.ChoiceField(choices=[(s, STATUS_VERBS[s]) for s in PURGEABLE])
+    group = forms.CharField()
+    reason = forms.CharField(required=False)  # checked by the confirm form
 
 
 def clean_edit(dl: DeadLetter, body, headers, schema_id) -> None:

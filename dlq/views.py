@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -103,26 +104,15 @@ def detail(request, dead_letter_id: int):
     return render(request, "dlq/detail.html", ctx)
 
 
-def _replay_targets(data) -> tuple[object | None, str]:
-    """The dead letters a replay form names: the checked ids, else its filter or group (status new). (qs, error)."""
-    ids = forms.checked_ids(data)
-    if ids:
-        return DeadLetter.objects.filter(pk__in=ids), ""
-    try:
-        f = filters.clean(data)
-    except filters.FilterError as e:
-        return None, str(e)
-    return filters.apply(DeadLetter.objects.filter(status="new"), f), ""
-
-
 @require_POST
 @require_role(OPERATOR)
 def replay_preview(request):
     """Freeze what Replay would send and show its count, a sample and what to know first (loop guard, sagas that are
     no longer running); confirming starts the operation on exactly that set, chosen destination and options."""
-    qs, error = _replay_targets(request.POST)
-    ctx = {"error": error}
-    if qs is not None:
+    form = forms.ReplayPreviewForm(request.POST)
+    ctx = {"error": "" if form.is_valid() else form.message()}
+    if not ctx["error"]:
+        qs = form.cleaned_data["targets"]
         frozen = actions.preview(qs)
         if not frozen["ids"]:
             ctx["error"] = "No dead letters to replay: nothing is checked and nothing new matches."
@@ -134,8 +124,8 @@ def replay_preview(request):
                 selection=actions.freeze_selection(frozen["ids"]),
                 key=str(uuid.uuid4()),
                 brokers=[c.key for c in connections.connections()],
-                rate=request.POST.get("rate", ""),
-                reason=request.POST.get("reason", ""),
+                rate=form.data.get("rate", ""),  # as typed, into the confirm form
+                reason=form.cleaned_data["reason"],
             )
     return render(request, "dlq/_replay_preview.html", ctx)
 
@@ -155,9 +145,12 @@ def replay(request):
         if data["selection"]:
             ids = actions.thaw_selection(data["selection"])
         else:
-            qs, error = _replay_targets(request.POST)
-            if qs is None:
-                raise ParameterError({"filter": [error]})
+            try:
+                qs = forms.replay_targets(request.POST)
+            except ValidationError as e:
+                raise ParameterError(
+                    {"filter": ["; ".join(f"{k}: {' '.join(v)}" for k, v in e.message_dict.items())]}
+                ) from e
             ids = actions.preview(qs)["ids"]
         if not ids:
             raise ParameterError({"ids": ["no dead letters to replay"]})
@@ -175,11 +168,14 @@ def status_preview(request):
     """Freeze what "Archive group…" / "Discard group…" would change — the group's new and replayed letters (the ones
     already archived or discarded keep their status and purge date) — with its count and a sample; confirming changes
     exactly that set."""
-    status, group = request.POST.get("status", ""), request.POST.get("group", "")
+    form = forms.StatusPreviewForm(request.POST)
+    valid = form.is_valid()
+    status = form.cleaned_data["status"] if valid else ""
     ctx = {"status": status, "verb": forms.STATUS_VERBS.get(status, "")}
-    if status not in PURGEABLE or not group:
+    if not valid:
         ctx["error"] = "Choose a group, and archive or discard."
     else:
+        group = form.cleaned_data["group"]
         frozen = actions.preview(filters.apply(DeadLetter.objects.exclude(status__in=PURGEABLE), {"group": group}))
         if not frozen["ids"]:
             ctx["error"] = f"Nothing to {ctx['verb']}: this group has no new or replayed dead letters."
@@ -190,7 +186,7 @@ def status_preview(request):
                 selection=actions.freeze_selection(frozen["ids"], ctx["verb"]),
                 key=str(uuid.uuid4()),
                 retention_days=settings.DLQ_RETENTION_DAYS,
-                reason=request.POST.get("reason", ""),
+                reason=form.cleaned_data["reason"],
             )
     return render(request, "dlq/_status_preview.html", ctx)
 

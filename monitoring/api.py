@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from console.access import ADMIN, OPERATOR, VIEWER
 from console.actions import Conflict
 from console.api import require_reason_and_key
-from console.auth import ApiError, api, json_body
+from console.auth import ApiError, api, json_object
 from console.brokers import NotConfigured
 from console.operations import ParameterError
 from monitoring import actions, forms, queries
@@ -27,13 +27,6 @@ def _rule(rule_id: int) -> AlertRule:
     if rule is None:
         raise ApiError(404, f"no alert rule {rule_id}")
     return rule
-
-
-def _object(request) -> dict:
-    body = json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
 
 
 @api(role=VIEWER)
@@ -65,7 +58,7 @@ def offset_reset(request, broker, group):
     8601) | offset | shift (value: N, negative rewinds); `partitions` a list (default every partition). A dry run
     (the default) answers old → new and delta per partition; dry_run false with reason and idempotency_key starts it.
     `broker` is the group's connection (`kafka:prod-eu`, or `kafka` for the default one)."""
-    body = _object(request)
+    body = json_object(request)
     try:
         params = validate_reset({**body, "group": group, "connection": broker})
         if body.get("dry_run", True):
@@ -101,7 +94,7 @@ def alert_rule(request, rule_id):
     """POST {…, reason, idempotency_key} changes a rule; DELETE {reason, idempotency_key} deletes it."""
     rule = _rule(rule_id)
     if request.method == "DELETE":
-        reason, key = require_reason_and_key(_object(request))
+        reason, key = require_reason_and_key(json_object(request))
         actions.do_delete_alert_rule(request.user, rule, reason, key, via=request.auth_via or "api")
         return JsonResponse({"deleted": rule_id})
     return _save_rule(request, rule)
@@ -112,7 +105,7 @@ def _save_rule(request, rule: AlertRule | None):
 
     if not has_role(request.user, ADMIN):
         raise ApiError(403, "the admin role is required")
-    body = _object(request)
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     try:
         values = forms.clean_rule(body, existing=rule)
@@ -130,7 +123,7 @@ def _save_rule(request, rule: AlertRule | None):
 def alert_rule_silence(request, rule_id):
     """POST {until, reason, idempotency_key} silences the rule until then; DELETE {reason, idempotency_key} ends it."""
     rule = _rule(rule_id)
-    body = _object(request)
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     try:
         until = forms.clean_until(body.get("until")) if request.method == "POST" else None
@@ -149,19 +142,16 @@ def incident_acknowledge(request, incident_id):
     incident = Incident.objects.filter(pk=incident_id).first()
     if incident is None:
         raise ApiError(404, f"no incident {incident_id}")
-    body = _object(request)
-    note = body.get("note", "")
-    fields = {}
-    if not isinstance(note, str) or len(note) > forms.MAX_NOTE:
-        fields["note"] = [f"must be a string of at most {forms.MAX_NOTE} characters"]
-    key = body.get("idempotency_key")
-    if not isinstance(key, str) or not key.strip() or len(key) > 200:
-        fields["idempotency_key"] = ["an idempotency_key (1 to 200 characters) is required"]
-    if fields:
-        raise ApiError(400, "invalid request", fields)
+    form = forms.AcknowledgeForm(json_object(request))
+    if not form.is_valid():
+        raise ApiError.invalid(form)
     try:
         incident = actions.do_acknowledge_incident(
-            request.user, incident.pk, note.strip(), key.strip(), via=request.auth_via or "api"
+            request.user,
+            incident.pk,
+            form.cleaned_data["note"],
+            form.cleaned_data["idempotency_key"],
+            via=request.auth_via or "api",
         )
     except Conflict as e:
         raise ApiError(409, str(e)) from e

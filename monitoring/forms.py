@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from brokers.base import Capability
 from console.brokers import kind_supports
-from console.forms import ReasonForm
+from console.forms import KEY_REQUIRED, ReasonForm, TextField
 from monitoring.models import BROKERS, AlertRule
 
 
@@ -19,12 +19,20 @@ class SilenceForm(ReasonForm):
     until = forms.CharField(max_length=64)  # then clean_until, shared with the API
 
 
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(max_length=2000, required=False)
-    idempotency_key = forms.CharField(max_length=200)
-
-
 MAX_NOTE = 2000
+
+
+class AcknowledgeForm(forms.Form):
+    """Someone is on it: an optional note and the idempotency key, from the Alerts page and the API alike."""
+
+    note = TextField(
+        max_length=MAX_NOTE,
+        required=False,
+        error_messages={"max_length": f"must be a string of at most {MAX_NOTE} characters"},
+    )
+    idempotency_key = TextField(max_length=200, error_messages={"required": KEY_REQUIRED, "max_length": KEY_REQUIRED})
+
+
 MAX_SILENCE = timedelta(days=30)
 
 
@@ -124,3 +132,42 @@ def _check_together(rule: dict, errors: dict[str, list[str]]) -> None:
         errors["threshold"] = ["give X (messages behind), seconds behind, or both"]
     elif kind != AlertRule.Kind.CONSUMER_LAG and rule["seconds"]:
         errors["seconds"] = ["only the consumer_lag rule has a seconds threshold; leave it 0"]
+
+
+class AlertRulePageForm(forms.Form):
+    """The Alerts page's new-rule and edit forms: every field as the API's body would carry it (the numbers as
+    integers, blank being 0; `enabled` from its checkbox pair, on when the form does not say), then clean_rule, so the
+    page and the API refuse the same rules with the same field errors. cleaned_data["values"] is the rule's values."""
+
+    NUMBER = {"invalid": "must be an integer ≥ 0"}  # as clean_rule says it
+
+    name = forms.CharField(required=False)
+    kind = forms.CharField(required=False)
+    webhook_url = forms.CharField(required=False)
+    email = forms.CharField(required=False)
+    broker = forms.CharField(required=False)
+    connection = forms.CharField(required=False)
+    target_name = forms.CharField(required=False)
+    topic = forms.CharField(required=False)
+    saga_type = forms.CharField(required=False)
+    destination = forms.CharField(required=False)
+    threshold = forms.IntegerField(required=False, error_messages=NUMBER)
+    minutes = forms.IntegerField(required=False, error_messages=NUMBER)
+    seconds = forms.IntegerField(required=False, error_messages=NUMBER)
+    reason = forms.CharField(required=False)
+    idempotency_key = forms.CharField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        body = {name: data[name] for name in ("name", "kind", "webhook_url", "email", *SCOPE_FIELDS) if name in data}
+        for name in ("threshold", "minutes", "seconds"):
+            # One that did not parse is still a refused value, so the rule's other fields are checked as before.
+            body[name] = (data[name] or 0) if name in data else -1
+        body["enabled"] = self.data.get("enabled", "on") == "on"
+        try:
+            data["values"] = clean_rule(body)
+        except ValidationError as e:
+            for name, messages in e.message_dict.items():
+                if name not in self.errors:  # a number that did not parse is said once
+                    self.add_error(name if name in self.fields else None, messages)
+        return data

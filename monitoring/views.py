@@ -18,7 +18,7 @@ from console.inputs import clip
 from console.operations import ParameterError
 from console.views import HtmxHttpRequest
 from monitoring import actions, queries
-from monitoring.forms import AcknowledgeForm, SilenceForm, clean_rule, clean_until
+from monitoring.forms import AcknowledgeForm, AlertRulePageForm, SilenceForm, clean_until
 from monitoring.models import BROKERS, AlertRule, ConsumerTarget, Incident, Status
 from monitoring.operations import describe_changes, reset_time, validate_reset
 
@@ -199,29 +199,12 @@ def incident_acknowledge(request, incident_id):
         return _alerts_page(request, {**failed, "error": _errors(form)})
     try:
         actions.do_acknowledge_incident(
-            request.user, incident.pk, form.cleaned_data["note"].strip(), form.cleaned_data["idempotency_key"]
+            request.user, incident.pk, form.cleaned_data["note"], form.cleaned_data["idempotency_key"]
         )
     except Conflict as e:
         return _alerts_page(request, {**failed, "error": str(e)})
     messages.success(request, f"Incident {incident.subject!r} acknowledged.")
     return redirect("alerts")
-
-
-def _rule_from_post(request) -> dict:
-    body = {k: request.POST.get(k, "") for k in ("name", "kind", "webhook_url", "email")}
-    body.update(
-        {
-            k: request.POST.get(k, "")
-            for k in ("broker", "connection", "target_name", "topic", "saga_type", "destination")
-        }
-    )
-    for name in ("threshold", "minutes", "seconds"):
-        try:
-            body[name] = int(request.POST.get(name) or 0)
-        except ValueError:
-            body[name] = -1
-    body["enabled"] = request.POST.get("enabled", "on") == "on"
-    return body
 
 
 def _typed_rule(request) -> dict:
@@ -232,7 +215,7 @@ def _typed_rule(request) -> dict:
 
 
 def _rule_refused(request, which: dict, e: ValidationError | Conflict):
-    fields = e.message_dict if isinstance(e, ValidationError) else {}
+    fields = e.message_dict if isinstance(e, ValidationError) else {}  # a form's errors, by field
     error = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()) or str(e)
     return _alerts_page(request, {**which, "values": _typed_rule(request), "fields": fields, "error": error})
 
@@ -240,10 +223,13 @@ def _rule_refused(request, which: dict, e: ValidationError | Conflict):
 @require_POST
 @require_role(ADMIN)
 def alert_rule_create(request):
+    form = AlertRulePageForm(request.POST)
     try:
-        values = clean_rule(_rule_from_post(request))
-        reason = (request.POST.get("reason") or "").strip() or "created on the Alerts page"
-        actions.do_save_alert_rule(request.user, None, values, reason, request.POST.get("idempotency_key", ""))
+        if not form.is_valid():
+            raise ValidationError({k: list(v) for k, v in form.errors.items()})
+        data = form.cleaned_data
+        reason = data["reason"] or "created on the Alerts page"
+        actions.do_save_alert_rule(request.user, None, data["values"], reason, data["idempotency_key"])
     except (ValidationError, Conflict) as e:
         return _rule_refused(request, {"create": True}, e)
     messages.success(request, "Rule saved.")
@@ -254,10 +240,13 @@ def alert_rule_create(request):
 @require_role(ADMIN)
 def alert_rule_update(request, rule_id):
     rule = get_object_or_404(AlertRule, pk=rule_id)
+    form = AlertRulePageForm(request.POST)
     try:
-        values = clean_rule(_rule_from_post(request))
-        reason = (request.POST.get("reason") or "").strip() or "changed on the Alerts page"
-        actions.do_save_alert_rule(request.user, rule.pk, values, reason, request.POST.get("idempotency_key", ""))
+        if not form.is_valid():
+            raise ValidationError({k: list(v) for k, v in form.errors.items()})
+        data = form.cleaned_data
+        reason = data["reason"] or "changed on the Alerts page"
+        actions.do_save_alert_rule(request.user, rule.pk, data["values"], reason, data["idempotency_key"])
     except (ValidationError, Conflict) as e:
         return _rule_refused(request, {"edit": rule.pk}, e)
     messages.success(request, f"Rule {rule.name!r} saved.")

@@ -10,7 +10,7 @@ from django.urls import reverse
 from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents
 from console.actions import Conflict
 from console.api import require_reason_and_key
-from console.auth import ApiError, api, json_body
+from console.auth import ApiError, api, json_object
 from outbox import stats
 from outbox.actions import (
     do_retry_events,
@@ -21,13 +21,6 @@ from outbox.actions import (
 from outbox.forms import DestinationTargetForm, EventFilterForm, RowIdsForm
 from outbox.models import OutboxEvent, OutboxPayload
 from outbox.queries import events_page, headers_for
-
-
-def _object_body(request) -> dict:
-    body = json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
 
 
 @api(role=VIEWER)
@@ -98,7 +91,7 @@ def payload(request, payload_id):
 @api(methods=("POST",), role=OPERATOR)
 def retry(request):
     """Retry chosen rows (`ids`) or every failed row of one `destination`: exactly one of the two."""
-    body = _object_body(request)
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     if ("ids" in body) == ("destination" in body):
         raise ApiError(400, "send exactly one of ids (row ids) or destination (retry all its failed rows)")
@@ -130,7 +123,7 @@ def _destination(body: dict) -> str:
 @api(methods=("POST",), role=OPERATOR)
 def skip(request, event_pk):
     """POST {reason, idempotency_key}: never send this row; the later rows of its key flow again."""
-    body = _object_body(request)
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     try:
         result = do_skip_event(request.user, event_pk, reason, key, via=request.auth_via or "api")
@@ -146,7 +139,7 @@ def destination_control(request, action):
     """POST {destination, reason, idempotency_key} to .../pause or .../resume relaying to one destination."""
     if action not in ("pause", "resume"):
         raise ApiError(404, f"unknown action {action!r}; use pause or resume")
-    body = _object_body(request)
+    body = json_object(request)
     reason, key = require_reason_and_key(body)
     result = do_set_destination_paused(
         request.user, _destination(body), action == "pause", reason, key, via=request.auth_via or "api"

@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 from console.access import CONTENTS_NOTE, OPERATOR, VIEWER, can_read_contents, has_role
 from console.actions import Conflict
 from console.api import require_reason_and_key
-from console.auth import ApiError, api, json_body
+from console.auth import ApiError, api, json_body, json_object
 from sagas import actions, queries
 from sagas.forms import SagaActionForm
 from sagas.models import SagaInstance
@@ -106,9 +106,7 @@ def saga_action(request, saga_id, action):
     if action not in actions.ACTIONS:
         raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(actions.ACTIONS)}")
     instance = get_object_or_404(SagaInstance, pk=saga_id)
-    body = json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
+    body = json_object(request)
     params = action_params(action, body)
     try:
         if body.get("preview"):
@@ -136,9 +134,7 @@ def bulk_action(request, action):
     and a sample; starting with that selection runs one operation over exactly those sagas."""
     if action not in actions.ACTIONS:
         raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(actions.ACTIONS)}")
-    body = json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
+    body = json_object(request)
     params = action_params(action, body)
     if body.get("preview"):
         return JsonResponse({"preview": actions.freeze_selection(action, _bulk_targets(body))})

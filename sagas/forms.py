@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from console.forms import ReasonForm
+from console.forms import ReasonForm, TextField
 
 NOTE_MAX = 5000
 ACCEPTED_RISK = "accepted risk"
@@ -22,16 +22,6 @@ def is_web_link(value: str) -> bool:
     except ValidationError:
         return False
     return True
-
-
-class TextField(forms.CharField):
-    """A CharField that refuses a non-string JSON value (a list, an object, a number) instead of calling str() on
-    it: an API body of `"note": {"a": 1}` is a client's mistake to be told about, not a note to store."""
-
-    def to_python(self, value):
-        if value not in self.empty_values and not isinstance(value, str):
-            raise ValidationError("must be a string")
-        return super().to_python(value)
 
 
 class SagaActionForm(forms.Form):
@@ -88,3 +78,38 @@ class BulkStartForm(ReasonForm):
 
     action = forms.CharField(max_length=64)
     selection = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+class BulkPreviewForm(forms.Form):
+    """The list's bulk preview: the action, and either the ticked sagas (`target=selected`, repeated `saga_ids`) or
+    the list's filter (read by the view through sagas.queries.SagaFilterForm). The actions and the cap are given by
+    the view: this module sits below the models, which sagas.actions imports."""
+
+    action = forms.ChoiceField(error_messages={"required": "Choose an action.", "invalid_choice": "Choose an action."})
+    target = forms.CharField(required=False)
+    saga_ids = forms.MultipleChoiceField(required=False)  # any text: the view keeps the ids that name a saga
+
+    def __init__(self, actions: tuple[str, ...], cap: int, data=None):
+        super().__init__(data)
+        self.fields["action"].choices = [(a, a) for a in actions]
+        self.fields["saga_ids"].valid_value = lambda value: True
+        self.cap = cap
+
+    @property
+    def ticked(self) -> bool:
+        """Were sagas ticked (else: every saga matching the filter)? Call after is_valid()."""
+        return self.cleaned_data.get("target") == "selected"
+
+    def clean(self):
+        data = super().clean()
+        if data.get("target") == "selected" and "action" not in self.errors:
+            ids = data.get("saga_ids") or []
+            if len(ids) > self.cap:
+                self.add_error("saga_ids", f"More than {self.cap} sagas ticked: use a filter.")
+            elif not ids:
+                self.add_error("saga_ids", "Tick at least one saga (that still exists).")
+        return data
+
+    def message(self) -> str:
+        """The first error, as the preview's one line."""
+        return next(iter(self.errors.values()))[0]

@@ -11,7 +11,7 @@ from console.auth import require_role
 from console.forms import ReasonForm
 from console.views import HtmxHttpRequest
 from sagas import actions, queries
-from sagas.forms import BulkStartForm, SagaActionForm, reason_message
+from sagas.forms import BulkPreviewForm, BulkStartForm, SagaActionForm, reason_message
 from sagas.models import SagaInstance
 
 # The Data panel shows this much of the indented context; the JSON API has all of it.
@@ -131,31 +131,29 @@ def saga_failures(request):
 def bulk_preview(request):
     """Freeze the target set — the ticked sagas, or all matching the filter — as count, sample, and the signed
     selection to confirm."""
-    action = request.POST.get("action", "")
+    given = BulkPreviewForm(actions.ACTIONS, actions.BULK_MAX, request.POST)
     error, preview = None, None
-    if action not in actions.ACTIONS:
-        error = "Choose an action."
-    elif request.POST.get("target") == "selected":
-        ticked = request.POST.getlist("saga_ids")
-        ids = queries.existing_ids(ticked) if len(ticked) <= actions.BULK_MAX else None
-        if ids is None:
-            error = f"More than {actions.BULK_MAX} sagas ticked: use a filter."
-        elif not ids:
-            error = "Tick at least one saga (that still exists)."
+    if not given.is_valid():
+        error = given.message()
+    elif given.ticked:
+        ids = queries.existing_ids(given.cleaned_data["saga_ids"])
+        if ids:
+            preview = actions.freeze_selection(given.cleaned_data["action"], ids)
         else:
-            preview = actions.freeze_selection(action, ids)
+            error = "Tick at least one saga (that still exists)."
     else:
         form = queries.SagaFilterForm(request.POST)
         valid = form.is_valid()
         ids = queries.matching_ids(form, actions.BULK_MAX) if valid else None
         if not valid:
-            error = "Choose a valid filter."
+            # Name the field, as the list page does beside it.
+            error = "; ".join(f"{name.replace('_', ' ')}: {' '.join(errs)}" for name, errs in form.errors.items())
         elif ids is None:
             error = f"More than {actions.BULK_MAX} sagas match: narrow the filter."
         elif not ids:
             error = "No saga matches this filter."
         else:
-            preview = actions.freeze_selection(action, ids)
+            preview = actions.freeze_selection(given.cleaned_data["action"], ids)
     ctx = {"error": error, "preview": preview, "key": str(uuid.uuid4())}
     return render(request, "sagas/_bulk_preview.html", ctx)
 

@@ -42,3 +42,21 @@ def test_it_saves_a_source_from_the_sources_form_and_refuses_an_unknown_connecti
     (saved,) = DeadLetterSource.objects.all()
     assert (saved.broker, saved.destination, saved.origin, saved.enabled) == ("kafka", "payments.DLQ", "payments", True)
     assert "Choose a configured connection and a destination." in refused.content.decode()
+
+
+def test_it_names_a_mistyped_rate_at_the_replay_preview_instead_of_carrying_it_to_the_confirm(source, world):
+    (dl,) = _store(source)
+
+    html = world.client(world.operator).post("/dead-letters/replay/preview", {"ids": [dl.pk], "rate": "fast"})
+
+    html = html.content.decode()
+    assert 'data-testid="replay-preview-error"' in html and "rate: Enter a number." in html
+    assert 'name="selection"' not in html  # nothing frozen to confirm
+
+
+def test_it_still_names_a_bad_filter_field_at_the_replay_preview(source, world):
+    _store(source)
+
+    html = world.client(world.operator).post("/dead-letters/replay/preview", {"since": "yesterday-ish"})
+
+    assert "since:" in html.content.decode() and not Operation.objects.exists()

@@ -200,3 +200,16 @@ def test_it_silences_on_the_page_and_keeps_what_was_typed_on_a_bad_time(world):
 
     ended = client.post(f"/consumers/alerts/{rule.pk}/unsilence", {"reason": "done", "idempotency_key": "w2"})
     assert ended.status_code == 302 and AlertRule.objects.get(pk=rule.pk).silenced_until is None
+
+
+def test_it_names_a_wrong_typed_note_or_key_of_an_acknowledge_through_the_page_s_form(world, incident):
+    """The API reads an acknowledgement through AcknowledgeForm, the Alerts page's form (issue 15): a number for the
+    key is named as the wrong type, not taken for a missing key, and nothing is acknowledged."""
+    url = f"/api/v1/incidents/{incident.pk}/acknowledge"
+
+    refused = _post(world.client(world.operator), url, {"note": ["on it"], "idempotency_key": 7})
+
+    assert refused.status_code == 400
+    assert refused.json()["fields"] == {"note": ["must be a string"], "idempotency_key": ["must be a string"]}
+    incident.refresh_from_db()
+    assert incident.acknowledged_at is None

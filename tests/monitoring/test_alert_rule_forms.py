@@ -78,3 +78,23 @@ def test_it_refuses_rule_forms_to_an_operator(world):
     assert client.post("/consumers/alerts/create", body).status_code == 403
     assert client.post(f"/consumers/alerts/{rule.pk}/edit", body).status_code == 403
     assert AlertRule.objects.get().name == "stopped"
+
+
+def test_it_refuses_a_rule_on_the_page_with_the_same_field_errors_as_the_api(world):
+    """The page's rule form (AlertRulePageForm) ends in clean_rule, as the API's body does (issue 15): one rule, one
+    set of field errors, whichever door it came through. A number that does not parse is named once."""
+    client = world.client(world.admin)
+    typed = {"name": "stopped", "kind": "consumer_status", "minutes": "5", "seconds": "30", "threshold": "0"}
+
+    page = client.post("/consumers/alerts/create", {**typed, "idempotency_key": "p1", "reason": "r"})
+    api = client.post(
+        "/api/v1/alert-rules",
+        {**typed, "minutes": 5, "seconds": 30, "threshold": 0, "reason": "r", "idempotency_key": "a1"},
+        content_type="application/json",
+    )
+    unparsed = client.post("/consumers/alerts/create", {**typed, "seconds": "0", "minutes": "soon", "reason": "r"})
+
+    (message,) = api.json()["fields"]["seconds"]
+    assert page.status_code == 400 and f'data-testid="error-seconds">{message}</span>' in page.content.decode()
+    assert _form(unparsed.content, "new-rule").count("must be an integer ≥ 0") == 1
+    assert not AlertRule.objects.exists()

@@ -219,3 +219,16 @@ def test_it_previews_a_bulk_action_for_ticked_sagas(world):
     empty = client.post("/sagas/bulk-preview", {"target": "selected", "action": "resolve"}).content.decode()
     assert "Tick at least one saga" in empty and 'name="selection"' not in empty
     assert world.client(world.viewer).post("/sagas/bulk-preview", ticked).status_code == 403
+
+
+def test_it_names_the_mistyped_filter_field_of_a_bulk_preview(world):
+    """The bulk preview reads its input through BulkPreviewForm and the list's SagaFilterForm (issue 15): a filter
+    that does not parse is named by its field, not "Choose a valid filter."."""
+    _seed()
+    client = world.client(world.operator)
+
+    html = client.post("/sagas/bulk-preview", {"action": "resolve", "started_after": "last tuesday"}).content.decode()
+    unknown = client.post("/sagas/bulk-preview", {"action": "reboot", "status": "failed"}).content.decode()
+
+    assert "started after: Enter a valid date/time." in html and 'name="selection"' not in html
+    assert "Choose an action." in unknown and 'name="selection"' not in unknown
